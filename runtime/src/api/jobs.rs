@@ -1,0 +1,100 @@
+//! `/api/jobs`: listing, one job, cancel, retry and logs.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::query::{self, RawQuery};
+use crate::queue::job::{format_ts, is_valid_job_id};
+use crate::store::JobFilter;
+
+/// Routes under `/api/jobs`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/jobs", get(list))
+        .route("/api/jobs/{id}", get(one))
+        .route("/api/jobs/{id}/cancel", post(cancel))
+        .route("/api/jobs/{id}/retry", post(retry))
+        .route("/api/jobs/{id}/logs", get(logs))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if is_valid_job_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("INVALID_JOB_ID", "Job ids are 1-100 characters of A-Z, a-z, 0-9, '_' and '-'"))
+    }
+}
+
+async fn list(State(state): State<AppState>, Query(q): Query<RawQuery>) -> Result<Json<Value>, ApiError> {
+    query::only(&q, &["limit", "offset", "status", "pipelineId"])?;
+    let limit = query::int_in(&q, "limit", 1, 1000, 50)?;
+    let offset = query::offset(&q)?;
+    let statuses = query::statuses(&q)?;
+    let pipeline_id = q.get("pipelineId").cloned().filter(|p| !p.is_empty());
+    if let Some(p) = &pipeline_id {
+        if !state.queue.registry().is_supported(p) {
+            return Err(ApiError::bad_request("UNKNOWN_PIPELINE", format!("Unknown pipeline: {p}")));
+        }
+    }
+    let page = state.queue.store().list(&JobFilter { pipeline_id, statuses, limit, offset }).await?;
+    let has_more = u64::from(offset) + (page.jobs.len() as u64) < page.total;
+    Ok(Json(json!({
+        "jobs": page.jobs,
+        "total": page.total,
+        "limit": limit,
+        "offset": offset,
+        "hasMore": has_more,
+        "timestamp": format_ts(&Utc::now()),
+    })))
+}
+
+async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    check_id(&id)?;
+    let job = state.queue.store().get(&id).await?;
+    let job = job.ok_or_else(|| ApiError::not_found("JOB_NOT_FOUND", format!("Job not found: {id}")))?;
+    Ok(Json(json!(job)))
+}
+
+async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    check_id(&id)?;
+    let job = state.queue.cancel(&id).await?;
+    Ok(Json(json!(job)))
+}
+
+async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_id(&id)?;
+    let job = state.queue.retry(&id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "jobId": job.id,
+            "pipelineId": job.pipeline_id,
+            "status": job.status,
+            "retriedFrom": job.retried_from,
+            "retryCount": job.retry_count,
+            "timestamp": format_ts(&job.created_at),
+        })),
+    ))
+}
+
+async fn logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    check_id(&id)?;
+    let job = state.queue.store().get(&id).await?;
+    let job = job.ok_or_else(|| ApiError::not_found("JOB_NOT_FOUND", format!("Job not found: {id}")))?;
+    let entries = state.queue.store().logs(&id).await?;
+    let truncated = entries.iter().any(|e| e.stream == crate::store::LogStream::System && e.message.starts_with("log truncated"));
+    Ok(Json(json!({
+        "jobId": id,
+        "status": job.status,
+        "logs": entries,
+        "truncated": truncated,
+        "timestamp": format_ts(&Utc::now()),
+    })))
+}

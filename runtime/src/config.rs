@@ -1,0 +1,376 @@
+//! The runtime's configuration: one validated `Config` read from TOML, with the
+//! pipeline definitions and the filesystem roots each pipeline is granted.
+//!
+//! A default configuration is built in; `serve` writes it on first run so an operator
+//! can edit it. Adding a pipeline is a component plus a `[pipelines.<id>]` table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// The eight pipelines that ship with the runtime, in display order.
+pub const BUILTIN_PIPELINES: [&str; 8] = [
+    "duplicate-detection",
+    "schema-enhancement",
+    "git-activity",
+    "gitignore-manager",
+    "repomix",
+    "claude-health",
+    "repo-cleanup",
+    "test-refactor",
+];
+
+/// Pipelines whose host-side git workflow is on by default.
+const GIT_WORKFLOW_DEFAULT_ON: [&str; 1] = ["schema-enhancement"];
+
+/// Where `build.rs` put the worker components it compiled.
+pub const BUILT_WORKERS_DIR: &str = env!("ALEPHAUTO_BUILT_WORKERS_DIR");
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Queue, storage and sandbox settings shared by all pipelines.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Host-side git workflow settings.
+    #[serde(default)]
+    pub git: GitConfig,
+    /// Pipeline id → definition.
+    #[serde(default)]
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// API key required on mutating routes and `/ws` when set (env `ALEPHAUTO_API_KEY` overrides).
+    pub api_key: Option<String>,
+    /// Largest accepted request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { bind: "127.0.0.1:8080".into(), api_key: None, max_body_bytes: 1024 * 1024 }
+    }
+}
+
+/// Queue, storage and sandbox settings shared by all pipelines.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Folder for the SQLite file, job output folders and the compiled-component cache.
+    pub data_dir: PathBuf,
+    /// Attempts a job gets when its failures are retryable (the first run counts).
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt.
+    pub retry_base_ms: u64,
+    /// How long shutdown waits for running jobs before interrupting them.
+    pub shutdown_timeout_secs: u64,
+    /// Pipelines initialised at start instead of on first use.
+    pub warm_up: Vec<String>,
+    /// When false, triggers are refused with 503 (maintenance).
+    pub execution_enabled: bool,
+    /// Use the pooling instance allocator (faster instantiation, reserves address space).
+    pub pooling_allocator: bool,
+    /// Bytes of stdout/stderr/log records kept per job.
+    pub max_log_bytes: usize,
+    /// Bytes of JSON result a job may return.
+    pub max_result_bytes: usize,
+    /// Compiled-component cache folder (default: `<data_dir>/cache`).
+    pub cache_dir: Option<PathBuf>,
+    /// First circuit-breaker cooldown after repeated initialisation failures, in seconds.
+    pub breaker_cooldown_secs: u64,
+    /// Longest circuit-breaker cooldown, in seconds.
+    pub breaker_max_cooldown_secs: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            max_attempts: 3,
+            retry_base_ms: 1000,
+            shutdown_timeout_secs: 30,
+            warm_up: Vec::new(),
+            execution_enabled: true,
+            pooling_allocator: true,
+            max_log_bytes: 256 * 1024,
+            max_result_bytes: 4 * 1024 * 1024,
+            cache_dir: None,
+            breaker_cooldown_secs: 60,
+            breaker_max_cooldown_secs: 600,
+        }
+    }
+}
+
+/// Host-side git workflow settings.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitConfig {
+    /// Remote that job branches are pushed to.
+    pub remote: String,
+    /// GitHub-compatible REST API base URL for pull requests; none disables PRs.
+    pub forge_api_url: Option<String>,
+    /// Token for the forge (env `ALEPHAUTO_FORGE_TOKEN` overrides); never logged.
+    pub forge_token: Option<String>,
+    /// Seconds a single git command may take.
+    pub command_timeout_secs: u64,
+    /// Bytes of output a git query may return to a guest.
+    pub max_output_bytes: usize,
+}
+
+impl std::fmt::Debug for GitConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The forge token must never reach a log line.
+        f.debug_struct("GitConfig")
+            .field("remote", &self.remote)
+            .field("forge_api_url", &self.forge_api_url)
+            .field("forge_token", &self.forge_token.as_ref().map(|_| "<redacted>"))
+            .field("command_timeout_secs", &self.command_timeout_secs)
+            .field("max_output_bytes", &self.max_output_bytes)
+            .finish()
+    }
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        Self {
+            remote: "origin".into(),
+            forge_api_url: None,
+            forge_token: None,
+            command_timeout_secs: 30,
+            max_output_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// One pipeline: its component, limits and grants.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Path of the `.wasm` component (relative paths are from the config file's folder).
+    pub component: PathBuf,
+    /// Jobs of this pipeline running at once.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Queued jobs accepted before triggers get 429.
+    #[serde(default = "default_max_queued")]
+    pub max_queued: usize,
+    /// Wall-clock seconds a job may run.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Linear memory a job's instance may grow to, in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    /// Folders inside which path parameters are accepted (`~` is the home folder).
+    #[serde(default)]
+    pub roots: Vec<PathBuf>,
+    /// Whether write-annotated paths are granted read-write (else read-only).
+    #[serde(default = "default_true")]
+    pub allow_write: bool,
+    /// Run the host-side git workflow around jobs that name a `repositoryPath`.
+    #[serde(default)]
+    pub git_workflow: bool,
+    /// Free-form settings handed to the worker's `init` as JSON.
+    #[serde(default)]
+    pub settings: toml::Table,
+    /// When false the pipeline is listed but refuses triggers.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_max_concurrent() -> usize {
+    5
+}
+fn default_max_queued() -> usize {
+    10_000
+}
+fn default_timeout_secs() -> u64 {
+    300
+}
+fn default_memory_mb() -> u64 {
+    256
+}
+fn default_true() -> bool {
+    true
+}
+
+impl PipelineConfig {
+    /// A pipeline definition with the defaults for everything but the component.
+    pub fn new(component: PathBuf) -> Self {
+        Self {
+            component,
+            max_concurrent: default_max_concurrent(),
+            max_queued: default_max_queued(),
+            timeout_secs: default_timeout_secs(),
+            memory_mb: default_memory_mb(),
+            roots: Vec::new(),
+            allow_write: true,
+            git_workflow: false,
+            settings: toml::Table::new(),
+            enabled: true,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut pipelines = BTreeMap::new();
+        let roots = default_roots();
+        for id in BUILTIN_PIPELINES {
+            let file = format!("{}.wasm", id.replace('-', "_"));
+            let mut p = PipelineConfig::new(Path::new(BUILT_WORKERS_DIR).join(file));
+            p.roots = roots.clone();
+            p.git_workflow = GIT_WORKFLOW_DEFAULT_ON.contains(&id);
+            pipelines.insert(id.to_string(), p);
+        }
+        Self {
+            server: ServerConfig::default(),
+            runtime: RuntimeConfig::default(),
+            git: GitConfig::default(),
+            pipelines,
+        }
+    }
+}
+
+/// The home folder and the system temp folder: where users keep repositories.
+fn default_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Some(home) = std::env::var_os("HOME") {
+        roots.push(PathBuf::from(home));
+    }
+    roots.push(std::env::temp_dir());
+    roots
+}
+
+/// Replaces a leading `~` with the home folder.
+pub fn expand_home(path: &Path) -> PathBuf {
+    let Ok(rest) = path.strip_prefix("~") else { return path.to_path_buf() };
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(rest),
+        None => path.to_path_buf(),
+    }
+}
+
+impl Config {
+    /// Parses and validates a TOML document; `base` resolves relative paths.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self> {
+        let mut config: Config = toml::from_str(text).context("invalid configuration TOML")?;
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads `path`, writing the built-in default there first when it does not exist.
+    pub fn load_or_init(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            let text = toml::to_string_pretty(&Config::default()).context("serialising default config")?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(path, text).with_context(|| format!("writing default config to {}", path.display()))?;
+            tracing::info!(path = %path.display(), "wrote default configuration");
+        }
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_toml(&text, &base).with_context(|| format!("in {}", path.display()))
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &Path| {
+            let p = expand_home(p);
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        self.runtime.data_dir = abs(&self.runtime.data_dir);
+        self.runtime.cache_dir = self.runtime.cache_dir.as_deref().map(abs);
+        for p in self.pipelines.values_mut() {
+            p.component = abs(&p.component);
+            p.roots = p.roots.iter().map(|r| abs(r)).collect();
+        }
+    }
+
+    /// Checks every setting and reports all problems at once.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        for (id, p) in &self.pipelines {
+            if !is_valid_pipeline_id(id) {
+                problems.push(format!("pipeline id {id:?} must match [a-z0-9][a-z0-9-]{{0,62}}"));
+            }
+            if p.max_concurrent == 0 {
+                problems.push(format!("pipelines.{id}.max_concurrent must be at least 1"));
+            }
+            if p.timeout_secs == 0 {
+                problems.push(format!("pipelines.{id}.timeout_secs must be at least 1"));
+            }
+            if p.memory_mb == 0 || p.memory_mb > 4096 {
+                problems.push(format!("pipelines.{id}.memory_mb must be in 1..=4096"));
+            }
+        }
+        for id in &self.runtime.warm_up {
+            if !self.pipelines.contains_key(id) {
+                problems.push(format!("runtime.warm_up names unknown pipeline {id:?}"));
+            }
+        }
+        if self.runtime.max_attempts == 0 {
+            problems.push("runtime.max_attempts must be at least 1".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
+        }
+    }
+}
+
+/// Pipeline ids are URL path segments and job-id prefixes.
+pub fn is_valid_pipeline_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let config = Config::default();
+        let text = toml::to_string_pretty(&config).unwrap();
+        let back = Config::from_toml(&text, Path::new("/")).unwrap();
+        assert_eq!(back.pipelines.len(), 8);
+        assert!(back.pipelines["schema-enhancement"].git_workflow);
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let text = "[pipelines.x]\ncomponent = \"w/x.wasm\"\nroots = [\"repos\"]\n";
+        let c = Config::from_toml(text, Path::new("/etc/aa")).unwrap();
+        assert_eq!(c.pipelines["x"].component, PathBuf::from("/etc/aa/w/x.wasm"));
+        assert_eq!(c.pipelines["x"].roots, vec![PathBuf::from("/etc/aa/repos")]);
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let text = "[runtime]\nmax_attempts = 0\n[pipelines.Bad_Id]\ncomponent = \"x\"\nmax_concurrent = 0\n";
+        let err = format!("{:#}", Config::from_toml(text, Path::new("/")).unwrap_err());
+        assert!(err.contains("Bad_Id") && err.contains("max_concurrent") && err.contains("max_attempts"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(Config::from_toml("[server]\nbindd = \"x\"\n", Path::new("/")).is_err());
+    }
+}

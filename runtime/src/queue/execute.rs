@@ -1,0 +1,345 @@
+//! Running one job attempt: claim it (fenced), run the guest in a fresh store with
+//! the job's grants, wrap it in the git workflow when configured, then persist the
+//! outcome and publish the event, in that order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::job::{GitInfo, Job, JobFailure, JobStatus, Progress, format_ts};
+use super::{Inner, job_params, retry};
+use crate::events::{EventKind, JobEvent};
+use crate::gitflow::BeginRequest;
+use crate::registry::worker::Worker;
+use crate::sandbox::bindings::types;
+use crate::sandbox::grants::{Access, Grant};
+use crate::sandbox::journal::Journal;
+use crate::sandbox::{GuestFailure, StoreSpec, classify};
+use crate::store::{Finish, LogStream};
+
+/// How an attempt ended.
+enum Outcome {
+    Completed(Value, Option<GitInfo>),
+    Failed(JobFailure, Option<GitInfo>),
+    /// Interrupted by a cancel request or by shutdown; the store already knows.
+    Interrupted,
+}
+
+fn failure(code: &str, message: impl Into<String>, retryable: bool) -> JobFailure {
+    JobFailure { message: message.into(), code: code.into(), retryable }
+}
+
+/// Starts queued jobs of `pipeline` while it has free slots.
+pub(super) fn pump(inner: &Arc<Inner>, pipeline: &str) {
+    if !inner.dispatching.load(Ordering::Acquire) {
+        return;
+    }
+    let Some(lane) = inner.lanes.get(pipeline) else { return };
+    let mut start = Vec::new();
+    if let Ok(mut l) = lane.lock() {
+        while l.running < l.max_concurrent {
+            let Some(job) = l.queued.pop_front() else { break };
+            l.running += 1;
+            start.push(job);
+        }
+    }
+    for job in start {
+        inner.tracker.spawn(execute(inner.clone(), job));
+    }
+}
+
+fn release(inner: &Arc<Inner>, job: &Job) {
+    if let Ok(mut running) = inner.running.lock() {
+        running.remove(&job.id);
+    }
+    if let Some(lane) = inner.lanes.get(&job.pipeline_id) {
+        if let Ok(mut l) = lane.lock() {
+            l.running = l.running.saturating_sub(1);
+        }
+    }
+    pump(inner, &job.pipeline_id);
+}
+
+async fn execute(inner: Arc<Inner>, mut job: Job) {
+    let cancel = Arc::new(AtomicBool::new(false));
+    // Registered before the claim, so a cancel that sees `running` in the store finds the flag.
+    if let Ok(mut running) = inner.running.lock() {
+        running.insert(job.id.clone(), cancel.clone());
+    }
+    let now = Utc::now();
+    match inner.store.mark_running(&job.id, job.attempt, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // Cancelled (or re-queued by another path) while waiting: nothing to run.
+            release(&inner, &job);
+            return;
+        }
+        Err(e) => {
+            tracing::error!(job = %job.id, error = %e, "could not mark job running; leaving it queued");
+            release(&inner, &job);
+            return;
+        }
+    }
+    job.status = JobStatus::Running;
+    job.started_at = Some(now);
+    job.progress = Progress::default();
+    inner.events.publish(JobEvent::of(EventKind::Started, &job));
+    tracing::info!(job = %job.id, pipeline = %job.pipeline_id, attempt = job.attempt, "job started");
+
+    let journal = Journal::new(inner.settings.max_log_bytes, job.attempt);
+    let outcome = run_attempt(&inner, &job, cancel, &journal).await;
+    if let Err(e) = inner.store.append_logs(&job.id, journal.drain()).await {
+        tracing::error!(job = %job.id, error = %e, "saving the job log failed");
+    }
+    record(&inner, job, outcome).await;
+}
+
+/// Persists the outcome, then publishes it.
+async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
+    let now = Utc::now();
+    let (status, result, error, git) = match outcome {
+        Outcome::Interrupted => {
+            release(inner, &job);
+            return;
+        }
+        Outcome::Completed(result, git) => (JobStatus::Completed, Some(result), None, git),
+        Outcome::Failed(f, git) => {
+            if retry::should_retry(&f, job.attempt, inner.settings.max_attempts) {
+                match inner.store.requeue(&job.id, job.attempt, &f).await {
+                    Ok(true) => {
+                        job.attempt += 1;
+                        job.status = JobStatus::Queued;
+                        job.error = Some(f);
+                        inner.events.publish(JobEvent::of(EventKind::Retrying, &job));
+                        let delay = retry::backoff(inner.settings.retry_base, job.attempt - 1);
+                        release(inner, &job);
+                        schedule_retry(inner.clone(), job, delay);
+                        return;
+                    }
+                    Ok(false) => {
+                        release(inner, &job);
+                        return;
+                    }
+                    Err(e) => tracing::error!(job = %job.id, error = %e, "re-queueing failed; failing the job"),
+                }
+            }
+            (JobStatus::Failed, None, Some(f), git)
+        }
+    };
+    let finish = Finish { status, result, error, git, at: now };
+    match inner.store.finish(&job.id, job.attempt, &finish).await {
+        Ok(true) => {
+            job.status = finish.status;
+            job.result = finish.result;
+            job.error = finish.error;
+            job.git = finish.git;
+            job.completed_at = Some(now);
+            let kind = if status == JobStatus::Completed { EventKind::Completed } else { EventKind::Failed };
+            tracing::info!(job = %job.id, status = status.as_str(), "job finished");
+            inner.events.publish(JobEvent::of(kind, &job));
+        }
+        Ok(false) => tracing::info!(job = %job.id, attempt = job.attempt, "outcome fenced out (cancelled or superseded)"),
+        Err(e) => tracing::error!(job = %job.id, error = %e, "persisting the outcome failed"),
+    }
+    release(inner, &job);
+}
+
+fn schedule_retry(inner: Arc<Inner>, job: Job, delay: Duration) {
+    let tracker = inner.tracker.clone();
+    tracker.spawn(async move {
+        tokio::time::sleep(delay).await;
+        if !inner.dispatching.load(Ordering::Acquire) {
+            return; // stays queued in the store; the next start picks it up
+        }
+        let pipeline = job.pipeline_id.clone();
+        if let Some(lane) = inner.lanes.get(&pipeline) {
+            if let Ok(mut l) = lane.lock() {
+                l.queued.push_back(job);
+            }
+        }
+        pump(&inner, &pipeline);
+    });
+}
+
+async fn run_attempt(inner: &Arc<Inner>, job: &Job, cancel: Arc<AtomicBool>, journal: &Journal) -> Outcome {
+    let worker = match inner.registry.get_worker(&job.pipeline_id).await {
+        Ok(w) => w,
+        Err(e) => return Outcome::Failed(failure("WORKER_UNAVAILABLE", e.to_string(), true), None),
+    };
+    // Paths are checked again at run time: the tree may have changed since the trigger.
+    let valid = match worker.validate(job_params(&job.data)) {
+        Ok(v) => v,
+        Err(e) => return Outcome::Failed(failure("INVALID_INPUT", e.to_string(), false), None),
+    };
+    let dry_run = valid.params.get("dryRun").and_then(Value::as_bool).unwrap_or(false);
+    let session = match begin_git(inner, &worker, job, &valid.params).await {
+        Ok(s) => s,
+        Err(f) => return Outcome::Failed(f, None),
+    };
+    let outcome = run_guest(inner, &worker, job, valid.params, valid.grants, cancel, journal).await;
+    let Some(session) = session else {
+        return match outcome {
+            Ok(result) => Outcome::Completed(result, None),
+            Err(Some(f)) => Outcome::Failed(f, None),
+            Err(None) => Outcome::Interrupted,
+        };
+    };
+    match outcome {
+        Ok(mut result) => match inner.git.complete(session, &job.id, dry_run).await {
+            Ok(git) => {
+                if let Value::Object(map) = &mut result {
+                    map.entry("git").or_insert_with(|| json!(git));
+                }
+                Outcome::Completed(result, Some(git))
+            }
+            Err(e) => Outcome::Failed(failure("GIT_WORKFLOW_FAILED", format!("{e:#}"), false), None),
+        },
+        Err(f) => {
+            inner.git.abort(session).await;
+            match f {
+                Some(f) => Outcome::Failed(f, None),
+                None => Outcome::Interrupted,
+            }
+        }
+    }
+}
+
+async fn begin_git(
+    inner: &Arc<Inner>,
+    worker: &Worker,
+    job: &Job,
+    params: &Value,
+) -> Result<Option<crate::gitflow::GitSession>, JobFailure> {
+    let (true, Some(flow), Some(repo)) = (
+        worker.config.git_workflow,
+        worker.info.git_workflow.as_ref(),
+        params.get("repositoryPath").and_then(Value::as_str),
+    ) else {
+        return Ok(None);
+    };
+    let request = BeginRequest {
+        pipeline_id: &job.pipeline_id,
+        job_id: &job.id,
+        repo: std::path::Path::new(repo),
+        branch_prefix: &flow.branch_prefix,
+        commit_title: &flow.commit_title,
+        description: params.get("description").and_then(Value::as_str),
+    };
+    inner.git.begin(request).await.map_err(|e| failure("GIT_WORKFLOW_FAILED", format!("{e:#}"), false))
+}
+
+/// Runs the guest; Err(None) means interrupted (cancel or shutdown).
+async fn run_guest(
+    inner: &Arc<Inner>,
+    worker: &Worker,
+    job: &Job,
+    params: Value,
+    mut grants: Vec<Grant>,
+    cancel: Arc<AtomicBool>,
+    journal: &Journal,
+) -> Result<Value, Option<JobFailure>> {
+    let output_dir = inner.settings.outputs_dir.join(&job.id);
+    if let Err(e) = std::fs::create_dir_all(&output_dir) {
+        return Err(Some(failure("OUTPUT_DIR", format!("creating {}: {e}", output_dir.display()), true)));
+    }
+    let output_dir = std::fs::canonicalize(&output_dir).unwrap_or(output_dir);
+    grants.push(Grant { param: "output".into(), dir: output_dir.clone(), access: Access::Write });
+    let wit_job = types::Job {
+        id: job.id.clone(),
+        pipeline_id: job.pipeline_id.clone(),
+        attempt: job.attempt,
+        params: params.to_string(),
+        output_dir: output_dir.to_string_lossy().into_owned(),
+        grants: grants
+            .iter()
+            .map(|g| types::Grant {
+                param: g.param.clone(),
+                path: g.dir.to_string_lossy().into_owned(),
+                access: match g.access {
+                    Access::Read => types::Access::ReadOnly,
+                    Access::Write => types::Access::ReadWrite,
+                },
+            })
+            .collect(),
+    };
+    let timeout = Duration::from_secs(worker.config.timeout_secs);
+    let (progress_tx, progress_rx) = watch::channel(Progress::default());
+    let forwarder = tokio::spawn(forward_progress(inner.clone(), job.clone(), progress_rx));
+    let spec = StoreSpec {
+        memory_bytes: (worker.config.memory_mb as usize) << 20,
+        timeout,
+        cancelled: cancel,
+        job: Some(wit_job.clone()),
+        grants,
+        journal: journal.clone(),
+        progress: Some(progress_tx),
+    };
+    let result = call_run(inner, worker, spec, &wit_job, timeout).await;
+    // The store (and with it the progress sender) is gone: the forwarder drains and ends,
+    // so every progress event precedes the terminal one.
+    let _ = forwarder.await;
+    match result {
+        Ok(Ok(text)) => {
+            if text.len() > inner.settings.max_result_bytes {
+                return Err(Some(failure(
+                    "RESULT_TOO_LARGE",
+                    format!("the worker returned {} bytes; the limit is {}", text.len(), inner.settings.max_result_bytes),
+                    false,
+                )));
+            }
+            serde_json::from_str(&text)
+                .map_err(|e| Some(failure("INVALID_RESULT", format!("the worker returned a result that is not JSON: {e}"), false)))
+        }
+        Ok(Err(types::JobError::InvalidInput(f))) => Err(Some(failure(
+            "INVALID_INPUT",
+            format!("Invalid parameter '{}': {}", f.field, f.message),
+            false,
+        ))),
+        Ok(Err(types::JobError::Failed(msg))) => Err(Some(failure("FAILED", msg, false))),
+        Ok(Err(types::JobError::Retryable(msg))) => Err(Some(failure("RETRYABLE", msg, true))),
+        Err(GuestFailure::Cancelled) => Err(None),
+        Err(f) => {
+            journal.push("error", LogStream::System, &f.to_string(), None);
+            Err(Some(failure(f.code(), f.to_string(), false)))
+        }
+    }
+}
+
+async fn call_run(
+    inner: &Arc<Inner>,
+    worker: &Worker,
+    spec: StoreSpec,
+    wit_job: &types::Job,
+    timeout: Duration,
+) -> Result<Result<String, types::JobError>, GuestFailure> {
+    let sandbox = inner.registry.sandbox();
+    let mut store = sandbox.new_store(spec).map_err(|e| GuestFailure::Instantiate(format!("{e:#}")))?;
+    let instance = sandbox.instantiate(&worker.pre, &mut store).await?;
+    let call = instance.alephauto_worker_worker().call_run(&mut store, wit_job);
+    // Epochs stop guest code; this backstop also bounds a host call that hangs.
+    match tokio::time::timeout(timeout + Duration::from_secs(5), call).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(classify(e, &store, timeout)),
+        Err(_) => Err(GuestFailure::Timeout(timeout)),
+    }
+}
+
+async fn forward_progress(inner: Arc<Inner>, job: Job, mut rx: watch::Receiver<Progress>) {
+    while rx.changed().await.is_ok() {
+        let progress = rx.borrow_and_update().clone();
+        if let Err(e) = inner.store.save_progress(&job.id, job.attempt, &progress).await {
+            tracing::warn!(job = %job.id, error = %e, "saving progress failed");
+        }
+        inner.events.publish(JobEvent {
+            kind: EventKind::Progress,
+            job_id: job.id.clone(),
+            pipeline_id: job.pipeline_id.clone(),
+            payload: json!({"status": "running", "progress": progress}),
+            timestamp: format_ts(&Utc::now()),
+        });
+    }
+}

@@ -1,0 +1,398 @@
+//! The job queue: a FIFO lane per pipeline with at most `max_concurrent` jobs
+//! running, every transition persisted before its event is published, retryable
+//! failures retried with backoff, and crash recovery on start.
+//!
+//! **Invariant:** the store is the source of truth; in-memory lanes only order work.
+//! A job leaves a lane only through `execute`, which fences every write by attempt.
+
+mod execute;
+pub mod ids;
+pub mod job;
+pub mod retry;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+use tokio_util::task::TaskTracker;
+
+use self::ids::IdGenerator;
+use self::job::{Job, JobStatus};
+use crate::events::{EventBus, EventKind, JobEvent};
+use crate::registry::worker::ParamError;
+use crate::registry::{Registry, RegistryError};
+use crate::store::{JobStore, StoreError};
+
+/// Keys the server sets in a job's data; callers cannot forge them.
+pub const RESERVED_KEYS: [&str; 2] = ["triggeredBy", "triggeredAt"];
+
+/// Queue-wide settings.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// Attempts a retryable job gets.
+    pub max_attempts: u32,
+    /// First retry delay.
+    pub retry_base: Duration,
+    /// Log bytes kept per attempt.
+    pub max_log_bytes: usize,
+    /// Result bytes accepted.
+    pub max_result_bytes: usize,
+    /// Folder holding each job's output folder.
+    pub outputs_dir: PathBuf,
+    /// When false, triggers are refused.
+    pub execution_enabled: bool,
+}
+
+/// Why a trigger was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    /// Unknown pipeline, breaker open, or initialisation failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Parameters failed validation.
+    #[error(transparent)]
+    InvalidParams(#[from] ParamError),
+    /// The pipeline's queue is at its cap.
+    #[error("Queue for pipeline {pipeline} is full ({cap} jobs queued)")]
+    QueueFull {
+        /// Pipeline id.
+        pipeline: String,
+        /// Its cap.
+        cap: usize,
+    },
+    /// Execution is disabled by configuration.
+    #[error("{0}")]
+    Disabled(String),
+    /// The runtime is shutting down.
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+    /// Persisting failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a cancel or retry was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No job with that id.
+    #[error("Job not found: {0}")]
+    NotFound(String),
+    /// The job's state does not allow it.
+    #[error("Job {id} is {status}; {action}")]
+    Conflict {
+        /// Job id.
+        id: String,
+        /// Its status.
+        status: &'static str,
+        /// What would have been needed.
+        action: &'static str,
+    },
+    /// Creating the retry failed.
+    #[error(transparent)]
+    Trigger(#[from] TriggerError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug)]
+struct Lane {
+    queued: VecDeque<Job>,
+    /// Triggers between the cap check and the push.
+    reserved: usize,
+    running: usize,
+    max_concurrent: usize,
+    max_queued: usize,
+}
+
+pub(crate) struct Inner {
+    store: Arc<dyn JobStore>,
+    registry: Arc<Registry>,
+    events: EventBus,
+    settings: QueueSettings,
+    // std Mutex: lanes and the running map are touched briefly, never across awaits.
+    lanes: HashMap<String, Mutex<Lane>>,
+    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    ids: IdGenerator,
+    accepting: AtomicBool,
+    dispatching: AtomicBool,
+    tracker: TaskTracker,
+    git: crate::gitflow::GitWorkflow,
+}
+
+/// Counts of one pipeline's lane.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaneCounts {
+    /// Jobs waiting.
+    pub queued: usize,
+    /// Jobs running.
+    pub running: usize,
+    /// Its concurrency limit.
+    pub capacity: usize,
+}
+
+/// The job queue; cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// A queue over `store` that runs jobs through `registry`'s workers.
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        registry: Arc<Registry>,
+        events: EventBus,
+        settings: QueueSettings,
+        git: crate::gitflow::GitWorkflow,
+    ) -> Self {
+        let lanes = registry
+            .pipeline_ids()
+            .into_iter()
+            .filter_map(|id| {
+                let cfg = registry.pipeline_config(&id)?;
+                let lane = Lane {
+                    queued: VecDeque::new(),
+                    reserved: 0,
+                    running: 0,
+                    max_concurrent: cfg.max_concurrent,
+                    max_queued: cfg.max_queued,
+                };
+                Some((id, Mutex::new(lane)))
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                events,
+                settings,
+                lanes,
+                running: Mutex::new(HashMap::new()),
+                ids: IdGenerator::default(),
+                accepting: AtomicBool::new(true),
+                dispatching: AtomicBool::new(true),
+                tracker: TaskTracker::new(),
+                git,
+            }),
+        }
+    }
+
+    /// The registry the queue runs jobs with.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
+    /// The store the queue persists to.
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.inner.store
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Queued, running and capacity of a pipeline's lane.
+    pub fn lane_counts(&self, pipeline: &str) -> LaneCounts {
+        self.inner
+            .lanes
+            .get(pipeline)
+            .and_then(|l| l.lock().ok().map(|l| LaneCounts { queued: l.queued.len(), running: l.running, capacity: l.max_concurrent }))
+            .unwrap_or_default()
+    }
+
+    /// Validates, persists and queues a job; returns it as stored.
+    pub async fn trigger(&self, pipeline: &str, params: Value) -> Result<Job, TriggerError> {
+        self.create_job(pipeline, params, "manual", "api", None).await
+    }
+
+    async fn create_job(
+        &self,
+        pipeline: &str,
+        params: Value,
+        kind: &str,
+        triggered_by: &str,
+        retry_of: Option<&Job>,
+    ) -> Result<Job, TriggerError> {
+        let inner = &self.inner;
+        if !inner.accepting.load(Ordering::Acquire) {
+            return Err(TriggerError::ShuttingDown);
+        }
+        if !inner.registry.is_supported(pipeline) {
+            return Err(RegistryError::Unknown { id: pipeline.into(), supported: inner.registry.pipeline_ids() }.into());
+        }
+        if !inner.settings.execution_enabled {
+            return Err(TriggerError::Disabled("Job execution is disabled by configuration".into()));
+        }
+        if inner.registry.pipeline_config(pipeline).is_some_and(|c| !c.enabled) {
+            return Err(TriggerError::Disabled(format!("Pipeline {pipeline} is disabled by configuration")));
+        }
+        let worker = inner.registry.get_worker(pipeline).await?;
+        let params = if params.is_object() { job_params(&params) } else { params };
+        let valid = worker.validate(params)?;
+        let lane = inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
+        {
+            let mut l = lane.lock().map_err(|_| TriggerError::Disabled("lane lock poisoned".into()))?;
+            if l.queued.len() + l.reserved >= l.max_queued {
+                return Err(TriggerError::QueueFull { pipeline: pipeline.into(), cap: l.max_queued });
+            }
+            l.reserved += 1;
+        }
+        let result = self.persist_new(pipeline, valid.params, kind, triggered_by, retry_of).await;
+        let mut l = lane.lock().map_err(|_| TriggerError::Disabled("lane lock poisoned".into()))?;
+        l.reserved -= 1;
+        let job = result?;
+        l.queued.push_back(job.clone());
+        drop(l);
+        execute::pump(&self.inner, pipeline);
+        Ok(job)
+    }
+
+    async fn persist_new(
+        &self,
+        pipeline: &str,
+        params: Value,
+        kind: &str,
+        triggered_by: &str,
+        retry_of: Option<&Job>,
+    ) -> Result<Job, TriggerError> {
+        let now = Utc::now();
+        let mut data = match params {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        data.insert("triggeredBy".into(), Value::String(triggered_by.into()));
+        data.insert("triggeredAt".into(), Value::String(job::format_ts(&now)));
+        let data = Value::Object(data);
+        // A restarted process may meet ids of its predecessor in the same millisecond.
+        for _ in 0..16 {
+            let id = self.inner.ids.next(pipeline, kind, now.timestamp_millis());
+            let mut job = Job::new(id, pipeline.to_string(), data.clone(), now);
+            if let Some(old) = retry_of {
+                job.retried_from = Some(old.id.clone());
+                job.retry_count = old.retry_count + 1;
+            }
+            match self.inner.store.insert(&job).await {
+                Ok(()) => {
+                    self.inner.events.publish(JobEvent::of(EventKind::Created, &job));
+                    return Ok(job);
+                }
+                Err(StoreError::Duplicate(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Backend(anyhow::anyhow!("could not find a free job id")).into())
+    }
+
+    /// Cancels a queued job at once, or interrupts a running one.
+    pub async fn cancel(&self, id: &str) -> Result<Job, ControlError> {
+        let inner = &self.inner;
+        match inner.store.cancel(id, Utc::now()).await? {
+            Some(before) => {
+                if before.status == JobStatus::Running {
+                    if let Some(flag) = inner.running.lock().ok().and_then(|r| r.get(id).cloned()) {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                } else if let Some(lane) = inner.lanes.get(&before.pipeline_id) {
+                    if let Ok(mut l) = lane.lock() {
+                        l.queued.retain(|j| j.id != id);
+                    }
+                }
+                let job = inner.store.get(id).await?.ok_or_else(|| ControlError::NotFound(id.into()))?;
+                inner.events.publish(JobEvent::of(EventKind::Cancelled, &job));
+                Ok(job)
+            }
+            None => match inner.store.get(id).await? {
+                None => Err(ControlError::NotFound(id.into())),
+                Some(job) => Err(ControlError::Conflict {
+                    id: id.into(),
+                    status: job.status.as_str(),
+                    action: "only queued or running jobs can be cancelled",
+                }),
+            },
+        }
+    }
+
+    /// Creates `<pipeline>-retry-<ms>` with the parameters of a failed or cancelled job.
+    pub async fn retry(&self, id: &str) -> Result<Job, ControlError> {
+        let old = self.inner.store.get(id).await?.ok_or_else(|| ControlError::NotFound(id.into()))?;
+        if !matches!(old.status, JobStatus::Failed | JobStatus::Cancelled) {
+            return Err(ControlError::Conflict {
+                id: id.into(),
+                status: old.status.as_str(),
+                action: "only failed or cancelled jobs can be retried",
+            });
+        }
+        let params = job_params(&old.data);
+        Ok(self.create_job(&old.pipeline_id, params, "retry", "retry", Some(&old)).await?)
+    }
+
+    /// Puts jobs left queued or running by a previous process back in their lanes.
+    pub async fn recover(&self) -> Result<usize, StoreError> {
+        let jobs = self.inner.store.recover().await?;
+        let count = jobs.len();
+        let mut pipelines = Vec::new();
+        for job in jobs {
+            match self.inner.lanes.get(&job.pipeline_id) {
+                Some(lane) => {
+                    if let Ok(mut l) = lane.lock() {
+                        if !pipelines.contains(&job.pipeline_id) {
+                            pipelines.push(job.pipeline_id.clone());
+                        }
+                        l.queued.push_back(job);
+                    }
+                }
+                None => tracing::warn!(job = %job.id, pipeline = %job.pipeline_id, "recovered job's pipeline is no longer configured; left queued"),
+            }
+        }
+        for p in pipelines {
+            execute::pump(&self.inner, &p);
+        }
+        Ok(count)
+    }
+
+    /// Stops accepting, lets running jobs finish for up to `timeout`, then interrupts
+    /// the rest (they stay `running` in the store and are re-run on the next start).
+    pub async fn shutdown(&self, timeout: Duration) {
+        let inner = &self.inner;
+        inner.accepting.store(false, Ordering::Release);
+        inner.dispatching.store(false, Ordering::Release);
+        inner.tracker.close();
+        if tokio::time::timeout(timeout, inner.tracker.wait()).await.is_err() {
+            let flags: Vec<_> = inner.running.lock().map(|r| r.values().cloned().collect()).unwrap_or_default();
+            tracing::warn!(jobs = flags.len(), "drain timed out; interrupting running jobs");
+            for flag in flags {
+                flag.store(true, Ordering::Relaxed);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), inner.tracker.wait()).await;
+        }
+        if let Err(e) = inner.store.flush().await {
+            tracing::error!(error = %e, "flushing the store at shutdown failed");
+        }
+    }
+
+    /// Jobs currently executing.
+    pub fn running_count(&self) -> usize {
+        self.inner.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+}
+
+/// A job's parameters: its data without the keys the server set.
+pub fn job_params(data: &Value) -> Value {
+    let mut params = data.as_object().cloned().unwrap_or_default();
+    for key in RESERVED_KEYS {
+        params.remove(key);
+    }
+    Value::Object(params)
+}

@@ -1,0 +1,325 @@
+//! The worker registry: one lazily created, cached `Worker` per pipeline id.
+//! Concurrent first callers share ONE initialisation (a per-pipeline async lock
+//! with a re-check); repeated initialisation failures open a circuit breaker;
+//! `shutdown` calls every loaded guest's `shutdown` and drops the workers.
+
+pub mod breaker;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use serde_json::Value;
+
+use self::breaker::{Breaker, BreakerSettings};
+use self::worker::{GitWorkflowInfo, Worker, WorkerInfo};
+use crate::config::{Config, PipelineConfig};
+use crate::sandbox::cache::LoadSource;
+use crate::sandbox::journal::Journal;
+use crate::sandbox::{Sandbox, StoreSpec};
+
+/// How long `describe` + `init` may take.
+const INIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why `get_worker` could not return a worker.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    /// No such pipeline in the configuration.
+    #[error("Unknown pipeline: {id}. Supported pipelines: {}", supported.join(", "))]
+    Unknown {
+        /// The id asked for.
+        id: String,
+        /// Every configured id.
+        supported: Vec<String>,
+    },
+    /// The breaker is open after repeated initialisation failures.
+    #[error("Pipeline {id} is cooling down after repeated initialisation failures ({last_error}); retry in {}s", retry_after.as_secs().max(1))]
+    Cooldown {
+        /// Pipeline id.
+        id: String,
+        /// Time until an attempt is allowed.
+        retry_after: Duration,
+        /// The latest failure.
+        last_error: String,
+    },
+    /// Initialisation failed.
+    #[error("Failed to initialize {id} worker: {message}")]
+    InitFailed {
+        /// Pipeline id.
+        id: String,
+        /// Why.
+        message: String,
+    },
+    /// The registry is shutting down.
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+}
+
+struct Entry {
+    config: PipelineConfig,
+    ready: RwLock<Option<Arc<Worker>>>,
+    init_lock: tokio::sync::Mutex<()>,
+    breaker: Mutex<Breaker>,
+    init_attempts: AtomicU64,
+}
+
+/// A pipeline's registry state, for the API and metrics.
+#[derive(Debug, Clone)]
+pub struct EntryStatus {
+    /// Whether a worker is loaded.
+    pub loaded: bool,
+    /// Whether the breaker refuses now.
+    pub cooling_down: bool,
+    /// Consecutive initialisation failures.
+    pub failures: u32,
+    /// The latest initialisation error.
+    pub last_error: Option<String>,
+    /// Initialisation attempts so far.
+    pub init_attempts: u64,
+    /// The loaded worker's self-description.
+    pub info: Option<WorkerInfo>,
+    /// How long the loaded worker took to create.
+    pub init_time: Option<Duration>,
+}
+
+/// The worker registry.
+pub struct Registry {
+    sandbox: Arc<Sandbox>,
+    entries: BTreeMap<String, Entry>,
+    max_log_bytes: usize,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("pipelines", &self.entries.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Registry {
+    /// A registry for every pipeline in `config`.
+    pub fn new(sandbox: Arc<Sandbox>, config: &Config, breaker: BreakerSettings) -> Self {
+        let entries = config
+            .pipelines
+            .iter()
+            .map(|(id, p)| {
+                (id.clone(), Entry {
+                    config: p.clone(),
+                    ready: RwLock::new(None),
+                    init_lock: tokio::sync::Mutex::new(()),
+                    breaker: Mutex::new(Breaker::new(breaker)),
+                    init_attempts: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        Self { sandbox, entries, max_log_bytes: config.runtime.max_log_bytes, closed: AtomicBool::new(false) }
+    }
+
+    /// The sandbox workers run in.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// Whether `id` is a configured pipeline.
+    pub fn is_supported(&self, id: &str) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// Every configured pipeline id, sorted.
+    pub fn pipeline_ids(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// A pipeline's configuration.
+    pub fn pipeline_config(&self, id: &str) -> Option<&PipelineConfig> {
+        self.entries.get(id).map(|e| &e.config)
+    }
+
+    fn unknown(&self, id: &str) -> RegistryError {
+        RegistryError::Unknown { id: id.to_string(), supported: self.pipeline_ids() }
+    }
+
+    /// The cached worker, without initialising one.
+    pub fn loaded(&self, id: &str) -> Option<Arc<Worker>> {
+        self.entries.get(id).and_then(|e| e.ready.read().ok().and_then(|r| r.clone()))
+    }
+
+    /// The worker for `id`, creating it on first use.
+    pub async fn get_worker(&self, id: &str) -> Result<Arc<Worker>, RegistryError> {
+        let entry = self.entries.get(id).ok_or_else(|| self.unknown(id))?;
+        if let Some(w) = self.loaded(id) {
+            return Ok(w);
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(RegistryError::ShuttingDown);
+        }
+        self.check_breaker(id, entry)?;
+        let _guard = entry.init_lock.lock().await;
+        // Whoever held the lock before us may have finished the work (or tripped the breaker).
+        if let Some(w) = self.loaded(id) {
+            return Ok(w);
+        }
+        self.check_breaker(id, entry)?;
+        entry.init_attempts.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        match self.init_worker(id, &entry.config).await {
+            Ok(mut worker) => {
+                worker.init_time = started.elapsed();
+                let worker = Arc::new(worker);
+                if let Ok(mut b) = entry.breaker.lock() {
+                    b.on_success();
+                }
+                if let Ok(mut slot) = entry.ready.write() {
+                    *slot = Some(worker.clone());
+                }
+                tracing::info!(pipeline = id, ms = worker.init_time.as_millis() as u64, cached = worker.from_cache, "worker initialised");
+                Ok(worker)
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                tracing::error!(pipeline = id, error = %message, "worker initialisation failed");
+                if let Ok(mut b) = entry.breaker.lock() {
+                    b.on_failure(Instant::now(), message.clone());
+                }
+                Err(RegistryError::InitFailed { id: id.to_string(), message })
+            }
+        }
+    }
+
+    fn check_breaker(&self, id: &str, entry: &Entry) -> Result<(), RegistryError> {
+        let breaker = entry.breaker.lock().map_err(|_| RegistryError::InitFailed {
+            id: id.to_string(),
+            message: "breaker lock poisoned".into(),
+        })?;
+        breaker.check(Instant::now()).map_err(|retry_after| RegistryError::Cooldown {
+            id: id.to_string(),
+            retry_after,
+            last_error: breaker.last_error().unwrap_or("unknown error").to_string(),
+        })
+    }
+
+    async fn init_worker(&self, id: &str, config: &PipelineConfig) -> anyhow::Result<Worker> {
+        let (pre, loaded) = self.sandbox.load(&config.component).await?;
+        let journal = Journal::new(self.max_log_bytes, 0);
+        let mut store = self.sandbox.new_store(StoreSpec {
+            memory_bytes: (config.memory_mb as usize) << 20,
+            timeout: INIT_TIMEOUT,
+            cancelled: Arc::default(),
+            job: None,
+            grants: Vec::new(),
+            journal: journal.clone(),
+            progress: None,
+        })?;
+        let instance = self.sandbox.instantiate(&pre, &mut store).await.map_err(|e| anyhow!("{e}"))?;
+        let guest = instance.alephauto_worker_worker();
+        let described = guest
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| anyhow!("{}", crate::sandbox::classify(e, &store, INIT_TIMEOUT)))
+            .context("calling describe")?;
+        let settings = serde_json::to_string(&config.settings).context("serialising pipeline settings")?;
+        guest
+            .call_init(&mut store, &settings)
+            .await
+            .map_err(|e| anyhow!("{}", crate::sandbox::classify(e, &store, INIT_TIMEOUT)))
+            .context("calling init")?
+            .map_err(|msg| anyhow!("the worker's init refused: {msg}"))?;
+        for line in journal.drain() {
+            tracing::debug!(pipeline = id, stream = ?line.stream, "{}", line.message);
+        }
+        let schema: Value = serde_json::from_str(&described.params_schema)
+            .with_context(|| format!("worker {} declared a parameter schema that is not JSON", described.id))?;
+        let validator = jsonschema::validator_for(&schema)
+            .map_err(|e| anyhow!("worker {} declared an invalid parameter schema: {e}", described.id))?;
+        if described.id != id {
+            tracing::info!(pipeline = id, worker = %described.id, "component reports a different id; the configured id is used");
+        }
+        let roots = config
+            .roots
+            .iter()
+            .filter_map(|r| match std::fs::canonicalize(r) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(pipeline = id, root = %r.display(), error = %e, "granted root is not usable");
+                    None
+                }
+            })
+            .collect::<Vec<PathBuf>>();
+        let info = WorkerInfo {
+            id: described.id,
+            version: described.version,
+            name: described.name,
+            description: described.description,
+            params_schema: schema,
+            git_workflow: described.git_workflow.map(|g| GitWorkflowInfo {
+                branch_prefix: g.branch_prefix,
+                commit_title: g.commit_title,
+            }),
+        };
+        Ok(Worker {
+            pipeline_id: id.to_string(),
+            config: config.clone(),
+            info,
+            pre,
+            roots,
+            init_time: Duration::ZERO,
+            from_cache: loaded.source == LoadSource::Cached,
+            validator,
+            control: tokio::sync::Mutex::new(Some((store, instance))),
+        })
+    }
+
+    /// Initialises the listed pipelines now; failures are logged, not fatal.
+    pub async fn warm_up(&self, ids: &[String]) {
+        let tasks = ids.iter().map(|id| async move {
+            if let Err(e) = self.get_worker(id).await {
+                tracing::warn!(pipeline = %id, error = %e, "warm-up failed");
+            }
+        });
+        futures::future::join_all(tasks).await;
+    }
+
+    /// A pipeline's registry state.
+    pub fn status(&self, id: &str) -> Option<EntryStatus> {
+        let entry = self.entries.get(id)?;
+        let worker = self.loaded(id);
+        let (cooling_down, failures, last_error) = entry
+            .breaker
+            .lock()
+            .map(|b| (b.is_open(Instant::now()), b.failures(), b.last_error().map(str::to_string)))
+            .unwrap_or((false, 0, None));
+        Some(EntryStatus {
+            loaded: worker.is_some(),
+            cooling_down,
+            failures,
+            last_error,
+            init_attempts: entry.init_attempts.load(Ordering::Relaxed),
+            info: worker.as_ref().map(|w| w.info.clone()),
+            init_time: worker.as_ref().map(|w| w.init_time),
+        })
+    }
+
+    /// Calls every loaded guest's `shutdown` and drops the workers; later
+    /// `get_worker` calls fail with `ShuttingDown`.
+    pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        for (id, entry) in &self.entries {
+            let worker = entry.ready.write().ok().and_then(|mut slot| slot.take());
+            let Some(worker) = worker else { continue };
+            let control = worker.control.lock().await.take();
+            if let Some((mut store, instance)) = control {
+                store.data_mut().deadline.at = Instant::now() + Duration::from_secs(10);
+                let call = instance.alephauto_worker_worker().call_shutdown(&mut store);
+                match tokio::time::timeout(Duration::from_secs(10), call).await {
+                    Ok(Ok(())) => tracing::info!(pipeline = %id, "worker shut down"),
+                    Ok(Err(e)) => tracing::warn!(pipeline = %id, error = %e, "worker shutdown trapped"),
+                    Err(_) => tracing::warn!(pipeline = %id, "worker shutdown timed out"),
+                }
+            }
+        }
+    }
+}

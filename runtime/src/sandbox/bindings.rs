@@ -1,0 +1,13 @@
+//! The only `bindgen!` in the runtime: host bindings for the `pipeline-worker`
+//! world in the repository's `wit/` folder. Generated code stays here; the
+//! capability implementations live in `crate::capabilities`.
+
+wasmtime::component::bindgen!({
+    world: "pipeline-worker",
+    path: "../wit",
+    imports: { default: async | trappable },
+    exports: { default: async },
+});
+
+pub use alephauto::worker::{git, host, types};
+pub use exports::alephauto::worker::worker as guest;

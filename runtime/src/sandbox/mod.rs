@@ -1,0 +1,228 @@
+//! The wasmtime sandbox: one `Engine` and `Linker` per process, a compiled-component
+//! cache, and a fresh `Store` per job holding exactly that job's capabilities.
+//!
+//! **Boundary:** only this module calls `Engine::new` or `bindgen!`; the rest of the
+//! runtime sees `Sandbox`, `WorkerPre` and `GuestFailure`.
+
+pub mod bindings;
+pub mod cache;
+pub mod engine;
+pub mod grants;
+pub mod journal;
+pub mod limits;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use self::bindings::{PipelineWorker, PipelineWorkerPre, types};
+use self::cache::{ComponentCache, Loaded};
+use self::engine::{EngineSettings, EpochTicker};
+use self::grants::{Access, Grant};
+use self::journal::Journal;
+use self::limits::{Deadline, Interrupt, JobLimiter};
+use crate::capabilities::git::GitSettings;
+use crate::queue::job::Progress;
+use crate::store::LogStream;
+
+/// A compiled, pre-linked worker component, ready to instantiate per job.
+pub type WorkerPre = PipelineWorkerPre<HostState>;
+
+/// Everything a guest can reach, held in its `Store`.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: JobLimiter,
+    pub(crate) deadline: Deadline,
+    pub(crate) job: Option<types::Job>,
+    pub(crate) journal: Journal,
+    pub(crate) progress: Option<watch::Sender<Progress>>,
+    pub(crate) grants: Vec<Grant>,
+    pub(crate) git: GitSettings,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// What a store is built from: the job's grants, limits and sinks.
+#[derive(Debug)]
+pub struct StoreSpec {
+    /// Linear memory cap in bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock budget for everything run in this store.
+    pub timeout: Duration,
+    /// Set to interrupt the guest at the next epoch tick.
+    pub cancelled: Arc<AtomicBool>,
+    /// The job (none for the registry's control instance).
+    pub job: Option<types::Job>,
+    /// Folders to preopen.
+    pub grants: Vec<Grant>,
+    /// Where log calls and stdout/stderr go.
+    pub journal: Journal,
+    /// Where progress goes.
+    pub progress: Option<watch::Sender<Progress>>,
+}
+
+/// Why a guest call did not return normally.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuestFailure {
+    /// It ran past its deadline.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// A user cancelled it.
+    #[error("cancelled")]
+    Cancelled,
+    /// It grew its memory past the pipeline's limit.
+    #[error("{0}")]
+    MemoryLimit(String),
+    /// It trapped (panic, unreachable, stack overflow, ...).
+    #[error("guest trapped: {0}")]
+    Trap(String),
+    /// It could not be instantiated.
+    #[error("could not instantiate the worker: {0}")]
+    Instantiate(String),
+}
+
+impl GuestFailure {
+    /// The UPPER_SNAKE code stored on the job.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GuestFailure::Timeout(_) => "TIMEOUT",
+            GuestFailure::Cancelled => "CANCELLED",
+            GuestFailure::MemoryLimit(_) => "MEMORY_LIMIT",
+            GuestFailure::Trap(_) => "TRAP",
+            GuestFailure::Instantiate(_) => "INSTANTIATE_FAILED",
+        }
+    }
+}
+
+/// The process-wide sandbox.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: ComponentCache,
+    git: GitSettings,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("cache", &self.cache).finish()
+    }
+}
+
+impl Sandbox {
+    /// Builds the engine, the linker with WASI and our host interfaces, and the cache.
+    pub fn new(settings: &EngineSettings, cache_dir: &Path, git: GitSettings) -> Result<Self> {
+        let engine = engine::build_engine(settings)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("adding WASI to the linker")?;
+        PipelineWorker::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("adding the AlephAuto host interfaces to the linker")?;
+        let cache = ComponentCache::new(&engine, cache_dir)?;
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(Self { engine, linker, cache, git, _ticker: ticker })
+    }
+
+    /// The engine (for benchmarks and diagnostics).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads (from the cache when possible) and pre-links a component.
+    pub async fn load(&self, path: &Path) -> Result<(WorkerPre, Loaded)> {
+        let engine = self.engine.clone();
+        let cache = self.cache.clone();
+        let owned = path.to_path_buf();
+        // Compilation is CPU-bound: keep it off the async workers.
+        let loaded = tokio::task::spawn_blocking(move || cache.load(&engine, &owned))
+            .await
+            .context("component loader task failed")??;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&loaded.component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("linking {} (does it target the alephauto:worker world?)", path.display()))?;
+        let pre = PipelineWorkerPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} does not export the alephauto:worker/worker interface", path.display()))?;
+        Ok((pre, loaded))
+    }
+
+    /// A fresh store holding exactly the capabilities in `spec`.
+    pub fn new_store(&self, spec: StoreSpec) -> Result<Store<HostState>> {
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(spec.journal.stream(LogStream::Stdout)).stderr(spec.journal.stream(LogStream::Stderr));
+        for grant in &spec.grants {
+            let perms = match grant.access {
+                Access::Read => FsPerms::ReadOnly,
+                Access::Write => FsPerms::ReadWrite,
+            };
+            let path = grant.dir.to_string_lossy();
+            wasi.preopened_dir(&grant.dir, path.as_ref(), perms)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("preopening {}", grant.dir.display()))?;
+        }
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: JobLimiter::new(spec.memory_bytes),
+            deadline: Deadline { at: Instant::now() + spec.timeout, cancelled: spec.cancelled },
+            job: spec.job,
+            journal: spec.journal,
+            progress: spec.progress,
+            grants: spec.grants,
+            git: self.git.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| ctx.data().deadline.check());
+        Ok(store)
+    }
+
+    /// Instantiates `pre` in `store`.
+    pub async fn instantiate(&self, pre: &WorkerPre, store: &mut Store<HostState>) -> Result<PipelineWorker, GuestFailure> {
+        pre.instantiate_async(&mut *store).await.map_err(|e| classify(e, store, Duration::ZERO))
+    }
+}
+
+/// Maps a wasmtime error from a guest call to the failure a user sees.
+pub fn classify(err: wasmtime::Error, store: &Store<HostState>, budget: Duration) -> GuestFailure {
+    if let Some(interrupt) = err.downcast_ref::<Interrupt>() {
+        return match interrupt {
+            Interrupt::Timeout => GuestFailure::Timeout(budget),
+            Interrupt::Cancelled => GuestFailure::Cancelled,
+        };
+    }
+    if let Some(message) = &store.data().limiter.refused {
+        return GuestFailure::MemoryLimit(message.clone());
+    }
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        let detail = match trap {
+            Trap::StackOverflow => "stack overflow".to_string(),
+            other => other.to_string(),
+        };
+        return GuestFailure::Trap(format!("{detail} ({})", root_message(&err)));
+    }
+    GuestFailure::Trap(root_message(&err))
+}
+
+fn root_message(err: &wasmtime::Error) -> String {
+    let text = format!("{err:?}");
+    // The debug form holds the wasm backtrace; keep it bounded.
+    text.chars().take(2000).collect()
+}

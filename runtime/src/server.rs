@@ -1,0 +1,181 @@
+//! Assembles the service (store → sandbox → registry → queue → HTTP) and runs it
+//! until a shutdown signal, then stops in order: stop accepting, close WebSockets,
+//! drain running jobs up to the timeout, shut the workers down, flush SQLite.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::capabilities::git::GitSettings;
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::gitflow::GitWorkflow;
+use crate::queue::{Queue, QueueSettings};
+use crate::registry::Registry;
+use crate::registry::breaker::BreakerSettings;
+use crate::sandbox::Sandbox;
+use crate::sandbox::engine::EngineSettings;
+use crate::store::JobStore;
+use crate::store::sqlite::SqliteStore;
+
+/// How to run the service.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The configuration.
+    pub config: Config,
+    /// SQLite file (default: `<data_dir>/alephauto.db`).
+    pub db: Option<PathBuf>,
+    /// Listen address (default: the config's).
+    pub bind: Option<String>,
+    /// Allow a non-loopback bind without an API key.
+    pub allow_public_without_key: bool,
+}
+
+impl ServerOptions {
+    /// Options for `config` with everything else defaulted.
+    pub fn new(config: Config) -> Self {
+        Self { config, db: None, bind: None, allow_public_without_key: false }
+    }
+}
+
+/// A started service.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The job queue (for in-process callers and tests).
+    pub queue: Queue,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// Asks the service to stop and waits until it has.
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Waits until the service stops on its own.
+    pub async fn wait(self) -> Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+}
+
+/// Builds everything and starts listening; `signal` resolving starts the shutdown.
+pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send + 'static) -> Result<Running> {
+    let started = Instant::now();
+    let config = opts.config;
+    let api_key: Option<Arc<str>> = std::env::var("ALEPHAUTO_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .or_else(|| config.server.api_key.clone().filter(|k| !k.is_empty()))
+        .map(Arc::from);
+    let bind = opts.bind.unwrap_or_else(|| config.server.bind.clone());
+    let addr: SocketAddr = bind.parse().with_context(|| format!("invalid bind address {bind:?} (want IP:PORT)"))?;
+    if !addr.ip().is_loopback() && api_key.is_none() && !opts.allow_public_without_key {
+        bail!(
+            "refusing to listen on non-loopback address {addr} without an API key; set server.api_key or \
+             ALEPHAUTO_API_KEY, or pass --allow-public-without-key"
+        );
+    }
+
+    let data_dir = config.runtime.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
+    let db = opts.db.unwrap_or_else(|| data_dir.join("alephauto.db"));
+    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&db)?);
+    let git_settings = GitSettings {
+        timeout: Duration::from_secs(config.git.command_timeout_secs),
+        max_output: config.git.max_output_bytes,
+    };
+    let engine = EngineSettings { pooling: config.runtime.pooling_allocator, ..EngineSettings::default() };
+    let cache_dir = config.runtime.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache"));
+    let sandbox = Arc::new(Sandbox::new(&engine, &cache_dir, git_settings)?);
+    let breaker = BreakerSettings {
+        base: Duration::from_secs(config.runtime.breaker_cooldown_secs),
+        max: Duration::from_secs(config.runtime.breaker_max_cooldown_secs),
+        ..BreakerSettings::default()
+    };
+    let registry = Arc::new(Registry::new(sandbox, &config, breaker));
+    let events = EventBus::new(4096);
+    let settings = QueueSettings {
+        max_attempts: config.runtime.max_attempts,
+        retry_base: Duration::from_millis(config.runtime.retry_base_ms),
+        max_log_bytes: config.runtime.max_log_bytes,
+        max_result_bytes: config.runtime.max_result_bytes,
+        outputs_dir: data_dir.join("outputs"),
+        execution_enabled: config.runtime.execution_enabled,
+    };
+    let mut git_config = config.git.clone();
+    if let Some(token) = std::env::var("ALEPHAUTO_FORGE_TOKEN").ok().filter(|t| !t.is_empty()) {
+        git_config.forge_token = Some(token);
+    }
+    let queue = Queue::new(store.clone(), registry.clone(), events, settings, GitWorkflow::new(&git_config));
+    let recovered = queue.recover().await.context("recovering jobs from the store")?;
+    if recovered > 0 {
+        tracing::info!(jobs = recovered, "recovered unfinished jobs");
+    }
+    if !config.runtime.warm_up.is_empty() {
+        let registry = registry.clone();
+        let ids = config.runtime.warm_up.clone();
+        tokio::spawn(async move { registry.warm_up(&ids).await });
+    }
+
+    let shutdown = CancellationToken::new();
+    let state = AppState { queue: queue.clone(), started, api_key, shutdown: shutdown.clone() };
+    let app = api::router(state, config.server.max_body_bytes);
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, db = %db.display(), pipelines = registry.pipeline_ids().len(), ms = started.elapsed().as_millis() as u64, "listening");
+
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = signal => token.cancel(),
+            _ = token.cancelled() => {}
+        }
+    });
+    let drain = Duration::from_secs(config.runtime.shutdown_timeout_secs);
+    let token = shutdown.clone();
+    let q = queue.clone();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
+        serve.await.context("HTTP server failed")?;
+        tracing::info!("stopped accepting; draining running jobs");
+        q.shutdown(drain).await;
+        registry.shutdown().await;
+        store.flush().await.context("flushing the store")?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    });
+    Ok(Running { addr, queue, shutdown, task })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}

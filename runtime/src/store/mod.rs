@@ -1,0 +1,141 @@
+//! Durable job storage behind the `JobStore` trait. SQLite (`sqlite`) is the
+//! embedded default; every transition is fenced by the job's attempt number so a
+//! stale attempt can never overwrite a newer one.
+//!
+//! **Invariant:** a terminal status is never changed by the store.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::queue::job::{GitInfo, Job, JobFailure, JobStatus, Progress};
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A job with this id exists already.
+    #[error("job {0} already exists")]
+    Duplicate(String),
+    /// The backend failed (I/O, SQL, corrupt row).
+    #[error("store backend: {0:#}")]
+    Backend(#[from] anyhow::Error),
+    /// The store was shut down.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How a running attempt ended.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    /// completed, failed or cancelled.
+    pub status: JobStatus,
+    /// Result on success.
+    pub result: Option<Value>,
+    /// Failure otherwise.
+    pub error: Option<JobFailure>,
+    /// Git workflow facts.
+    pub git: Option<GitInfo>,
+    /// When it ended.
+    pub at: DateTime<Utc>,
+}
+
+/// Filters for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only this pipeline.
+    pub pipeline_id: Option<String>,
+    /// Only these statuses (empty: all).
+    pub statuses: Vec<JobStatus>,
+    /// Page size.
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
+/// One page of jobs, newest first.
+#[derive(Debug, Clone)]
+pub struct JobPage {
+    /// The jobs on this page.
+    pub jobs: Vec<Job>,
+    /// Jobs matching the filter in all.
+    pub total: u64,
+}
+
+/// Per-pipeline counts and the time of the last finished job.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineCounts {
+    /// Jobs per status.
+    pub by_status: std::collections::HashMap<JobStatus, u64>,
+    /// When the newest terminal job ended.
+    pub last_run: Option<DateTime<Utc>>,
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// The guest's `host.log` calls.
+    Log,
+    /// The guest's stdout.
+    Stdout,
+    /// The guest's stderr.
+    Stderr,
+    /// The runtime's own notes (truncation, limits).
+    System,
+}
+
+/// One line of a job's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// RFC 3339 time it was recorded.
+    pub timestamp: String,
+    /// trace | debug | info | warn | error.
+    pub level: String,
+    /// Where it came from.
+    pub stream: LogStream,
+    /// The text.
+    pub message: String,
+    /// Structured fields (JSON object) from `host.log`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Value>,
+    /// Attempt that produced it.
+    pub attempt: u32,
+}
+
+/// Durable job storage.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Persists a new queued job.
+    async fn insert(&self, job: &Job) -> StoreResult<()>;
+    /// queued(attempt) → running; false when the job is no longer queued at that attempt.
+    async fn mark_running(&self, id: &str, attempt: u32, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Records progress of a running attempt (fenced; stale writes are ignored).
+    async fn save_progress(&self, id: &str, attempt: u32, progress: &Progress) -> StoreResult<()>;
+    /// running(attempt) → terminal; false when fenced out (stale attempt or already terminal).
+    async fn finish(&self, id: &str, attempt: u32, finish: &Finish) -> StoreResult<bool>;
+    /// running(attempt) → queued(attempt + 1) after a retryable failure.
+    async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure) -> StoreResult<bool>;
+    /// queued | running → cancelled; returns the job as it was before, None when absent or terminal.
+    async fn cancel(&self, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>>;
+    /// One job.
+    async fn get(&self, id: &str) -> StoreResult<Option<Job>>;
+    /// A page of jobs, newest first.
+    async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage>;
+    /// Counts per pipeline.
+    async fn counts(&self) -> StoreResult<std::collections::HashMap<String, PipelineCounts>>;
+    /// At start: jobs left running by a dead process go back to queued with attempt + 1;
+    /// returns every queued job, oldest first.
+    async fn recover(&self) -> StoreResult<Vec<Job>>;
+    /// Appends log lines of a job.
+    async fn append_logs(&self, id: &str, entries: Vec<LogEntry>) -> StoreResult<()>;
+    /// A job's log, in order.
+    async fn logs(&self, id: &str) -> StoreResult<Vec<LogEntry>>;
+    /// Waits until every accepted write is durable.
+    async fn flush(&self) -> StoreResult<()>;
+}

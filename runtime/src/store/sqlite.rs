@@ -1,0 +1,665 @@
+//! The embedded SQLite store. One writer thread owns the write connection and
+//! commits whatever requests have queued up in one transaction (group commit), so
+//! throughput holds under load; reads use their own connections on the blocking
+//! pool. WAL mode is required and checked by reading `journal_mode` back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use anyhow::{Context, anyhow, bail};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{
+    Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError, StoreResult,
+};
+use crate::queue::job::{Job, JobFailure, JobStatus, Progress, format_ts};
+
+/// Versioned migrations; each runs once, in order, inside a transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        pipeline_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        completed_at TEXT,
+        attempt INTEGER NOT NULL,
+        progress_percent INTEGER NOT NULL DEFAULT 0,
+        progress_message TEXT NOT NULL DEFAULT '',
+        result TEXT,
+        error TEXT,
+        git TEXT,
+        retried_from TEXT,
+        retry_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_by_pipeline ON jobs(pipeline_id, created_at);
+    CREATE INDEX jobs_by_status ON jobs(status, created_at);
+    CREATE TABLE job_logs (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        ts TEXT NOT NULL,
+        level TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        message TEXT NOT NULL,
+        fields TEXT,
+        PRIMARY KEY (job_id, seq)
+    );",
+)];
+
+const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
+    progress_percent, progress_message, result, error, git, retried_from, retry_count";
+
+/// Most requests committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+type Reply<T> = oneshot::Sender<StoreResult<T>>;
+
+/// A write the writer thread performs.
+enum WriteOp {
+    Insert(Box<Job>, Reply<()>),
+    MarkRunning(String, u32, DateTime<Utc>, Reply<bool>),
+    Progress(String, u32, Progress),
+    Finish(String, u32, Box<Finish>, Reply<bool>),
+    Requeue(String, u32, JobFailure, Reply<bool>),
+    Cancel(String, DateTime<Utc>, Reply<Option<Job>>),
+    Recover(Reply<Vec<Job>>),
+    AppendLogs(String, Vec<LogEntry>, Reply<()>),
+    Flush(Reply<()>),
+}
+
+/// SQLite-backed `JobStore`.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: mpsc::Sender<WriteOp>,
+    // std Mutex: held only to pop or push an idle connection, never across a query.
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening SQLite database {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        bail!("SQLite refused WAL mode for {} (journal_mode is {mode})", path.display());
+    }
+    // WAL + NORMAL: durable across process crashes (the WAL is fsynced at checkpoint).
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
+    for (version, sql) in MIGRATIONS {
+        let tx = conn.transaction()?;
+        let done: bool =
+            tx.query_row("SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)", [version], |r| r.get(0))?;
+        if !done {
+            tx.execute_batch(sql).with_context(|| format!("applying migration {version}"))?;
+            tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![
+                version,
+                format_ts(&Utc::now())
+            ])?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database at `path` and starts its writer thread.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut conn = open_connection(path)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .context("starting the SQLite writer thread")?;
+        Ok(Self { path: path.to_path_buf(), writer: tx, readers: Arc::new(Mutex::new(Vec::new())) })
+    }
+
+    /// The journal mode the database reports (`wal` when healthy).
+    pub fn journal_mode(&self) -> anyhow::Result<String> {
+        let conn = Connection::open(&self.path)?;
+        Ok(conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
+    }
+
+    async fn write<T: Send + 'static>(&self, op: impl FnOnce(Reply<T>) -> WriteOp) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.send(op(tx)).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().map_err(|_| anyhow!("reader pool poisoned"))?.pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut pool) = readers.lock() {
+                if pool.len() < 8 {
+                    pool.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(anyhow!("reader task failed: {e}")))?
+        .map_err(StoreError::Backend)
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        apply_batch(&mut conn, batch);
+    }
+    tracing::debug!("SQLite writer stopped");
+}
+
+/// Runs a batch in one transaction. Each op's reply is sent only after the commit,
+/// so callers publish events only for durable state.
+fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
+    let mut replies: Vec<Box<dyn FnOnce(Option<&str>) + Send>> = Vec::with_capacity(batch.len());
+    let commit = (|| -> anyhow::Result<()> {
+        let tx = conn.transaction()?;
+        for op in batch {
+            replies.push(apply_op(&tx, op));
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    let failure = commit.err().map(|e| format!("{e:#}"));
+    if let Some(err) = &failure {
+        tracing::error!(error = %err, "SQLite batch failed; replying with errors");
+    }
+    for reply in replies {
+        reply(failure.as_deref());
+    }
+}
+
+fn send<T: Send + 'static>(reply: Reply<T>, res: StoreResult<T>) -> Box<dyn FnOnce(Option<&str>) + Send> {
+    Box::new(move |commit_err| {
+        let res = match commit_err {
+            Some(e) => Err(StoreError::Backend(anyhow!("commit failed: {e}"))),
+            None => res,
+        };
+        let _ = reply.send(res);
+    })
+}
+
+fn backend<T>(r: rusqlite::Result<T>) -> StoreResult<T> {
+    r.map_err(|e| StoreError::Backend(e.into()))
+}
+
+fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Box<dyn FnOnce(Option<&str>) + Send> {
+    match op {
+        WriteOp::Insert(job, reply) => send(reply, insert_job(tx, &job)),
+        WriteOp::MarkRunning(id, attempt, at, reply) => send(
+            reply,
+            backend(tx.execute(
+                "UPDATE jobs SET status = 'running', started_at = ?3, progress_percent = 0, progress_message = '' \
+                 WHERE id = ?1 AND attempt = ?2 AND status = 'queued'",
+                params![id, attempt, format_ts(&at)],
+            ))
+            .map(|n| n == 1),
+        ),
+        WriteOp::Progress(id, attempt, p) => {
+            if let Err(e) = tx.execute(
+                "UPDATE jobs SET progress_percent = ?3, progress_message = ?4 \
+                 WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+                params![id, attempt, p.percent, p.message],
+            ) {
+                tracing::warn!(job = %id, error = %e, "saving progress failed");
+            }
+            Box::new(|_| {})
+        }
+        WriteOp::Finish(id, attempt, f, reply) => send(reply, finish_job(tx, &id, attempt, &f)),
+        WriteOp::Requeue(id, attempt, err, reply) => send(
+            reply,
+            json_text(&err).and_then(|err| {
+                backend(tx.execute(
+                    "UPDATE jobs SET status = 'queued', attempt = attempt + 1, error = ?3, started_at = NULL \
+                     WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+                    params![id, attempt, err],
+                ))
+                .map(|n| n == 1)
+            }),
+        ),
+        WriteOp::Cancel(id, at, reply) => send(reply, cancel_job(tx, &id, at)),
+        WriteOp::Recover(reply) => send(reply, recover_jobs(tx)),
+        WriteOp::AppendLogs(id, entries, reply) => send(reply, append_logs(tx, &id, &entries)),
+        WriteOp::Flush(reply) => send(reply, Ok(())),
+    }
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(e.into()))
+}
+
+fn opt_json<T: serde::Serialize>(v: &Option<T>) -> StoreResult<Option<String>> {
+    v.as_ref().map(json_text).transpose()
+}
+
+fn insert_job(tx: &rusqlite::Transaction<'_>, job: &Job) -> StoreResult<()> {
+    let res = tx.execute(
+        &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        params![
+            job.id,
+            job.pipeline_id,
+            job.status.as_str(),
+            json_text(&job.data)?,
+            format_ts(&job.created_at),
+            job.started_at.as_ref().map(format_ts),
+            job.completed_at.as_ref().map(format_ts),
+            job.attempt,
+            job.progress.percent,
+            job.progress.message,
+            opt_json(&job.result)?,
+            opt_json(&job.error)?,
+            opt_json(&job.git)?,
+            job.retried_from,
+            job.retry_count,
+        ],
+    );
+    match res {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(StoreError::Duplicate(job.id.clone()))
+        }
+        Err(e) => Err(StoreError::Backend(e.into())),
+    }
+}
+
+fn finish_job(tx: &rusqlite::Transaction<'_>, id: &str, attempt: u32, f: &Finish) -> StoreResult<bool> {
+    let n = backend(tx.execute(
+        "UPDATE jobs SET status = ?3, result = ?4, error = ?5, git = ?6, completed_at = ?7, \
+         progress_percent = CASE WHEN ?3 = 'completed' THEN 100 ELSE progress_percent END \
+         WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+        params![
+            id,
+            attempt,
+            f.status.as_str(),
+            opt_json(&f.result)?,
+            opt_json(&f.error)?,
+            opt_json(&f.git)?,
+            format_ts(&f.at)
+        ],
+    ))?;
+    Ok(n == 1)
+}
+
+fn cancel_job(tx: &rusqlite::Transaction<'_>, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>> {
+    let before = get_job(tx, id).map_err(StoreError::Backend)?;
+    let Some(before) = before.filter(|j| !j.status.is_terminal()) else { return Ok(None) };
+    let error = JobFailure { message: "cancelled by request".into(), code: "CANCELLED".into(), retryable: false };
+    backend(tx.execute(
+        "UPDATE jobs SET status = 'cancelled', completed_at = ?2, error = ?3 WHERE id = ?1 AND status IN ('queued', 'running')",
+        params![id, format_ts(&at), json_text(&error)?],
+    ))?;
+    Ok(Some(before))
+}
+
+fn recover_jobs(tx: &rusqlite::Transaction<'_>) -> StoreResult<Vec<Job>> {
+    let moved = backend(tx.execute(
+        "UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL WHERE status = 'running'",
+        [],
+    ))?;
+    if moved > 0 {
+        tracing::warn!(jobs = moved, "re-queued jobs left running by a previous process");
+    }
+    let mut stmt = backend(tx.prepare(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid"
+    )))?;
+    let rows = backend(stmt.query_map([], row_to_job))?;
+    rows.map(|r| backend(r).and_then(|j| j.map_err(StoreError::Backend))).collect()
+}
+
+fn append_logs(tx: &rusqlite::Transaction<'_>, id: &str, entries: &[LogEntry]) -> StoreResult<()> {
+    let next: i64 = backend(tx.query_row(
+        "SELECT COALESCE(MAX(seq), -1) + 1 FROM job_logs WHERE job_id = ?1",
+        [id],
+        |r| r.get(0),
+    ))?;
+    let mut stmt = backend(tx.prepare_cached(
+        "INSERT INTO job_logs (job_id, seq, attempt, ts, level, stream, message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    ))?;
+    for (i, e) in entries.iter().enumerate() {
+        let stream = serde_json::to_value(e.stream).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        backend(stmt.execute(params![
+            id,
+            next + i as i64,
+            e.attempt,
+            e.timestamp,
+            e.level,
+            stream,
+            e.message,
+            opt_json(&e.fields)?
+        ]))?;
+    }
+    Ok(())
+}
+
+fn parse_ts(s: Option<String>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).context("bad timestamp in store"))
+        .transpose()
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(s: Option<String>) -> anyhow::Result<Option<T>> {
+    s.map(|s| serde_json::from_str(&s).context("bad JSON in store")).transpose()
+}
+
+/// Maps a row (selected with `JOB_COLUMNS`) to a job; the inner error is a corrupt row.
+fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<anyhow::Result<Job>> {
+    let id: String = r.get(0)?;
+    let status: String = r.get(2)?;
+    let data: String = r.get(3)?;
+    let created: String = r.get(4)?;
+    let started: Option<String> = r.get(5)?;
+    let completed: Option<String> = r.get(6)?;
+    let result: Option<String> = r.get(10)?;
+    let error: Option<String> = r.get(11)?;
+    let git: Option<String> = r.get(12)?;
+    let pipeline_id: String = r.get(1)?;
+    let attempt: u32 = r.get(7)?;
+    let percent: u8 = r.get(8)?;
+    let message: String = r.get(9)?;
+    let retried_from: Option<String> = r.get(13)?;
+    let retry_count: u32 = r.get(14)?;
+    Ok((|| {
+        Ok(Job {
+            status: JobStatus::parse(&status).ok_or_else(|| anyhow!("bad status {status:?} for job {id}"))?,
+            data: serde_json::from_str(&data).context("bad job data")?,
+            created_at: parse_ts(Some(created))?.ok_or_else(|| anyhow!("missing created_at"))?,
+            started_at: parse_ts(started)?,
+            completed_at: parse_ts(completed)?,
+            attempt,
+            progress: Progress { percent, message },
+            result: parse_json(result)?,
+            error: parse_json(error)?,
+            git: parse_json(git)?,
+            retried_from,
+            retry_count,
+            pipeline_id,
+            id,
+        })
+    })())
+}
+
+fn get_job(conn: &Connection, id: &str) -> anyhow::Result<Option<Job>> {
+    let row = conn
+        .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id], row_to_job)
+        .optional()?;
+    row.transpose()
+}
+
+fn list_jobs(conn: &Connection, filter: &JobFilter) -> anyhow::Result<JobPage> {
+    let mut clauses = Vec::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(p) = &filter.pipeline_id {
+        args.push(p.clone().into());
+        clauses.push(format!("pipeline_id = ?{}", args.len()));
+    }
+    if !filter.statuses.is_empty() {
+        let mut marks = Vec::new();
+        for s in &filter.statuses {
+            args.push(s.as_str().to_string().into());
+            marks.push(format!("?{}", args.len()));
+        }
+        clauses.push(format!("status IN ({})", marks.join(", ")));
+    }
+    let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM jobs {where_sql}"),
+        rusqlite::params_from_iter(args.iter()),
+        |r| r.get(0),
+    )?;
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY created_at DESC, rowid DESC LIMIT {} OFFSET {}",
+        filter.limit, filter.offset
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let jobs = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), row_to_job)?
+        .map(|r| r.map_err(anyhow::Error::from).and_then(|j| j))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(JobPage { jobs, total: total as u64 })
+}
+
+fn pipeline_counts(conn: &Connection) -> anyhow::Result<HashMap<String, PipelineCounts>> {
+    let mut out: HashMap<String, PipelineCounts> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT pipeline_id, status, COUNT(*), MAX(completed_at) FROM jobs GROUP BY pipeline_id, status",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let pipeline: String = r.get(0)?;
+        let status: String = r.get(1)?;
+        let count: i64 = r.get(2)?;
+        let last: Option<String> = r.get(3)?;
+        let entry = out.entry(pipeline).or_default();
+        if let Some(st) = JobStatus::parse(&status) {
+            entry.by_status.insert(st, count as u64);
+        }
+        if let Some(last) = parse_ts(last)? {
+            entry.last_run = Some(entry.last_run.map_or(last, |prev| prev.max(last)));
+        }
+    }
+    Ok(out)
+}
+
+fn read_logs(conn: &Connection, id: &str) -> anyhow::Result<Vec<LogEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ts, level, stream, message, fields, attempt FROM job_logs WHERE job_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?, r.get::<_, u32>(5)?))
+    })?;
+    rows.map(|row| {
+        let (timestamp, level, stream, message, fields, attempt) = row?;
+        Ok(LogEntry {
+            timestamp,
+            level,
+            stream: serde_json::from_value(serde_json::Value::String(stream)).context("bad log stream")?,
+            message,
+            fields: parse_json(fields)?,
+            attempt,
+        })
+    })
+    .collect()
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn insert(&self, job: &Job) -> StoreResult<()> {
+        let job = Box::new(job.clone());
+        self.write(|r| WriteOp::Insert(job, r)).await
+    }
+    async fn mark_running(&self, id: &str, attempt: u32, at: DateTime<Utc>) -> StoreResult<bool> {
+        self.write(|r| WriteOp::MarkRunning(id.to_string(), attempt, at, r)).await
+    }
+    async fn save_progress(&self, id: &str, attempt: u32, progress: &Progress) -> StoreResult<()> {
+        // Progress is advisory: queued for the next batch without waiting for the commit.
+        self.writer
+            .send(WriteOp::Progress(id.to_string(), attempt, progress.clone()))
+            .map_err(|_| StoreError::Closed)
+    }
+    async fn finish(&self, id: &str, attempt: u32, finish: &Finish) -> StoreResult<bool> {
+        let f = Box::new(finish.clone());
+        self.write(|r| WriteOp::Finish(id.to_string(), attempt, f, r)).await
+    }
+    async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure) -> StoreResult<bool> {
+        self.write(|r| WriteOp::Requeue(id.to_string(), attempt, error.clone(), r)).await
+    }
+    async fn cancel(&self, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>> {
+        self.write(|r| WriteOp::Cancel(id.to_string(), at, r)).await
+    }
+    async fn get(&self, id: &str) -> StoreResult<Option<Job>> {
+        let id = id.to_string();
+        self.read(move |c| get_job(c, &id)).await
+    }
+    async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
+        let filter = filter.clone();
+        self.read(move |c| list_jobs(c, &filter)).await
+    }
+    async fn counts(&self) -> StoreResult<HashMap<String, PipelineCounts>> {
+        self.read(pipeline_counts).await
+    }
+    async fn recover(&self) -> StoreResult<Vec<Job>> {
+        self.write(WriteOp::Recover).await
+    }
+    async fn append_logs(&self, id: &str, entries: Vec<LogEntry>) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.write(|r| WriteOp::AppendLogs(id.to_string(), entries, r)).await
+    }
+    async fn logs(&self, id: &str) -> StoreResult<Vec<LogEntry>> {
+        let id = id.to_string();
+        self.read(move |c| read_logs(c, &id)).await
+    }
+    async fn flush(&self) -> StoreResult<()> {
+        self.write(WriteOp::Flush).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(id: &str) -> Job {
+        Job::new(id.into(), "p".into(), json!({"x": 1}), Utc::now())
+    }
+
+    fn finish(status: JobStatus) -> Finish {
+        Finish { status, result: Some(json!({"ok": true})), error: None, git: None, at: Utc::now() }
+    }
+
+    #[tokio::test]
+    async fn wal_mode_is_on_and_migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.journal_mode().unwrap(), "wal");
+        store.insert(&job("j1")).await.unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(store.get("j1").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn duplicate_ids_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+        store.insert(&job("j1")).await.unwrap();
+        assert!(matches!(store.insert(&job("j1")).await, Err(StoreError::Duplicate(_))));
+    }
+
+    #[tokio::test]
+    async fn a_stale_attempt_cannot_overwrite_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert(&job("j1")).await.unwrap();
+        assert!(store.mark_running("j1", 1, Utc::now()).await.unwrap());
+        drop(store);
+        // The process died; a new one recovers the job as attempt 2.
+        let store = SqliteStore::open(&path).unwrap();
+        let queued = store.recover().await.unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].attempt, 2);
+        assert!(store.mark_running("j1", 2, Utc::now()).await.unwrap());
+        // A late write from attempt 1 is fenced out.
+        assert!(!store.finish("j1", 1, &finish(JobStatus::Completed)).await.unwrap());
+        assert!(store.finish("j1", 2, &finish(JobStatus::Failed)).await.unwrap());
+        // Terminal is terminal.
+        assert!(!store.finish("j1", 2, &finish(JobStatus::Completed)).await.unwrap());
+        assert_eq!(store.get("j1").await.unwrap().unwrap().status, JobStatus::Failed);
+        assert!(store.cancel("j1", Utc::now()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn listing_filters_and_pages_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+        for i in 0..5 {
+            let mut j = job(&format!("j{i}"));
+            j.created_at = Utc::now() + chrono::Duration::milliseconds(i);
+            store.insert(&j).await.unwrap();
+        }
+        store.mark_running("j4", 1, Utc::now()).await.unwrap();
+        let page = store
+            .list(&JobFilter { pipeline_id: Some("p".into()), statuses: vec![JobStatus::Queued], limit: 2, offset: 1 })
+            .await
+            .unwrap();
+        assert_eq!(page.total, 4);
+        assert_eq!(page.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec!["j2", "j1"]);
+        let counts = store.counts().await.unwrap();
+        assert_eq!(counts["p"].by_status[&JobStatus::Queued], 4);
+        assert_eq!(counts["p"].by_status[&JobStatus::Running], 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_are_group_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("a.db")).unwrap());
+        let mut tasks = Vec::new();
+        for i in 0..500 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move { s.insert(&job(&format!("j{i}"))).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(store.list(&JobFilter { limit: 1, ..Default::default() }).await.unwrap().total, 500);
+    }
+
+    #[tokio::test]
+    async fn logs_keep_their_order_across_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+        let entry = |m: &str| LogEntry {
+            timestamp: format_ts(&Utc::now()),
+            level: "info".into(),
+            stream: super::super::LogStream::Log,
+            message: m.into(),
+            fields: None,
+            attempt: 1,
+        };
+        store.append_logs("j", vec![entry("a"), entry("b")]).await.unwrap();
+        store.append_logs("j", vec![entry("c")]).await.unwrap();
+        let logs = store.logs("j").await.unwrap();
+        assert_eq!(logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c"]);
+    }
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: host unit and end-to-end tests (which build every guest
+# component first, through runtime/build.rs), then the guests' own unit tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+cargo test --workspace --locked -- --test-threads=2
+
+if [ -f workers/Cargo.toml ]; then
+  # Worker logic compiled for the host, with plain tempdir fixtures.
+  CARGO_TARGET_DIR=target/wasm-native cargo test --locked --manifest-path workers/Cargo.toml
+fi

@@ -1,0 +1,234 @@
+//! Test support: a real `alephauto serve` process on a free loopback port with a
+//! temporary SQLite file, driven over HTTP; plus helpers for fixture trees.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Folder of the built guest components (workers and fixtures).
+pub fn components_dir() -> PathBuf {
+    PathBuf::from(env!("ALEPHAUTO_BUILT_WORKERS_DIR"))
+}
+
+/// A component path by file stem, e.g. `fixture_noop`.
+pub fn component(stem: &str) -> String {
+    components_dir().join(format!("{stem}.wasm")).display().to_string()
+}
+
+/// The compiled-component cache shared by all test servers (compiling once saves minutes).
+fn shared_cache() -> PathBuf {
+    components_dir().join("..").join("..").join("e2e-cache")
+}
+
+/// A pipeline table for the test config.
+pub fn pipeline(id: &str, stem: &str, extra: &str) -> String {
+    format!("[pipelines.{id}]\ncomponent = {:?}\n{extra}\n", component(stem))
+}
+
+/// A running server process and its files.
+pub struct Server {
+    child: Option<Child>,
+    /// Base URL, e.g. `http://127.0.0.1:43121`.
+    pub url: String,
+    /// The test's temp folder (config, db, data, fixture trees).
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    config_path: PathBuf,
+}
+
+impl Server {
+    /// Starts a server whose config is `[runtime]` defaults for tests plus `pipelines`.
+    pub fn start(pipelines: &str) -> Server {
+        Self::start_with(pipelines, "")
+    }
+
+    /// Like `start`, with extra `[runtime]` lines and top-level tables in `extra`.
+    pub fn start_with(pipelines: &str, extra: &str) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = std::fs::canonicalize(temp.path()).expect("canonical temp dir");
+        let config_path = dir.join("alephauto.toml");
+        let config = format!(
+            "[runtime]\ndata_dir = {:?}\ncache_dir = {:?}\nretry_base_ms = 50\nshutdown_timeout_secs = 10\n\
+             breaker_cooldown_secs = 1\nbreaker_max_cooldown_secs = 2\n{extra}\n{}",
+            dir.join("data").display().to_string(),
+            shared_cache().display().to_string(),
+            pipelines.replace("ROOT", &dir.display().to_string())
+        );
+        std::fs::write(&config_path, config).expect("write config");
+        let mut server = Server {
+            child: None,
+            url: String::new(),
+            dir,
+            _temp: Some(temp),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+            config_path,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_alephauto"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .arg(&self.config_path)
+            .env("RUST_LOG", "warn,alephauto=info")
+            .env_remove("ALEPHAUTO_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(self.dir.join("server.log")).expect("log file")))
+            .spawn()
+            .expect("start alephauto serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("AlephAuto listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("server did not start; log:\n{}", self.log())
+        });
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// The server's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("data").join("alephauto.db")
+    }
+
+    /// SIGKILLs the process.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running server");
+        let pid = c.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the process again on the same config and database.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// GET, returning status and JSON.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self.http.get(format!("{}{path}", self.url)).send().await.expect("GET");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST raw bytes, returning status and JSON.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST JSON.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_raw(path, body.to_string()).await
+    }
+
+    /// Triggers `pipeline` with `params`; returns status and body.
+    pub async fn trigger(&self, pipeline: &str, params: Value) -> (u16, Value) {
+        self.post(&format!("/api/pipelines/{pipeline}/trigger"), json!({"parameters": params})).await
+    }
+
+    /// Triggers and asserts 201; returns the job id.
+    pub async fn trigger_ok(&self, pipeline: &str, params: Value) -> String {
+        let (status, body) = self.trigger(pipeline, params).await;
+        assert_eq!(status, 201, "trigger {pipeline}: {body}");
+        body["jobId"].as_str().expect("jobId").to_string()
+    }
+
+    /// Waits until the job is terminal and returns it.
+    pub async fn wait_job(&self, id: &str, timeout: Duration) -> Value {
+        self.wait_status(id, &["completed", "failed", "cancelled"], timeout).await
+    }
+
+    /// Waits until the job has one of `statuses`.
+    pub async fn wait_status(&self, id: &str, statuses: &[&str], timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let (code, job) = self.get(&format!("/api/jobs/{id}")).await;
+            assert_eq!(code, 200, "GET job {id}: {job}");
+            if statuses.contains(&job["status"].as_str().unwrap_or("")) {
+                return job;
+            }
+            assert!(start.elapsed() < timeout, "job {id} stuck at {job}\nlog:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Runs a pipeline to its end and returns the job.
+    pub async fn run(&self, pipeline: &str, params: Value) -> Value {
+        let id = self.trigger_ok(pipeline, params).await;
+        self.wait_job(&id, Duration::from_secs(120)).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs git in `dir`, panicking with its stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("run git");
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Makes `dir` a git repository with one commit of everything in it.
+pub fn init_repo(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.email", "test@example.com"]);
+    git(dir, &["config", "user.name", "Test"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "initial", "--allow-empty"]);
+}
+
+/// Writes `files` (relative path → contents) under `root`.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (rel, text) in files {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+    }
+}
