@@ -3,6 +3,10 @@
 
 mod support;
 
+mod dashboard;
+mod gitflow;
 mod hostile;
+mod pipelines;
+mod polyglot;
 mod registry;
 mod skeleton;

@@ -163,8 +163,15 @@ impl wit::Host for HostState {
         let q = Query::of(self);
         // --since filters on committer time, which is never before author time, so
         // nothing in the window is lost; the exact author-time window is applied after.
-        let since_arg = format!("--since=@{since}");
-        let out = q.git(&repo, &["log", "--all", "--numstat", "--no-renames", LOG_FORMAT, &since_arg]).await;
+        // `--since=@<unix>` is not understood by every git; an explicit UTC date is.
+        let mut args = vec!["log", "--all", "--numstat", "--no-renames", LOG_FORMAT];
+        let since_arg = chrono::DateTime::from_timestamp(since, 0)
+            .filter(|_| since > 0)
+            .map(|t| format!("--since={}", t.format("%Y-%m-%d %H:%M:%S +0000")));
+        if let Some(arg) = &since_arg {
+            args.push(arg);
+        }
+        let out = q.git(&repo, &args).await;
         Ok(out.map(|out| parse_log(&out, since, until)))
     }
 
