@@ -20,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod events;
 pub mod gitflow;
+pub mod metrics;
 pub mod queue;
 pub mod registry;
 pub mod sandbox;

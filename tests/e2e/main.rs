@@ -3,6 +3,7 @@
 
 mod support;
 
+mod control;
 mod dashboard;
 mod gitflow;
 mod hostile;

@@ -32,7 +32,15 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn list(State(state): State<AppState>, Query(q): Query<RawQuery>) -> Result<Json<Value>, ApiError> {
+/// Jobs across pipelines, newest first.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
+    params(("status" = Option<String>, Query, description = "Comma-separated statuses"),
+        ("pipelineId" = Option<String>, Query, description = "Only this pipeline"),
+        ("limit" = Option<u32>, Query, description = "1-1000, default 50"),
+        ("offset" = Option<u32>, Query, description = "Rows to skip")),
+    responses((status = 200, description = "A page of jobs", body = Object),
+        (status = 400, description = "Bad query", body = super::openapi::ErrorBody)))]
+pub async fn list(State(state): State<AppState>, Query(q): Query<RawQuery>) -> Result<Json<Value>, ApiError> {
     query::only(&q, &["limit", "offset", "status", "pipelineId"])?;
     let limit = query::int_in(&q, "limit", 1, 1000, 50)?;
     let offset = query::offset(&q)?;
@@ -55,20 +63,38 @@ async fn list(State(state): State<AppState>, Query(q): Query<RawQuery>) -> Resul
     })))
 }
 
-async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// One job.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, description = "The job", body = crate::queue::job::Job),
+        (status = 400, description = "Malformed id", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such job", body = super::openapi::ErrorBody)))]
+pub async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     check_id(&id)?;
     let job = state.queue.store().get(&id).await?;
     let job = job.ok_or_else(|| ApiError::not_found("JOB_NOT_FOUND", format!("Job not found: {id}")))?;
     Ok(Json(json!(job)))
 }
 
-async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// Cancels a queued job at once or interrupts a running one.
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, description = "The cancelled job", body = crate::queue::job::Job),
+        (status = 404, description = "No such job", body = super::openapi::ErrorBody),
+        (status = 409, description = "Job already finished", body = super::openapi::ErrorBody)))]
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     check_id(&id)?;
     let job = state.queue.cancel(&id).await?;
     Ok(Json(json!(job)))
 }
 
-async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+/// Creates a new job with the parameters of a failed or cancelled one.
+#[utoipa::path(post, path = "/api/jobs/{id}/retry", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 201, description = "The new job", body = Object),
+        (status = 404, description = "No such job", body = super::openapi::ErrorBody),
+        (status = 409, description = "Job is not failed or cancelled", body = super::openapi::ErrorBody)))]
+pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_id(&id)?;
     let job = state.queue.retry(&id).await?;
     Ok((
@@ -84,7 +110,12 @@ async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<
     ))
 }
 
-async fn logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// What the guest logged and printed, in order.
+#[utoipa::path(get, path = "/api/jobs/{id}/logs", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, description = "Log lines", body = Object),
+        (status = 404, description = "No such job", body = super::openapi::ErrorBody)))]
+pub async fn logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     check_id(&id)?;
     let job = state.queue.store().get(&id).await?;
     let job = job.ok_or_else(|| ApiError::not_found("JOB_NOT_FOUND", format!("Job not found: {id}")))?;

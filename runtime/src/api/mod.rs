@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod jobs;
+pub mod openapi;
 pub mod pipelines;
 pub mod query;
 pub mod service;
@@ -40,6 +41,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(pipelines::routes())
         .merge(jobs::routes())
         .merge(service::routes())
+        .merge(openapi::routes())
         .merge(ws::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))

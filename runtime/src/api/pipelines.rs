@@ -24,7 +24,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/pipelines/{id}/jobs", get(jobs))
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Every pipeline with its state, counts and parameter schema.
+#[utoipa::path(get, path = "/api/pipelines", tag = "pipelines",
+    responses((status = 200, description = "Pipelines", body = Object)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let registry = state.queue.registry();
     let ids = registry.pipeline_ids();
     // Schemas come from the workers themselves, so listing loads them (cached, shared).
@@ -98,7 +101,19 @@ fn parse_trigger_body(body: &Bytes) -> Result<Value, ApiError> {
     }
 }
 
-async fn trigger(
+/// Queues a job of a pipeline.
+#[utoipa::path(post, path = "/api/pipelines/{id}/trigger", tag = "pipelines",
+    params(("id" = String, Path, description = "Pipeline id")),
+    request_body(content = super::openapi::TriggerRequest, description = "Optional parameters"),
+    responses(
+        (status = 201, description = "Job queued", body = super::openapi::TriggerResponse),
+        (status = 400, description = "Unknown pipeline, malformed body or invalid parameters", body = super::openapi::ErrorBody),
+        (status = 401, description = "API key missing", body = super::openapi::ErrorBody),
+        (status = 403, description = "API key wrong", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = super::openapi::ErrorBody),
+        (status = 429, description = "Queue full", body = super::openapi::ErrorBody),
+        (status = 503, description = "Worker cooling down or execution disabled", body = super::openapi::ErrorBody)))]
+pub async fn trigger(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
@@ -119,7 +134,16 @@ async fn trigger(
     ))
 }
 
-async fn jobs(
+/// A pipeline's jobs, newest first.
+#[utoipa::path(get, path = "/api/pipelines/{id}/jobs", tag = "pipelines",
+    params(("id" = String, Path, description = "Pipeline id"),
+        ("limit" = Option<u32>, Query, description = "1-100, default 10"),
+        ("offset" = Option<u32>, Query, description = "Rows to skip"),
+        ("status" = Option<String>, Query, description = "Comma-separated statuses")),
+    responses((status = 200, description = "A page of jobs", body = Object),
+        (status = 400, description = "Bad query", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown pipeline", body = super::openapi::ErrorBody)))]
+pub async fn jobs(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<RawQuery>,

@@ -9,15 +9,44 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::metrics::{Metrics, PipelineLabel, StatusLabel};
 use crate::queue::job::{JobStatus, format_ts};
 use crate::store::JobFilter;
 
 /// Service routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/api/status", get(status))
+    Router::new().route("/health", get(health)).route("/api/status", get(status)).route("/metrics", get(metrics))
 }
 
-async fn health(State(state): State<AppState>) -> Json<Value> {
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text")))]
+pub async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let m = state.queue.metrics();
+    let registry = state.queue.registry();
+    let counts = state.queue.store().counts().await?;
+    for id in registry.pipeline_ids() {
+        let lane = state.queue.lane_counts(&id);
+        Metrics::set(&m.queue_depth, &id, lane.queued as i64);
+        Metrics::set(&m.running, &id, lane.running as i64);
+        if let Some(st) = registry.status(&id) {
+            Metrics::set(&m.breaker_open, &id, i64::from(st.cooling_down));
+            if let Some(t) = st.init_time {
+                m.worker_init.get_or_create(&PipelineLabel { pipeline: id.clone() }).set(t.as_secs_f64());
+            }
+        }
+        let c = counts.get(&id).cloned().unwrap_or_default();
+        for status in JobStatus::ALL {
+            let n = c.by_status.get(&status).copied().unwrap_or(0);
+            m.jobs.get_or_create(&StatusLabel { pipeline: id.clone(), status: status.as_str().into() }).set(n as i64);
+        }
+    }
+    let body = m.encode().map_err(ApiError::internal)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "Healthy", body = Object)))]
+pub async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "healthy",
         "version": env!("CARGO_PKG_VERSION"),
@@ -26,7 +55,9 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Queue summary, active and queued jobs, recent activity.
+#[utoipa::path(get, path = "/api/status", tag = "service", responses((status = 200, description = "Status", body = Object)))]
+pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let registry = state.queue.registry();
     let store = state.queue.store();
     let (mut active, mut queued, mut capacity) = (0, 0, 0);

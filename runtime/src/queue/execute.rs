@@ -138,6 +138,8 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
             job.error = finish.error;
             job.git = finish.git;
             job.completed_at = Some(now);
+            let took = job.started_at.map(|s| (now - s).to_std().unwrap_or_default()).unwrap_or_default();
+            inner.metrics.job_finished(&job.pipeline_id, status.as_str(), took);
             let kind = if status == JobStatus::Completed { EventKind::Completed } else { EventKind::Failed };
             tracing::info!(job = %job.id, status = status.as_str(), "job finished");
             inner.events.publish(JobEvent::of(kind, &job));
@@ -318,7 +320,9 @@ async fn call_run(
 ) -> Result<Result<String, types::JobError>, GuestFailure> {
     let sandbox = inner.registry.sandbox();
     let mut store = sandbox.new_store(spec).map_err(|e| GuestFailure::Instantiate(format!("{e:#}")))?;
+    let started = std::time::Instant::now();
     let instance = sandbox.instantiate(&worker.pre, &mut store).await?;
+    inner.metrics.instantiated(&worker.pipeline_id, started.elapsed());
     let call = instance.alephauto_worker_worker().call_run(&mut store, wit_job);
     // Epochs stop guest code; this backstop also bounds a host call that hangs.
     match tokio::time::timeout(timeout + Duration::from_secs(5), call).await {

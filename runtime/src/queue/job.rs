@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Where a job is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Waiting for a worker slot.
@@ -49,7 +49,7 @@ impl JobStatus {
 }
 
 /// Progress a worker reported.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Progress {
     /// 0–100.
     pub percent: u8,
@@ -58,7 +58,7 @@ pub struct Progress {
 }
 
 /// Why a job failed, as stored and shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobFailure {
     /// A message a person can act on.
     pub message: String,
@@ -69,7 +69,7 @@ pub struct JobFailure {
 }
 
 /// Git workflow facts recorded on a job.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitInfo {
     /// Job branch, when one was created.
@@ -85,7 +85,7 @@ pub struct GitInfo {
 }
 
 /// A job as stored and served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     /// `<pipeline>-manual-<ms>[-n]` or `<pipeline>-retry-<ms>[-n]`.
@@ -98,12 +98,15 @@ pub struct Job {
     pub data: Value,
     /// When it was queued.
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     /// When its current attempt started.
     #[serde(with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
     #[serde(with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub completed_at: Option<DateTime<Utc>>,
     /// 1-based attempt number; fences stale writers.
     pub attempt: u32,

@@ -122,6 +122,7 @@ pub(crate) struct Inner {
     dispatching: AtomicBool,
     tracker: TaskTracker,
     git: crate::gitflow::GitWorkflow,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Counts of one pipeline's lane.
@@ -184,6 +185,7 @@ impl Queue {
                 dispatching: AtomicBool::new(true),
                 tracker: TaskTracker::new(),
                 git,
+                metrics: Arc::default(),
             }),
         }
     }
@@ -196,6 +198,11 @@ impl Queue {
     /// The store the queue persists to.
     pub fn store(&self) -> &Arc<dyn JobStore> {
         &self.inner.store
+    }
+
+    /// The runtime's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.inner.metrics
     }
 
     /// The event bus.

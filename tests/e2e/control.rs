@@ -1,0 +1,201 @@
+//! Job control over HTTP and the CLI: cancel, retry, logs, listing, status,
+//! metrics, the OpenAPI document, and graceful shutdown on SIGTERM.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{Server, pipeline};
+
+fn config() -> String {
+    [
+        pipeline("noop", "fixture_noop", ""),
+        pipeline("echo", "fixture_echo", "roots = [\"ROOT\"]\nmax_concurrent = 1"),
+    ]
+    .concat()
+}
+
+#[tokio::test]
+async fn cancel_interrupts_running_and_queued_jobs_and_retry_reruns_them() {
+    let server = Server::start(&config());
+    let long = server.trigger_ok("echo", json!({"sleepMs": 60000, "steps": 100})).await;
+    let queued = server.trigger_ok("echo", json!({"sleepMs": 10})).await;
+    server.wait_status(&long, &["running"], Duration::from_secs(30)).await;
+
+    // A queued job is cancelled at once and never runs.
+    let (code, job) = server.post(&format!("/api/jobs/{queued}/cancel"), json!({})).await;
+    assert_eq!(code, 200, "{job}");
+    assert_eq!(job["status"], "cancelled");
+    assert!(job["startedAt"].is_null());
+
+    // A running job's guest is interrupted promptly.
+    let started = Instant::now();
+    let (code, job) = server.post(&format!("/api/jobs/{long}/cancel"), json!({})).await;
+    assert_eq!(code, 200, "{job}");
+    assert_eq!(job["status"], "cancelled");
+    assert_eq!(job["error"]["code"], "CANCELLED");
+    // The slot frees up: the next job of the pipeline (max_concurrent = 1) runs soon.
+    let next = server.run("echo", json!({})).await;
+    assert_eq!(next["status"], "completed");
+    assert!(started.elapsed() < Duration::from_secs(10), "the cancelled guest held its slot");
+    let (_, job) = server.get(&format!("/api/jobs/{long}")).await;
+    assert_eq!(job["status"], "cancelled", "terminal states never change");
+    assert!(job["progress"]["percent"].as_u64().unwrap() < 100);
+
+    // Cancelling a terminal job, or an unknown one.
+    let (code, body) = server.post(&format!("/api/jobs/{long}/cancel"), json!({})).await;
+    assert_eq!(code, 409, "{body}");
+    let (code, _) = server.post("/api/jobs/nope-123/cancel", json!({})).await;
+    assert_eq!(code, 404);
+
+    // Retry: only failed or cancelled jobs.
+    let (code, retry) = server.post(&format!("/api/jobs/{queued}/retry"), json!({})).await;
+    assert_eq!(code, 201, "{retry}");
+    let retry_id = retry["jobId"].as_str().unwrap();
+    assert!(retry_id.starts_with("echo-retry-"), "{retry_id}");
+    assert_eq!(retry["retriedFrom"], queued.as_str());
+    let done = server.wait_job(retry_id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["retryCount"], 1);
+    assert_eq!(done["data"]["sleepMs"], 10, "same parameters");
+    let (code, _) = server.post(&format!("/api/jobs/{retry_id}/retry"), json!({})).await;
+    assert_eq!(code, 409, "a completed job cannot be retried");
+}
+
+#[tokio::test]
+async fn logs_listing_status_metrics_and_openapi() {
+    let server = Server::start(&config());
+    let job = server.run("echo", json!({"print": 3})).await;
+    let id = job["id"].as_str().unwrap();
+    let (code, logs) = server.get(&format!("/api/jobs/{id}/logs")).await;
+    assert_eq!(code, 200);
+    let lines = logs["logs"].as_array().unwrap();
+    let streams: Vec<(&str, &str)> =
+        lines.iter().map(|l| (l["stream"].as_str().unwrap(), l["message"].as_str().unwrap())).collect();
+    assert_eq!(streams[0], ("log", "echo starting"));
+    assert!(streams.contains(&("stdout", "stdout line 2")), "{streams:?}");
+    assert!(streams.contains(&("stderr", "stderr line")), "{streams:?}");
+    assert_eq!(lines[0]["fields"]["attempt"], 1);
+    assert_eq!(logs["truncated"], false);
+
+    for _ in 0..3 {
+        server.run("noop", json!({})).await;
+    }
+    server.run("echo", json!({"failWith": "failed"})).await;
+    let (_, page) = server.get("/api/jobs?pipelineId=noop&limit=2").await;
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(page["hasMore"], true);
+    let (_, page) = server.get("/api/jobs?status=failed").await;
+    assert_eq!(page["total"], 1);
+    let (_, page) = server.get("/api/jobs?status=completed,failed&offset=4").await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
+    for bad in ["/api/jobs?limit=1001", "/api/jobs?limit=x", "/api/jobs?status=nope", "/api/jobs?pipelineId=ghost", "/api/jobs?sort=asc"] {
+        let (code, body) = server.get(bad).await;
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(body["error"].is_string());
+    }
+
+    let (code, status) = server.get("/api/status").await;
+    assert_eq!(code, 200);
+    assert_eq!(status["queue"]["capacity"], 6);
+    assert!(status["recentActivity"].as_array().unwrap().len() >= 5);
+
+    let res = server.http.get(format!("{}/metrics", server.url)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains(r#"alephauto_jobs{pipeline="noop",status="completed"} 3"#), "{text}");
+    assert!(text.contains(r#"alephauto_jobs_finished_total{pipeline="echo",status="failed"} 1"#), "{text}");
+    assert!(text.contains("alephauto_job_duration_seconds_bucket"));
+    assert!(text.contains("alephauto_instantiate_seconds_count"));
+    assert!(text.contains(r#"alephauto_circuit_breaker_open{pipeline="echo"} 0"#));
+    assert!(text.contains(r#"alephauto_queue_depth{pipeline="echo"} 0"#));
+    assert!(text.contains("alephauto_worker_init_seconds"));
+
+    let (code, doc) = server.get("/api/openapi.json").await;
+    assert_eq!(code, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/pipelines/{id}/trigger", "/api/jobs/{id}/cancel", "/api/jobs/{id}/retry", "/api/jobs/{id}/logs", "/metrics"] {
+        assert!(doc["paths"][path].is_object(), "missing {path}");
+    }
+    assert!(doc["paths"]["/api/pipelines/{id}/trigger"]["post"]["responses"]["429"].is_object());
+    assert!(doc["components"]["schemas"]["Job"].is_object());
+}
+
+fn cli(server: &Server, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_alephauto"))
+        .args(args)
+        .env("ALEPHAUTO_URL", &server.url)
+        .env_remove("ALEPHAUTO_API_KEY")
+        .output()
+        .expect("run the CLI")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
+    let server = Server::start(&config());
+    let s = &server;
+    let out = tokio::task::block_in_place(|| cli(s, &["trigger", "echo", "-p", "steps=4", "-p", "sleepMs=400", "--wait"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let id = stdout.lines().next().unwrap().to_string();
+    assert!(id.starts_with("echo-manual-"));
+    assert!(stderr.contains("step 2 of 4"), "progress is shown live: {stderr}");
+    assert!(stderr.contains("100% completed"), "{stderr}");
+    assert!(stdout.contains("\"steps\": 4"), "the result is printed: {stdout}");
+
+    let out = tokio::task::block_in_place(|| cli(s, &["trigger", "echo", "--params-json", r#"{"failWith":"failed","message":"nope"}"#, "--wait"]));
+    assert_eq!(out.status.code(), Some(1), "a failed job exits non-zero");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("failed: nope"));
+
+    let out = tokio::task::block_in_place(|| cli(s, &["trigger", "ghost"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown pipeline: ghost"));
+
+    let out = tokio::task::block_in_place(|| cli(s, &["jobs", "--pipeline", "echo"]));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains(&id) && listing.contains("2 of 2 jobs"), "{listing}");
+    let out = tokio::task::block_in_place(|| cli(s, &["job", &id]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"status\": \"completed\""));
+    let out = tokio::task::block_in_place(|| cli(s, &["logs", &id]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("echo starting"));
+
+    let long = server.trigger_ok("echo", json!({"sleepMs": 60000, "steps": 100})).await;
+    server.wait_status(&long, &["running"], Duration::from_secs(30)).await;
+    let follower = {
+        let url = server.url.clone();
+        let long = long.clone();
+        std::thread::spawn(move || {
+            Command::new(env!("CARGO_BIN_EXE_alephauto"))
+                .args(["logs", &long, "--follow"])
+                .env("ALEPHAUTO_URL", url)
+                .output()
+                .expect("logs --follow")
+        })
+    };
+    let out = tokio::task::block_in_place(|| cli(s, &["cancel", &long]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cancelled"), "{out:?}");
+    let followed = tokio::task::block_in_place(|| follower.join().unwrap());
+    assert!(followed.status.success(), "--follow ends when the job ends");
+    let out = tokio::task::block_in_place(|| cli(s, &["retry", &long]));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("echo-retry-"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_running_jobs_without_reruns() {
+    let mut server = Server::start(&config());
+    let ids: Vec<String> = futures::future::join_all((0..3).map(|_| server.trigger_ok("echo", json!({"sleepMs": 700})))).await;
+    server.wait_status(&ids[0], &["running"], Duration::from_secs(30)).await;
+    let status = tokio::task::block_in_place(|| server.terminate());
+    assert!(status.success(), "clean exit: {status:?}\n{}", server.log());
+    let log = server.log();
+    assert!(log.contains("shutdown complete"), "{log}");
+    server.restart();
+    for id in &ids {
+        let job = server.wait_job(id, Duration::from_secs(30)).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(job["attempt"], 1, "graceful shutdown re-runs nothing: {job}");
+    }
+}
