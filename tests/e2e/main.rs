@@ -6,6 +6,7 @@ mod support;
 mod control;
 mod dashboard;
 mod gitflow;
+mod hardening;
 mod hostile;
 mod pipelines;
 mod polyglot;

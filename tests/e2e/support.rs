@@ -232,3 +232,75 @@ pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
         std::fs::write(&path, text).expect("write");
     }
 }
+
+impl Server {
+    /// Kills the process and starts it again on the same address, config and
+    /// database, so that clients reconnecting to the old URL find it (the dashboard
+    /// tests use this; `restart` picks a new port).
+    pub fn restart_same_port(&mut self) {
+        self.kill();
+        let bind = self.url.trim_start_matches("http://").to_string();
+        let start = Instant::now();
+        loop {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_alephauto"))
+                .args(["serve", "--bind", &bind, "--config"])
+                .arg(&self.config_path)
+                .env("RUST_LOG", "warn,alephauto=info")
+                .env_remove("ALEPHAUTO_API_KEY")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::from(std::fs::File::create(self.dir.join("server.log")).expect("log file")))
+                .spawn()
+                .expect("start alephauto serve");
+            let stdout = child.stdout.take().expect("stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if line.starts_with("AlephAuto listening on ") {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            // Either it listens, or it exits (address briefly still in use): retry.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let listening = loop {
+                if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+                    break true;
+                }
+                if child.try_wait().expect("wait").is_some() || Instant::now() > deadline {
+                    break false;
+                }
+            };
+            if listening {
+                self.child = Some(child);
+                return;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(start.elapsed() < Duration::from_secs(30), "server did not restart on {bind}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Server {
+    /// The server process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running server").id()
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Counts jobs by status through the API.
+    pub async fn count(&self, status: &str) -> u64 {
+        let (_, page) = self.get(&format!("/api/jobs?status={status}&limit=1")).await;
+        page["total"].as_u64().unwrap_or(0)
+    }
+}

@@ -66,8 +66,10 @@ pub fn derive_context(
 }
 
 /// Inserts the JSON-LD block into `readme` (unless already there or `dry_run`) and returns the result.
+/// `repo` is the repository the README belongs to (its folder when there is none).
 pub fn enhance(
     readme: &Path,
+    repo: &Path,
     ctx: &ProjectContext,
     dry_run: bool,
     now: i64,
@@ -94,7 +96,16 @@ pub fn enhance(
     let heading = markdown::first_heading(&text)
         .map(|(_, t)| t)
         .unwrap_or_default();
-    let schema_type = schema::choose_type(&readme_str, &heading, &text, ctx);
+    // Judge the path from the repository's folder on, never by the folders above it.
+    let in_repo = readme
+        .strip_prefix(repo.parent().unwrap_or(repo))
+        .unwrap_or(readme);
+    let schema_type = schema::choose_type(
+        &in_repo.to_string_lossy().replace('\\', "/"),
+        &heading,
+        &text,
+        ctx,
+    );
     let schema = schema::build(
         schema_type,
         &name,
@@ -154,7 +165,8 @@ mod tests {
             languages: vec!["JavaScript".into()],
             ..Default::default()
         };
-        let out = enhance(&readme, &ctx, false, 1_735_689_600, &Silent).expect("enhance");
+        let out =
+            enhance(&readme, dir.path(), &ctx, false, 1_735_689_600, &Silent).expect("enhance");
         assert_eq!(out["status"], "enhanced");
         assert_eq!(out["schemaType"], "SoftwareApplication");
         assert_eq!(
@@ -166,7 +178,8 @@ mod tests {
         assert!(text.contains("</script>\n\nWidget turns sprockets"));
         assert!(text.ends_with("## Install\n\nnpm i widget\n"));
 
-        let again = enhance(&readme, &ctx, false, 1_735_689_600, &Silent).expect("second run");
+        let again =
+            enhance(&readme, dir.path(), &ctx, false, 1_735_689_600, &Silent).expect("second run");
         assert_eq!(again["status"], "skipped");
         assert_eq!(again["reason"], "Already has schema markup");
         assert_eq!(fs::read_to_string(&readme).expect("read"), text);
@@ -177,7 +190,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let readme = dir.path().join("README.md");
         fs::write(&readme, "No heading here but a long enough paragraph.\n").expect("write");
-        let out = enhance(&readme, &ProjectContext::default(), true, 0, &Silent).expect("enhance");
+        let out = enhance(
+            &readme,
+            dir.path(),
+            &ProjectContext::default(),
+            true,
+            0,
+            &Silent,
+        )
+        .expect("enhance");
         assert_eq!(out["status"], "would_enhance");
         assert_eq!(out["schemaType"], "TechArticle");
         assert_eq!(out["schema"]["dateModified"], "1970-01-01");

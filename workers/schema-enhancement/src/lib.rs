@@ -78,7 +78,7 @@ impl Worker for SchemaEnhancement {
             }
         };
         let now = alephauto_guest::time::now_unix();
-        enhance(&readme, &context, p.dry_run, now, ctx)
+        enhance(&readme, &repo, &context, p.dry_run, now, ctx)
     }
 }
 

@@ -21,13 +21,27 @@ pub fn first_heading(text: &str) -> Option<(usize, String)> {
     None
 }
 
-/// The text of the first `# ` (level 1) heading.
+/// The text of the first `# ` (level 1) heading outside code fences (a `# comment` in a
+/// shell snippet is not a title).
 pub fn title(text: &str) -> Option<String> {
-    text.lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix("# "))
-        .map(|t| t.trim().trim_end_matches('#').trim().to_owned())
-        .filter(|t| !t.is_empty())
+    let mut in_fence = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        if let Some(rest) = t.strip_prefix("# ") {
+            let title = rest.trim().trim_end_matches('#').trim();
+            if !title.is_empty() {
+                return Some(title.to_owned());
+            }
+        }
+    }
+    None
 }
 
 /// First paragraph of over 10 characters after the title, cut to 200 characters with `...`.
@@ -101,6 +115,11 @@ mod tests {
     fn finds_title_and_description() {
         let text = "[![ci](x)](y)\n# My Tool #\n\n![logo](l.png)\n\nShort.\n\nThis tool packs\nrepositories for AI.\n\n## Usage\n";
         assert_eq!(title(text).as_deref(), Some("My Tool"));
+        assert_eq!(
+            title("## Setup\n\n```sh\n# install it\nnpm i\n```\n\n# Real\n").as_deref(),
+            Some("Real")
+        );
+        assert_eq!(title("## Setup\n\n```sh\n# install it\n```\n"), None);
         assert_eq!(first_heading(text).map(|h| h.0), Some(1));
         assert_eq!(
             description(text).as_deref(),

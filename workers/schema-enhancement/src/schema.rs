@@ -28,7 +28,16 @@ fn has_word(haystack: &str, word: &str) -> bool {
         .any(|w| w == word)
 }
 
+/// Whether a word of `s` starts with "test" (test, tests, `__tests__`, testing; not latest or contest).
+fn mentions_testing(s: &str) -> bool {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w.starts_with("test"))
+}
+
 /// The Schema.org type, by the spec's precedence (testing, API, package, tutorial, remote, article).
+///
+/// `readme_path` is the README's path from its repository's folder on (`repo/docs/README.md`):
+/// the folders above the repository say nothing about what the README is about.
 pub fn choose_type(
     readme_path: &str,
     title: &str,
@@ -39,7 +48,7 @@ pub fn choose_type(
     let title = title.to_ascii_lowercase();
     let text = text.to_ascii_lowercase();
     // "About testing" means the path or the title says so; a Testing section alone does not.
-    if path.split('/').any(|c| c.contains("test")) || title.contains("test") {
+    if mentions_testing(&path) || mentions_testing(&title) {
         return "HowTo";
     }
     if has_word(&title, "api") || text.contains("api reference") || has_word(&text, "endpoints") {
@@ -222,6 +231,15 @@ mod tests {
             ..ctx()
         };
         assert_eq!(choose_type("/r/tests/README.md", "T", "", &pkg), "HowTo");
+        assert_eq!(
+            choose_type("r/README.md", "Testing guide", "", &pkg),
+            "HowTo"
+        );
+        assert_eq!(choose_type("r/__tests__/README.md", "T", "", &pkg), "HowTo");
+        assert_eq!(
+            choose_type("latest-widget/README.md", "Latest widget", "", &pkg),
+            "SoftwareApplication"
+        );
         assert_eq!(
             choose_type("/r/README.md", "Payments API", "", &pkg),
             "APIReference"

@@ -1,0 +1,132 @@
+//! repomix: the packed file holds every non-ignored file (path and contents) and no ignored
+//! one (.gitignore'd, node_modules, lock files, binaries, .git).
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::{config, p, read, run_ok, snapshot};
+use crate::support::{Server, init_repo, write_tree};
+
+const FILES: &[(&str, &str)] = &[
+    ("README.md", "# Packme\n\nA repository to pack.\n"),
+    ("src/main.rs", "fn main() {\n    println!(\"<hello & bye>\");\n}\n"),
+    ("src/util/helpers.rs", "pub fn helper() -> u8 {\n    7\n}\n"),
+    ("docs/guide.md", "# Guide\n\nRead me second.\n"),
+    (".github/workflows/ci.yml", "on: push\njobs: {}\n"),
+    (".gitignore", "secret.env\nlogs/\n*.tmp\n"),
+    ("sub/.gitignore", "local.txt\n"),
+    ("sub/kept.txt", "kept in sub"),
+    // Ignored by .gitignore files:
+    ("secret.env", "TOKEN=hunter2\n"),
+    ("logs/app.txt", "log line\n"),
+    ("scratch.tmp", "scratch\n"),
+    ("sub/local.txt", "local only\n"),
+    // Ignored by default:
+    ("node_modules/dep/index.js", "module.exports = 1;\n"),
+    ("package-lock.json", "{\"lockfileVersion\": 3}\n"),
+    ("Cargo.lock", "# lock\n"),
+    ("repomix-output.xml", "<old-output/>\n"),
+    ("image.png", "not really a png"),
+];
+
+const PACKED: &[&str] =
+    &[".github/workflows/ci.yml", ".gitignore", "README.md", "docs/guide.md", "src/main.rs", "src/util/helpers.rs", "sub/.gitignore", "sub/kept.txt"];
+
+/// Paths of the `<file path="...">` elements inside `<files>` of an XML pack.
+fn xml_paths(text: &str) -> BTreeSet<String> {
+    let files = text.split("\n<files>\n").nth(1).expect("a <files> section");
+    files.split("<file path=\"").skip(1).map(|rest| rest.split('"').next().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn repomix_packs_every_non_ignored_file_and_no_ignored_one() {
+    let server = Server::start(&config(&["repomix"]));
+    let src = server.dir.join("packme");
+    write_tree(&src, FILES);
+    std::fs::write(src.join("data.bin"), b"\x00\x01\x02binary\x00").unwrap();
+    init_repo(&src);
+    let before = snapshot(&src);
+
+    let job = run_ok(&server, "repomix", json!({"sourceDir": p(&src)}), "packed 8 files").await;
+    let r = &job["result"];
+    assert_eq!(r["sourceDir"], p(&src));
+    assert_eq!(r["style"], "xml");
+    assert_eq!(r["files"], PACKED.len(), "{r}");
+    let out_file = r["outputFile"].as_str().unwrap();
+    let out_dir = server.dir.join("data/outputs").join(job["id"].as_str().unwrap());
+    assert_eq!(out_file, p(&out_dir.join("repomix-output.xml")));
+    let text = read(out_file);
+
+    let expected: BTreeSet<String> = PACKED.iter().map(|s| s.to_string()).collect();
+    assert_eq!(xml_paths(&text), expected, "packed paths:\n{text}");
+    for rel in PACKED {
+        let body = FILES.iter().find(|(f, _)| f == rel).unwrap().1;
+        let with_nl = if body.ends_with('\n') { body.to_string() } else { format!("{body}\n") };
+        assert!(text.contains(&format!("<file path=\"{rel}\">\n{with_nl}</file>")), "{rel} verbatim:\n{text}");
+    }
+    for secret in ["hunter2", "log line", "scratch\n", "local only", "module.exports", "lockfileVersion", "<old-output/>", "not really a png", "\u{0}", "[core]", "ref: refs/heads"] {
+        assert!(!text.contains(secret), "ignored content {secret:?} leaked into the pack:\n{text}");
+    }
+    // Header and directory tree.
+    assert!(text.contains(&format!("<source>{}</source>", p(&src))), "{text}");
+    let tree = text.split("<directory_structure>\n").nth(1).unwrap().split("</directory_structure>").next().unwrap();
+    assert!(tree.contains("src/\n  main.rs\n  util/\n    helpers.rs\n"), "{tree}");
+    assert!(!tree.contains("node_modules") && !tree.contains(".git/") && !tree.contains("secret"), "{tree}");
+    assert!(text.trim_end().ends_with("</files>"));
+
+    let total_bytes: usize = PACKED.iter().map(|rel| FILES.iter().find(|(f, _)| f == rel).unwrap().1.len()).sum();
+    assert_eq!(r["totalBytes"], total_bytes);
+    let total_lines: usize = PACKED.iter().map(|rel| FILES.iter().find(|(f, _)| f == rel).unwrap().1.lines().count()).sum();
+    assert_eq!(r["totalLines"], total_lines);
+    assert_eq!(r["largestFiles"][0]["path"], "src/main.rs", "{r}");
+    assert_eq!(r["largestFiles"].as_array().unwrap().len(), 5);
+    let skipped: BTreeSet<&str> = r["skippedFiles"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(skipped, BTreeSet::from(["data.bin", "image.png"]), "{r}");
+    assert_eq!(snapshot(&src), before, "the source is only read");
+}
+
+#[tokio::test]
+async fn repomix_honours_extra_ignores_style_and_use_gitignore_false() {
+    let server = Server::start(&config(&["repomix"]));
+    let src = server.dir.join("packme");
+    write_tree(&src, FILES);
+    init_repo(&src);
+
+    let job = run_ok(
+        &server,
+        "repomix",
+        json!({"sourceDir": p(&src), "style": "markdown", "ignore": ["docs/", "*.yml"], "useGitignore": false}),
+        "packed",
+    )
+    .await;
+    let r = &job["result"];
+    let out_file = r["outputFile"].as_str().unwrap();
+    assert!(out_file.ends_with("/repomix-output.md"), "{out_file}");
+    let text = read(out_file);
+    let packed: BTreeSet<String> =
+        text.lines().filter_map(|l| l.strip_prefix("## File: ")).map(str::to_string).collect();
+    let expected: BTreeSet<String> = [
+        ".gitignore",
+        "README.md",
+        "logs/app.txt",
+        "scratch.tmp",
+        "secret.env",
+        "src/main.rs",
+        "src/util/helpers.rs",
+        "sub/.gitignore",
+        "sub/kept.txt",
+        "sub/local.txt",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(packed, expected, "{text}");
+    assert_eq!(r["files"], expected.len());
+    assert!(text.contains("```rs\nfn main() {\n    println!(\"<hello & bye>\");\n}\n```"), "{text}");
+    assert!(!text.contains("module.exports") && !text.contains("lockfileVersion"), "defaults still apply: {text}");
+
+    let (status, body) = server.trigger("repomix", json!({"sourceDir": p(&src), "style": "html"})).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("style"), "{body}");
+}
