@@ -9,3 +9,16 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null
 
 command -v git >/dev/null || { echo "git is required" >&2; exit 1; }
+
+# Headless Chromium for the dashboard's browser test (tests/e2e/dashboard.rs drives it
+# over the DevTools protocol). Installed only when missing; needs apt (Debian/Ubuntu).
+if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""
+        if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+    else
+        echo "chromium not found and apt-get unavailable: the dashboard browser test will be skipped" >&2
+    fi
+fi

@@ -2,6 +2,7 @@
 //! `AppState` of handles, one error type, and auth around mutating routes.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod jobs;
 pub mod openapi;
@@ -42,6 +43,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(jobs::routes())
         .merge(service::routes())
         .merge(openapi::routes())
+        .merge(dashboard::routes())
         .merge(ws::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
