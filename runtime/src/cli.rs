@@ -36,9 +36,10 @@ pub enum Command {
         /// Configuration file; written with defaults when absent.
         #[arg(long, default_value = "alephauto.toml")]
         config: PathBuf,
-        /// SQLite database file (default: <data_dir>/alephauto.db).
+        /// SQLite database file (default: <data_dir>/alephauto.db), or a postgres:// URL
+        /// to join a cluster of nodes sharing one PostgreSQL database.
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<String>,
         /// Listen address, e.g. 127.0.0.1:8080.
         #[arg(long)]
         bind: Option<String>,

@@ -92,6 +92,14 @@ pub struct RuntimeConfig {
     pub breaker_cooldown_secs: u64,
     /// Longest circuit-breaker cooldown, in seconds.
     pub breaker_max_cooldown_secs: u64,
+    /// `postgres://...` to share one PostgreSQL database between several nodes (default: SQLite).
+    pub database_url: Option<String>,
+    /// This node's id in a cluster (default: host name and process id).
+    pub node_id: Option<String>,
+    /// Seconds a claimed job's lease lasts without renewal (cluster mode).
+    pub lease_secs: u64,
+    /// Days finished jobs are kept in cluster mode (none: forever).
+    pub retention_days: Option<u64>,
 }
 
 impl Default for RuntimeConfig {
@@ -109,6 +117,10 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             breaker_cooldown_secs: 60,
             breaker_max_cooldown_secs: 600,
+            database_url: None,
+            node_id: None,
+            lease_secs: 30,
+            retention_days: None,
         }
     }
 }

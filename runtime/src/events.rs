@@ -2,14 +2,14 @@
 //! after the state change it reports is persisted. Slow subscribers lag and lose
 //! events (tokio broadcast semantics); they never slow the publisher.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::queue::job::{Job, format_ts};
 
 /// Kinds of job events, named as on the WebSocket feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     /// A job was queued.
     #[serde(rename = "job:created")]
@@ -50,7 +50,7 @@ impl EventKind {
 }
 
 /// One job event: the kind, the job's identity and the fields that changed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobEvent {
     /// What happened.
     #[serde(rename = "type")]

@@ -17,12 +17,13 @@ use crate::capabilities::git::GitSettings;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::gitflow::GitWorkflow;
-use crate::queue::{Queue, QueueSettings};
+use crate::queue::{ClusterSettings, Queue, QueueSettings};
 use crate::registry::Registry;
 use crate::registry::breaker::BreakerSettings;
 use crate::sandbox::Sandbox;
 use crate::sandbox::engine::EngineSettings;
-use crate::store::JobStore;
+use crate::store::postgres::PostgresStore;
+use crate::store::{ClusterStore, JobStore};
 use crate::store::sqlite::SqliteStore;
 
 /// How to run the service.
@@ -30,8 +31,8 @@ use crate::store::sqlite::SqliteStore;
 pub struct ServerOptions {
     /// The configuration.
     pub config: Config,
-    /// SQLite file (default: `<data_dir>/alephauto.db`).
-    pub db: Option<PathBuf>,
+    /// SQLite file, or a `postgres://` URL (default: `runtime.database_url`, else `<data_dir>/alephauto.db`).
+    pub db: Option<String>,
     /// Listen address (default: the config's).
     pub bind: Option<String>,
     /// Allow a non-loopback bind without an API key.
@@ -89,8 +90,17 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
 
     let data_dir = config.runtime.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
-    let db = opts.db.unwrap_or_else(|| data_dir.join("alephauto.db"));
-    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&db)?);
+    let db = opts
+        .db
+        .or_else(|| config.runtime.database_url.clone())
+        .unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
+    let (store, cluster): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>) =
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            let pg = Arc::new(PostgresStore::connect(&db).await?);
+            (pg.clone(), Some(pg))
+        } else {
+            (Arc::new(SqliteStore::open(&PathBuf::from(&db))?), None)
+        };
     let git_settings = GitSettings {
         timeout: Duration::from_secs(config.git.command_timeout_secs),
         max_output: config.git.max_output_bytes,
@@ -118,6 +128,16 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         git_config.forge_token = Some(token);
     }
     let queue = Queue::new(store.clone(), registry.clone(), events, settings, GitWorkflow::new(&git_config));
+    if let Some(cluster) = cluster {
+        let node_id = config.runtime.node_id.clone().unwrap_or_else(default_node_id);
+        tracing::info!(node = %node_id, "cluster mode on PostgreSQL");
+        queue.enable_cluster(cluster, ClusterSettings {
+            node_id,
+            lease: Duration::from_secs(config.runtime.lease_secs.max(1)),
+            poll: Duration::from_millis(500),
+            retention: config.runtime.retention_days.map(|d| Duration::from_secs(d * 86_400)),
+        });
+    }
     let recovered = queue.recover().await.context("recovering jobs from the store")?;
     if recovered > 0 {
         tracing::info!(jobs = recovered, "recovered unfinished jobs");
@@ -133,7 +153,8 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let app = api::router(state, config.server.max_body_bytes);
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, db = %db.display(), pipelines = registry.pipeline_ids().len(), ms = started.elapsed().as_millis() as u64, "listening");
+    let db_label = if db.contains("://") { "postgres".to_string() } else { db.clone() };
+    tracing::info!(%addr, db = %db_label, pipelines = registry.pipeline_ids().len(), ms = started.elapsed().as_millis() as u64, "listening");
 
     let token = shutdown.clone();
     tokio::spawn(async move {
@@ -156,6 +177,12 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         Ok(())
     });
     Ok(Running { addr, queue, shutdown, task })
+}
+
+/// A node id that is unique on this machine: host name and process id.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "node".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Resolves on SIGINT or SIGTERM.

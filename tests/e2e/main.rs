@@ -12,3 +12,4 @@ mod pipelines;
 mod polyglot;
 mod registry;
 mod skeleton;
+mod store_backends;

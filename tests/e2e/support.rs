@@ -304,3 +304,24 @@ impl Server {
         page["total"].as_u64().unwrap_or(0)
     }
 }
+
+/// The PostgreSQL server the cluster tests use (`ALEPHAUTO_TEST_PG` overrides).
+pub fn pg_base_url() -> String {
+    std::env::var("ALEPHAUTO_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A URL whose connections use a fresh schema of their own, so tests run in parallel.
+pub fn pg_schema_url(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let schema = format!("t_{tag}_{}_{}", std::process::id(), nanos % 1_000_000_000);
+    let base = pg_base_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}
+
+impl Server {
+    /// Sends SIGKILL without waiting for a restart.
+    pub fn kill_only(&mut self) {
+        self.kill();
+    }
+}

@@ -27,11 +27,7 @@ fn presented_key(req: &Request) -> Option<String> {
     }
     if req.uri().path() == "/ws" {
         let query = req.uri().query().unwrap_or("");
-        for pair in query.split('&') {
-            if let Some(v) = pair.strip_prefix("apiKey=") {
-                return Some(v.to_string());
-            }
-        }
+        return form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "apiKey").map(|(_, v)| v.into_owned());
     }
     None
 }

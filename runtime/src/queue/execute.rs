@@ -38,6 +38,10 @@ pub(super) fn pump(inner: &Arc<Inner>, pipeline: &str) {
     if !inner.dispatching.load(Ordering::Acquire) {
         return;
     }
+    if let Some(c) = inner.cluster.get() {
+        c.wake.notify_one();
+        return;
+    }
     let Some(lane) = inner.lanes.get(pipeline) else { return };
     let mut start = Vec::new();
     if let Ok(mut l) = lane.lock() {
@@ -48,7 +52,7 @@ pub(super) fn pump(inner: &Arc<Inner>, pipeline: &str) {
         }
     }
     for job in start {
-        inner.tracker.spawn(execute(inner.clone(), job));
+        inner.tracker.spawn(execute(inner.clone(), job, false));
     }
 }
 
@@ -64,14 +68,16 @@ fn release(inner: &Arc<Inner>, job: &Job) {
     pump(inner, &job.pipeline_id);
 }
 
-async fn execute(inner: Arc<Inner>, mut job: Job) {
+/// Runs one attempt; `claimed` jobs are already `running` (claimed from a shared store).
+pub(super) async fn execute(inner: Arc<Inner>, mut job: Job, claimed: bool) {
     let cancel = Arc::new(AtomicBool::new(false));
     // Registered before the claim, so a cancel that sees `running` in the store finds the flag.
     if let Ok(mut running) = inner.running.lock() {
         running.insert(job.id.clone(), cancel.clone());
     }
-    let now = Utc::now();
-    match inner.store.mark_running(&job.id, job.attempt, now).await {
+    let now = job.started_at.filter(|_| claimed).unwrap_or_else(Utc::now);
+    let claim = if claimed { Ok(true) } else { inner.store.mark_running(&job.id, job.attempt, now).await };
+    match claim {
         Ok(true) => {}
         Ok(false) => {
             // Cancelled (or re-queued by another path) while waiting: nothing to run.
@@ -87,7 +93,7 @@ async fn execute(inner: Arc<Inner>, mut job: Job) {
     job.status = JobStatus::Running;
     job.started_at = Some(now);
     job.progress = Progress::default();
-    inner.events.publish(JobEvent::of(EventKind::Started, &job));
+    inner.publish(JobEvent::of(EventKind::Started, &job)).await;
     tracing::info!(job = %job.id, pipeline = %job.pipeline_id, attempt = job.attempt, "job started");
 
     let journal = Journal::new(inner.settings.max_log_bytes, job.attempt);
@@ -109,15 +115,18 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
         Outcome::Completed(result, git) => (JobStatus::Completed, Some(result), None, git),
         Outcome::Failed(f, git) => {
             if retry::should_retry(&f, job.attempt, inner.settings.max_attempts) {
-                match inner.store.requeue(&job.id, job.attempt, &f).await {
+                let delay = retry::backoff(inner.settings.retry_base, job.attempt);
+                match inner.store.requeue(&job.id, job.attempt, &f, delay).await {
                     Ok(true) => {
                         job.attempt += 1;
                         job.status = JobStatus::Queued;
                         job.error = Some(f);
-                        inner.events.publish(JobEvent::of(EventKind::Retrying, &job));
-                        let delay = retry::backoff(inner.settings.retry_base, job.attempt - 1);
+                        inner.publish(JobEvent::of(EventKind::Retrying, &job)).await;
                         release(inner, &job);
-                        schedule_retry(inner.clone(), job, delay);
+                        // In a cluster the store holds the delay (`run_after`); a claimer picks it up.
+                        if inner.cluster.get().is_none() {
+                            schedule_retry(inner.clone(), job, delay);
+                        }
                         return;
                     }
                     Ok(false) => {
@@ -142,7 +151,7 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
             inner.metrics.job_finished(&job.pipeline_id, status.as_str(), took);
             let kind = if status == JobStatus::Completed { EventKind::Completed } else { EventKind::Failed };
             tracing::info!(job = %job.id, status = status.as_str(), "job finished");
-            inner.events.publish(JobEvent::of(kind, &job));
+            inner.publish(JobEvent::of(kind, &job)).await;
         }
         Ok(false) => tracing::info!(job = %job.id, attempt = job.attempt, "outcome fenced out (cancelled or superseded)"),
         Err(e) => tracing::error!(job = %job.id, error = %e, "persisting the outcome failed"),
@@ -338,12 +347,14 @@ async fn forward_progress(inner: Arc<Inner>, job: Job, mut rx: watch::Receiver<P
         if let Err(e) = inner.store.save_progress(&job.id, job.attempt, &progress).await {
             tracing::warn!(job = %job.id, error = %e, "saving progress failed");
         }
-        inner.events.publish(JobEvent {
-            kind: EventKind::Progress,
-            job_id: job.id.clone(),
-            pipeline_id: job.pipeline_id.clone(),
-            payload: json!({"status": "running", "progress": progress}),
-            timestamp: format_ts(&Utc::now()),
-        });
+        inner
+            .publish(JobEvent {
+                kind: EventKind::Progress,
+                job_id: job.id.clone(),
+                pipeline_id: job.pipeline_id.clone(),
+                payload: json!({"status": "running", "progress": progress}),
+                timestamp: format_ts(&Utc::now()),
+            })
+            .await;
     }
 }

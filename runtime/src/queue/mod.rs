@@ -5,6 +5,7 @@
 //! **Invariant:** the store is the source of truth; in-memory lanes only order work.
 //! A job leaves a lane only through `execute`, which fences every write by attempt.
 
+mod cluster;
 mod execute;
 pub mod ids;
 pub mod job;
@@ -26,6 +27,8 @@ use crate::events::{EventBus, EventKind, JobEvent};
 use crate::registry::worker::ParamError;
 use crate::registry::{Registry, RegistryError};
 use crate::store::{JobStore, StoreError};
+
+pub use cluster::ClusterSettings;
 
 /// Keys the server sets in a job's data; callers cannot forge them.
 pub const RESERVED_KEYS: [&str; 2] = ["triggeredBy", "triggeredAt"];
@@ -123,6 +126,22 @@ pub(crate) struct Inner {
     tracker: TaskTracker,
     git: crate::gitflow::GitWorkflow,
     metrics: Arc<crate::metrics::Metrics>,
+    cluster: std::sync::OnceLock<cluster::Cluster>,
+}
+
+impl Inner {
+    /// Publishes an event: on the local bus, or (in a cluster) to every node through the store.
+    async fn publish(&self, event: JobEvent) {
+        match self.cluster.get() {
+            Some(c) => {
+                if let Err(e) = c.store.broadcast(&event).await {
+                    tracing::warn!(error = %e, "broadcasting an event failed; publishing locally");
+                    self.events.publish(event);
+                }
+            }
+            None => self.events.publish(event),
+        }
+    }
 }
 
 /// Counts of one pipeline's lane.
@@ -186,6 +205,7 @@ impl Queue {
                 tracker: TaskTracker::new(),
                 git,
                 metrics: Arc::default(),
+                cluster: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -249,6 +269,16 @@ impl Queue {
         let params = if params.is_object() { job_params(&params) } else { params };
         let valid = worker.validate(params)?;
         let lane = inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
+        if let Some(c) = inner.cluster.get() {
+            // The table is the queue: count there, insert, and the insert's NOTIFY wakes a claimer.
+            let cap = lane.lock().map(|l| l.max_queued).unwrap_or(usize::MAX);
+            if c.store.queued_count(pipeline).await? >= cap as u64 {
+                return Err(TriggerError::QueueFull { pipeline: pipeline.into(), cap });
+            }
+            let job = self.persist_new(pipeline, valid.params, kind, triggered_by, retry_of).await?;
+            c.wake.notify_one();
+            return Ok(job);
+        }
         {
             let mut l = lane.lock().map_err(|_| TriggerError::Disabled("lane lock poisoned".into()))?;
             if l.queued.len() + l.reserved >= l.max_queued {
@@ -292,7 +322,7 @@ impl Queue {
             }
             match self.inner.store.insert(&job).await {
                 Ok(()) => {
-                    self.inner.events.publish(JobEvent::of(EventKind::Created, &job));
+                    self.inner.publish(JobEvent::of(EventKind::Created, &job)).await;
                     return Ok(job);
                 }
                 Err(StoreError::Duplicate(_)) => continue,
@@ -317,7 +347,7 @@ impl Queue {
                     }
                 }
                 let job = inner.store.get(id).await?.ok_or_else(|| ControlError::NotFound(id.into()))?;
-                inner.events.publish(JobEvent::of(EventKind::Cancelled, &job));
+                inner.publish(JobEvent::of(EventKind::Cancelled, &job)).await;
                 Ok(job)
             }
             None => match inner.store.get(id).await? {
@@ -343,6 +373,12 @@ impl Queue {
         }
         let params = job_params(&old.data);
         Ok(self.create_job(&old.pipeline_id, params, "retry", "retry", Some(&old)).await?)
+    }
+
+    /// Joins a cluster: jobs are claimed from the shared store instead of local lanes,
+    /// events travel through the store, and leases are renewed. Call before `recover`.
+    pub fn enable_cluster(&self, store: Arc<dyn crate::store::ClusterStore>, settings: ClusterSettings) {
+        cluster::start(&self.inner, store, settings);
     }
 
     /// Puts jobs left queued or running by a previous process back in their lanes.

@@ -4,6 +4,7 @@
 //!
 //! **Invariant:** a terminal status is never changed by the store.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -119,8 +120,8 @@ pub trait JobStore: Send + Sync + 'static {
     async fn save_progress(&self, id: &str, attempt: u32, progress: &Progress) -> StoreResult<()>;
     /// running(attempt) → terminal; false when fenced out (stale attempt or already terminal).
     async fn finish(&self, id: &str, attempt: u32, finish: &Finish) -> StoreResult<bool>;
-    /// running(attempt) → queued(attempt + 1) after a retryable failure.
-    async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure) -> StoreResult<bool>;
+    /// running(attempt) → queued(attempt + 1) after a retryable failure, runnable after `delay`.
+    async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure, delay: std::time::Duration) -> StoreResult<bool>;
     /// queued | running → cancelled; returns the job as it was before, None when absent or terminal.
     async fn cancel(&self, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>>;
     /// One job.
@@ -138,4 +139,39 @@ pub trait JobStore: Send + Sync + 'static {
     async fn logs(&self, id: &str) -> StoreResult<Vec<LogEntry>>;
     /// Waits until every accepted write is durable.
     async fn flush(&self) -> StoreResult<()>;
+}
+
+/// A note from the cluster to this node.
+#[derive(Debug, Clone)]
+pub enum ClusterNote {
+    /// A job event, from any node (this one included).
+    Event(crate::events::JobEvent),
+    /// Jobs of this pipeline were queued.
+    Wake(String),
+    /// This job was cancelled.
+    Cancel(String),
+}
+
+/// What a store shared by several runtime nodes adds: claiming with a cluster-wide
+/// concurrency cap, leases, rescue, pruning, leader election and cross-node notes.
+#[async_trait]
+pub trait ClusterStore: JobStore {
+    /// Claims up to `limit` runnable queued jobs of `pipeline` for `node`, never letting more
+    /// than `cap` of that pipeline run across the cluster; they come back `running`.
+    async fn claim(&self, pipeline: &str, node: &str, limit: u32, cap: u32, lease: std::time::Duration)
+    -> StoreResult<Vec<Job>>;
+    /// Renews `node`'s leases; returns the ids among `running` that were cancelled meanwhile.
+    async fn heartbeat(&self, node: &str, running: &[String], lease: std::time::Duration) -> StoreResult<Vec<String>>;
+    /// Re-queues, with attempt + 1, running jobs whose lease expired; returns how many.
+    async fn rescue_expired(&self) -> StoreResult<u64>;
+    /// Deletes terminal jobs (and their logs) that ended before `before`.
+    async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// True while this process holds the maintenance leadership.
+    async fn try_lead(&self) -> StoreResult<bool>;
+    /// Jobs of `pipeline` waiting, across the cluster.
+    async fn queued_count(&self, pipeline: &str) -> StoreResult<u64>;
+    /// Sends an event to every node, this one included.
+    async fn broadcast(&self, event: &crate::events::JobEvent) -> StoreResult<()>;
+    /// Notes from the cluster.
+    fn notes(&self) -> tokio::sync::broadcast::Receiver<ClusterNote>;
 }

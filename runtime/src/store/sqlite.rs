@@ -518,7 +518,8 @@ impl JobStore for SqliteStore {
         let f = Box::new(finish.clone());
         self.write(|r| WriteOp::Finish(id.to_string(), attempt, f, r)).await
     }
-    async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure) -> StoreResult<bool> {
+    async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure, _delay: std::time::Duration) -> StoreResult<bool> {
+        // The single node keeps the delay in memory (`queue::execute::schedule_retry`).
         self.write(|r| WriteOp::Requeue(id.to_string(), attempt, error.clone(), r)).await
     }
     async fn cancel(&self, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>> {

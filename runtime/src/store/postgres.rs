@@ -1,0 +1,556 @@
+//! The PostgreSQL store, for several runtime nodes sharing one database. Claims use
+//! `FOR UPDATE SKIP LOCKED` under a per-pipeline advisory transaction lock, so the
+//! concurrency cap holds across the cluster; running jobs carry a node and a lease;
+//! events, wake-ups and cancels travel over LISTEN/NOTIFY (a hint: nodes also poll).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::{Mutex, broadcast};
+use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
+
+use super::{ClusterNote, ClusterStore, Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError, StoreResult};
+use crate::events::JobEvent;
+use crate::queue::job::{Job, JobFailure, JobStatus, Progress};
+
+/// Versioned migrations, applied in order under an advisory lock so nodes starting
+/// together do not race.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        seq BIGSERIAL,
+        pipeline_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        data JSONB NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        started_at TIMESTAMPTZ,
+        completed_at TIMESTAMPTZ,
+        attempt INTEGER NOT NULL,
+        progress_percent SMALLINT NOT NULL DEFAULT 0,
+        progress_message TEXT NOT NULL DEFAULT '',
+        result JSONB,
+        error JSONB,
+        git JSONB,
+        retried_from TEXT,
+        retry_count INTEGER NOT NULL DEFAULT 0,
+        node_id TEXT,
+        lease_until TIMESTAMPTZ,
+        run_after TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX jobs_claim ON jobs (pipeline_id, status, run_after, created_at, seq);
+    CREATE INDEX jobs_created ON jobs (created_at, seq);
+    CREATE INDEX jobs_lease ON jobs (status, lease_until);
+    CREATE TABLE job_logs (
+        job_id TEXT NOT NULL,
+        seq BIGSERIAL,
+        attempt INTEGER NOT NULL,
+        ts TEXT NOT NULL,
+        level TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        message TEXT NOT NULL,
+        fields JSONB,
+        PRIMARY KEY (job_id, seq)
+    );",
+)];
+
+const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
+    progress_percent, progress_message, result, error, git, retried_from, retry_count";
+
+/// Advisory lock key of the maintenance leader (arbitrary constant: "alephaut").
+const LEADER_LOCK: i64 = 0x616c_6570_6861_7574;
+/// Advisory lock key serialising migrations.
+const MIGRATION_LOCK: i64 = 0x616c_6570_6d69_6772;
+/// NOTIFY channels.
+const EVENTS: &str = "alephauto_events";
+const WAKE: &str = "alephauto_wake";
+const CANCEL: &str = "alephauto_cancel";
+/// NOTIFY payloads must stay under 8000 bytes.
+const MAX_NOTIFY: usize = 7900;
+
+fn backend(e: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::Backend(e.into())
+}
+
+/// PostgreSQL-backed `JobStore` and `ClusterStore`.
+pub struct PostgresStore {
+    pool: Pool,
+    notes: broadcast::Sender<ClusterNote>,
+    /// The dedicated session that LISTENs and holds the leader lock.
+    session: Arc<Mutex<Client>>,
+    leader: AtomicBool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+/// The schema named by `-csearch_path=...` in the URL's `options`, if any.
+fn search_path(config: &tokio_postgres::Config) -> Option<String> {
+    let options = config.get_options()?;
+    options.split_whitespace().find_map(|o| {
+        o.trim_start_matches("-c").strip_prefix("search_path=").map(|s| s.split(',').next().unwrap_or(s).to_string())
+    })
+}
+
+impl PostgresStore {
+    /// Connects to `url`, applies migrations, and starts listening for cluster notes.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let config = tokio_postgres::Config::from_str(url).context("invalid PostgreSQL URL")?;
+        let (session, connection) = config.connect(NoTls).await.context("connecting to PostgreSQL")?;
+        let (notes, _) = broadcast::channel(4096);
+        spawn_listener(connection, notes.clone());
+        if let Some(schema) = search_path(&config) {
+            let ident = schema.replace('"', "\"\"");
+            session.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{ident}\"")).await.context("creating the schema")?;
+        }
+        migrate(&session).await?;
+        session
+            .batch_execute(&format!("LISTEN {EVENTS}; LISTEN {WAKE}; LISTEN {CANCEL};"))
+            .await
+            .context("LISTEN")?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(16).build().context("building the connection pool")?;
+        Ok(Self { pool, notes, session: Arc::new(Mutex::new(session)), leader: AtomicBool::new(false) })
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| backend(anyhow!("PostgreSQL pool: {e}")))
+    }
+
+    async fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client.execute("SELECT pg_notify($1, $2)", &[&channel, &payload]).await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// Drives the LISTEN connection and turns notifications into `ClusterNote`s.
+fn spawn_listener(mut connection: tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>, notes: broadcast::Sender<ClusterNote>) {
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    let note = match n.channel() {
+                        EVENTS => match serde_json::from_str::<JobEvent>(n.payload()) {
+                            Ok(e) => ClusterNote::Event(e),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "unreadable cluster event");
+                                continue;
+                            }
+                        },
+                        WAKE => ClusterNote::Wake(n.payload().to_string()),
+                        CANCEL => ClusterNote::Cancel(n.payload().to_string()),
+                        _ => continue,
+                    };
+                    let _ = notes.send(note);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "PostgreSQL listener connection failed");
+                    break;
+                }
+            }
+        }
+    });
+}
+
+async fn migrate(client: &Client) -> anyhow::Result<()> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+    let result = async {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            let done = client.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version]).await?.is_some();
+            if !done {
+                client.batch_execute(&format!("BEGIN; {sql}; INSERT INTO schema_migrations (version) VALUES ({version}); COMMIT;"))
+                    .await
+                    .with_context(|| format!("applying migration {version}"))?;
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
+    result
+}
+
+fn to_job(row: &Row) -> StoreResult<Job> {
+    let status: String = row.get(2);
+    let json_opt = |i: usize| -> Option<Value> { row.get::<_, Option<Value>>(i) };
+    Ok(Job {
+        id: row.get(0),
+        pipeline_id: row.get(1),
+        status: JobStatus::parse(&status).ok_or_else(|| backend(anyhow!("bad status {status:?}")))?,
+        data: row.get(3),
+        created_at: row.get(4),
+        started_at: row.get(5),
+        completed_at: row.get(6),
+        attempt: row.get::<_, i32>(7) as u32,
+        progress: Progress { percent: row.get::<_, i16>(8) as u8, message: row.get(9) },
+        result: json_opt(10),
+        error: parse_json(json_opt(11))?,
+        git: parse_json(json_opt(12))?,
+        retried_from: row.get(13),
+        retry_count: row.get::<_, i32>(14) as u32,
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(v: Option<Value>) -> StoreResult<Option<T>> {
+    v.map(serde_json::from_value).transpose().map_err(backend)
+}
+
+fn json<T: serde::Serialize>(v: &Option<T>) -> StoreResult<Option<Value>> {
+    v.as_ref().map(serde_json::to_value).transpose().map_err(backend)
+}
+
+#[async_trait]
+impl JobStore for PostgresStore {
+    async fn insert(&self, job: &Job) -> StoreResult<()> {
+        let client = self.client().await?;
+        let res = client
+            .execute(
+                &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"),
+                &[
+                    &job.id,
+                    &job.pipeline_id,
+                    &job.status.as_str(),
+                    &job.data,
+                    &job.created_at,
+                    &job.started_at,
+                    &job.completed_at,
+                    &(job.attempt as i32),
+                    &i16::from(job.progress.percent),
+                    &job.progress.message,
+                    &job.result,
+                    &json(&job.error)?,
+                    &json(&job.git)?,
+                    &job.retried_from,
+                    &(job.retry_count as i32),
+                ],
+            )
+            .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                return Err(StoreError::Duplicate(job.id.clone()));
+            }
+            Err(e) => return Err(backend(e)),
+        }
+        client.execute("SELECT pg_notify($1, $2)", &[&WAKE, &job.pipeline_id]).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn mark_running(&self, id: &str, attempt: u32, at: DateTime<Utc>) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE jobs SET status = 'running', started_at = $3, progress_percent = 0, progress_message = '' \
+                 WHERE id = $1 AND attempt = $2 AND status = 'queued'",
+                &[&id, &(attempt as i32), &at],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    async fn save_progress(&self, id: &str, attempt: u32, p: &Progress) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE jobs SET progress_percent = $3, progress_message = $4 WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                &[&id, &(attempt as i32), &i16::from(p.percent), &p.message],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn finish(&self, id: &str, attempt: u32, f: &Finish) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE jobs SET status = $3, result = $4, error = $5, git = $6, completed_at = $7, lease_until = NULL, \
+                 progress_percent = CASE WHEN $3 = 'completed' THEN 100 ELSE progress_percent END \
+                 WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                &[&id, &(attempt as i32), &f.status.as_str(), &f.result, &json(&f.error)?, &json(&f.git)?, &f.at],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure, delay: Duration) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let err = serde_json::to_value(error).map_err(backend)?;
+        let n = client
+            .execute(
+                "UPDATE jobs SET status = 'queued', attempt = attempt + 1, error = $3, started_at = NULL, node_id = NULL, \
+                 lease_until = NULL, run_after = now() + make_interval(secs => $4) \
+                 WHERE id = $1 AND attempt = $2 AND status = 'running'",
+                &[&id, &(attempt as i32), &err, &delay.as_secs_f64()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    async fn cancel(&self, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let before = tx
+            .query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE"), &[&id])
+            .await
+            .map_err(backend)?;
+        let Some(before) = before.map(|r| to_job(&r)).transpose()? else { return Ok(None) };
+        if before.status.is_terminal() {
+            return Ok(None);
+        }
+        let error = serde_json::json!({"message": "cancelled by request", "code": "CANCELLED", "retryable": false});
+        tx.execute(
+            "UPDATE jobs SET status = 'cancelled', completed_at = $2, error = $3, node_id = NULL, lease_until = NULL WHERE id = $1",
+            &[&id, &at, &error],
+        )
+        .await
+        .map_err(backend)?;
+        // Delivered at commit: the node running it interrupts the guest.
+        tx.execute("SELECT pg_notify($1, $2)", &[&CANCEL, &id]).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(before))
+    }
+
+    async fn get(&self, id: &str) -> StoreResult<Option<Job>> {
+        let client = self.client().await?;
+        let row = client.query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"), &[&id]).await.map_err(backend)?;
+        row.map(|r| to_job(&r)).transpose()
+    }
+
+    async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
+        let client = self.client().await?;
+        let statuses: Vec<String> = filter.statuses.iter().map(|s| s.as_str().to_string()).collect();
+        let where_sql = "WHERE ($1::text IS NULL OR pipeline_id = $1) AND (cardinality($2::text[]) = 0 OR status = ANY($2))";
+        let total: i64 = client
+            .query_one(&format!("SELECT count(*) FROM jobs {where_sql}"), &[&filter.pipeline_id, &statuses])
+            .await
+            .map_err(backend)?
+            .get(0);
+        let rows = client
+            .query(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY created_at DESC, seq DESC LIMIT $3 OFFSET $4"),
+                &[&filter.pipeline_id, &statuses, &i64::from(filter.limit), &i64::from(filter.offset)],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(JobPage { jobs: rows.iter().map(to_job).collect::<StoreResult<_>>()?, total: total as u64 })
+    }
+
+    async fn counts(&self) -> StoreResult<HashMap<String, PipelineCounts>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT pipeline_id, status, count(*), max(completed_at) FROM jobs GROUP BY pipeline_id, status", &[])
+            .await
+            .map_err(backend)?;
+        let mut out: HashMap<String, PipelineCounts> = HashMap::new();
+        for r in rows {
+            let entry = out.entry(r.get(0)).or_default();
+            if let Some(st) = JobStatus::parse(r.get(1)) {
+                entry.by_status.insert(st, r.get::<_, i64>(2) as u64);
+            }
+            if let Some(last) = r.get::<_, Option<DateTime<Utc>>>(3) {
+                entry.last_run = Some(entry.last_run.map_or(last, |p| p.max(last)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// In a cluster a starting node must not take over its peers' running jobs: it only
+    /// rescues expired leases. Queued jobs are claimed from the table, not returned here.
+    async fn recover(&self) -> StoreResult<Vec<Job>> {
+        self.rescue_expired().await?;
+        Ok(Vec::new())
+    }
+
+    async fn append_logs(&self, id: &str, entries: Vec<LogEntry>) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let stmt = tx
+            .prepare("INSERT INTO job_logs (job_id, attempt, ts, level, stream, message, fields) VALUES ($1,$2,$3,$4,$5,$6,$7)")
+            .await
+            .map_err(backend)?;
+        for e in &entries {
+            let stream = serde_json::to_value(e.stream).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            tx.execute(&stmt, &[&id, &(e.attempt as i32), &e.timestamp, &e.level, &stream, &e.message, &e.fields])
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn logs(&self, id: &str) -> StoreResult<Vec<LogEntry>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT ts, level, stream, message, fields, attempt FROM job_logs WHERE job_id = $1 ORDER BY seq", &[&id])
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogEntry {
+                    timestamp: r.get(0),
+                    level: r.get(1),
+                    stream: serde_json::from_value(Value::String(r.get(2))).map_err(backend)?,
+                    message: r.get(3),
+                    fields: r.get(4),
+                    attempt: r.get::<_, i32>(5) as u32,
+                })
+            })
+            .collect()
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        // Every write above is committed before it returns.
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ClusterStore for PostgresStore {
+    async fn claim(&self, pipeline: &str, node: &str, limit: u32, cap: u32, lease: Duration) -> StoreResult<Vec<Job>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // One claimer per pipeline at a time across the cluster, so count-then-claim is exact.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&pipeline]).await.map_err(backend)?;
+        let rows = tx
+            .query(
+                &format!(
+                    "WITH busy AS (SELECT count(*) AS n FROM jobs WHERE pipeline_id = $1 AND status = 'running'),
+                     picked AS (
+                        SELECT id FROM jobs
+                        WHERE pipeline_id = $1 AND status = 'queued' AND run_after <= now()
+                        ORDER BY created_at, seq
+                        LIMIT GREATEST(0, LEAST($2::bigint, $3::bigint - (SELECT n FROM busy)))
+                        FOR UPDATE SKIP LOCKED)
+                     UPDATE jobs j SET status = 'running', node_id = $4, started_at = now(),
+                        lease_until = now() + make_interval(secs => $5), progress_percent = 0, progress_message = ''
+                     FROM picked WHERE j.id = picked.id
+                     RETURNING {}",
+                    JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
+                ),
+                &[&pipeline, &i64::from(limit), &i64::from(cap), &node, &lease.as_secs_f64()],
+            )
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        let mut jobs = rows.iter().map(to_job).collect::<StoreResult<Vec<_>>>()?;
+        jobs.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(jobs)
+    }
+
+    async fn heartbeat(&self, node: &str, running: &[String], lease: Duration) -> StoreResult<Vec<String>> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE jobs SET lease_until = now() + make_interval(secs => $2) WHERE node_id = $1 AND status = 'running'",
+                &[&node, &lease.as_secs_f64()],
+            )
+            .await
+            .map_err(backend)?;
+        if running.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = client
+            .query("SELECT id FROM jobs WHERE id = ANY($1) AND status = 'cancelled'", &[&running])
+            .await
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn rescue_expired(&self) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE jobs SET status = 'queued', attempt = attempt + 1, node_id = NULL, lease_until = NULL, started_at = NULL, \
+                 run_after = now() WHERE status = 'running' AND lease_until < now() RETURNING pipeline_id",
+                &[],
+            )
+            .await
+            .map_err(backend)?;
+        for r in &rows {
+            let pipeline: String = r.get(0);
+            client.execute("SELECT pg_notify($1, $2)", &[&WAKE, &pipeline]).await.map_err(backend)?;
+        }
+        if !rows.is_empty() {
+            tracing::warn!(jobs = rows.len(), "rescued jobs whose node stopped renewing its lease");
+        }
+        Ok(rows.len() as u64)
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "WITH gone AS (DELETE FROM jobs WHERE status IN ('completed','failed','cancelled') AND completed_at < $1 RETURNING id)
+                 DELETE FROM job_logs WHERE job_id IN (SELECT id FROM gone)",
+                &[&before],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(n)
+    }
+
+    async fn try_lead(&self) -> StoreResult<bool> {
+        if self.leader.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        // A session-level lock on the long-lived LISTEN session: it is released when that
+        // session ends, so a dead node's leadership passes on by itself.
+        let session = self.session.lock().await;
+        let got: bool =
+            session.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]).await.map_err(backend)?.get(0);
+        self.leader.store(got, Ordering::Release);
+        Ok(got)
+    }
+
+    async fn queued_count(&self, pipeline: &str) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM jobs WHERE pipeline_id = $1 AND status = 'queued'", &[&pipeline])
+            .await
+            .map_err(backend)?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    async fn broadcast(&self, event: &JobEvent) -> StoreResult<()> {
+        let mut payload = serde_json::to_string(event).map_err(backend)?;
+        if payload.len() > MAX_NOTIFY {
+            // Too big for NOTIFY: send the event without its large fields; clients fetch the job.
+            let mut slim = event.clone();
+            if let Value::Object(map) = &mut slim.payload {
+                map.retain(|k, _| matches!(k.as_str(), "status" | "attempt" | "progress" | "completedAt" | "startedAt"));
+                map.insert("truncated".into(), Value::Bool(true));
+            }
+            payload = serde_json::to_string(&slim).map_err(backend)?;
+        }
+        self.notify(EVENTS, &payload).await
+    }
+
+    fn notes(&self) -> broadcast::Receiver<ClusterNote> {
+        self.notes.subscribe()
+    }
+}

@@ -1,0 +1,168 @@
+//! The same store suite against both backends: SQLite (embedded) and PostgreSQL
+//! (each test in a schema of its own), plus the cluster-only operations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alephauto::events::{EventKind, JobEvent};
+use alephauto::queue::job::{Job, JobFailure, JobStatus, Progress};
+use alephauto::store::postgres::PostgresStore;
+use alephauto::store::sqlite::SqliteStore;
+use alephauto::store::{ClusterNote, ClusterStore, Finish, JobFilter, JobStore, LogEntry, LogStream, StoreError};
+use chrono::Utc;
+use serde_json::json;
+
+use crate::support::pg_schema_url;
+
+fn job(id: &str, pipeline: &str, ms: i64) -> Job {
+    Job::new(id.into(), pipeline.into(), json!({"n": ms}), Utc::now() + chrono::Duration::milliseconds(ms))
+}
+
+fn done(status: JobStatus) -> Finish {
+    Finish { status, result: Some(json!({"ok": true})), error: None, git: None, at: Utc::now() }
+}
+
+async fn backends(tag: &str) -> Vec<(&'static str, Arc<dyn JobStore>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("s.db")).unwrap());
+    let pg: Arc<dyn JobStore> = Arc::new(
+        PostgresStore::connect(&pg_schema_url(tag)).await.expect("PostgreSQL at 127.0.0.1:5432 (see scripts/setup.sh)"),
+    );
+    vec![("sqlite", sqlite, dir), ("postgres", pg, tempfile::tempdir().unwrap())]
+}
+
+#[tokio::test]
+async fn both_backends_fence_stale_attempts_and_keep_terminal_states() {
+    for (name, store, _dir) in backends("fence").await {
+        store.insert(&job("a", "p", 0)).await.unwrap();
+        assert!(matches!(store.insert(&job("a", "p", 0)).await, Err(StoreError::Duplicate(_))), "{name}");
+        assert!(store.mark_running("a", 1, Utc::now()).await.unwrap(), "{name}");
+        assert!(!store.mark_running("a", 1, Utc::now()).await.unwrap(), "{name}: claimed twice");
+        let failure = JobFailure { message: "flaky".into(), code: "RETRYABLE".into(), retryable: true };
+        assert!(store.requeue("a", 1, &failure, Duration::ZERO).await.unwrap(), "{name}");
+        let j = store.get("a").await.unwrap().unwrap();
+        assert_eq!((j.status, j.attempt), (JobStatus::Queued, 2), "{name}");
+        assert!(store.mark_running("a", 2, Utc::now()).await.unwrap(), "{name}");
+        store.save_progress("a", 2, &Progress { percent: 40, message: "half".into() }).await.unwrap();
+        store.save_progress("a", 1, &Progress { percent: 99, message: "stale".into() }).await.unwrap();
+        store.flush().await.unwrap();
+        assert_eq!(store.get("a").await.unwrap().unwrap().progress.message, "half", "{name}: stale progress fenced");
+        assert!(!store.finish("a", 1, &done(JobStatus::Completed)).await.unwrap(), "{name}: stale finish fenced");
+        assert!(store.finish("a", 2, &done(JobStatus::Failed)).await.unwrap(), "{name}");
+        assert!(!store.finish("a", 2, &done(JobStatus::Completed)).await.unwrap(), "{name}: terminal is terminal");
+        assert!(store.cancel("a", Utc::now()).await.unwrap().is_none(), "{name}");
+        let j = store.get("a").await.unwrap().unwrap();
+        assert_eq!((j.status, j.attempt), (JobStatus::Failed, 2), "{name}");
+        assert_eq!(j.result, Some(json!({"ok": true})), "{name}");
+
+        store.insert(&job("b", "p", 1)).await.unwrap();
+        let before = store.cancel("b", Utc::now()).await.unwrap().expect("cancellable");
+        assert_eq!(before.status, JobStatus::Queued, "{name}");
+        assert!(!store.mark_running("b", 1, Utc::now()).await.unwrap(), "{name}: a cancelled job never starts");
+        assert_eq!(store.get("b").await.unwrap().unwrap().error.unwrap().code, "CANCELLED", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn both_backends_list_count_and_log_alike() {
+    for (name, store, _dir) in backends("list").await {
+        for i in 0..7 {
+            store.insert(&job(&format!("j{i}"), if i % 2 == 0 { "even" } else { "odd" }, i)).await.unwrap();
+        }
+        store.mark_running("j6", 1, Utc::now()).await.unwrap();
+        store.finish("j6", 1, &done(JobStatus::Completed)).await.unwrap();
+        let page = store
+            .list(&JobFilter { pipeline_id: Some("even".into()), statuses: vec![JobStatus::Queued], limit: 2, offset: 1 })
+            .await
+            .unwrap();
+        assert_eq!(page.total, 3, "{name}");
+        assert_eq!(page.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec!["j2", "j0"], "{name}: newest first");
+        let all = store.list(&JobFilter { limit: 100, ..Default::default() }).await.unwrap();
+        assert_eq!(all.total, 7, "{name}");
+        assert_eq!(all.jobs[0].id, "j6", "{name}");
+        let counts = store.counts().await.unwrap();
+        assert_eq!(counts["even"].by_status[&JobStatus::Completed], 1, "{name}");
+        assert_eq!(counts["odd"].by_status[&JobStatus::Queued], 3, "{name}");
+        assert!(counts["even"].last_run.is_some(), "{name}");
+
+        let line = |m: &str| LogEntry {
+            timestamp: "2026-01-01T00:00:00.000Z".into(),
+            level: "info".into(),
+            stream: LogStream::Stdout,
+            message: m.into(),
+            fields: Some(json!({"k": 1})),
+            attempt: 1,
+        };
+        store.append_logs("j1", vec![line("one"), line("two")]).await.unwrap();
+        store.append_logs("j1", vec![line("three")]).await.unwrap();
+        let logs = store.logs("j1").await.unwrap();
+        assert_eq!(logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), vec!["one", "two", "three"], "{name}");
+        assert_eq!(logs[0].fields, Some(json!({"k": 1})), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_claims_respect_the_cluster_cap_leases_and_leadership() {
+    let url = pg_schema_url("claim");
+    let a = PostgresStore::connect(&url).await.unwrap();
+    let b = PostgresStore::connect(&url).await.unwrap();
+    for i in 0..10 {
+        a.insert(&job(&format!("c{i}"), "p", i)).await.unwrap();
+        a.insert(&job(&format!("q{i}"), "q", i)).await.unwrap();
+    }
+    // Two nodes claiming at once never exceed the cap of 3 together.
+    let lease = Duration::from_secs(1);
+    let (q1, q2) = tokio::join!(a.claim("q", "A", 3, 3, Duration::from_secs(30)), b.claim("q", "B", 3, 3, Duration::from_secs(30)));
+    assert_eq!(q1.unwrap().len() + q2.unwrap().len(), 3);
+    // A takes two, B gets only the one slot left.
+    let x = a.claim("p", "A", 2, 3, lease).await.unwrap();
+    let y = b.claim("p", "B", 3, 3, lease).await.unwrap();
+    assert_eq!((x.len(), y.len()), (2, 1));
+    assert!(x.iter().chain(&y).all(|j| j.status == JobStatus::Running));
+    assert!(a.claim("p", "A", 5, 3, lease).await.unwrap().is_empty(), "cap reached");
+    // FIFO: the oldest three were taken.
+    let mut ids: Vec<_> = x.iter().chain(&y).map(|j| j.id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["c0", "c1", "c2"]);
+
+    // Only one node leads.
+    assert_ne!(a.try_lead().await.unwrap(), b.try_lead().await.unwrap());
+
+    // A's leases expire without heartbeats; B's are renewed. The rescue re-queues A's with attempt 2.
+    let mut notes = b.notes();
+    let b_ids: Vec<String> = y.iter().map(|j| j.id.clone()).collect();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    b.heartbeat("B", &b_ids, Duration::from_secs(30)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let rescued = a.rescue_expired().await.unwrap();
+    assert_eq!(rescued as usize, x.len());
+    for j in &x {
+        let now = a.get(&j.id).await.unwrap().unwrap();
+        assert_eq!((now.status, now.attempt), (JobStatus::Queued, 2));
+        // The dead node's late write is fenced out.
+        assert!(!a.finish(&j.id, 1, &done(JobStatus::Completed)).await.unwrap());
+    }
+    // Wake-ups reach other nodes.
+    let note = tokio::time::timeout(Duration::from_secs(5), notes.recv()).await.unwrap().unwrap();
+    assert!(matches!(note, ClusterNote::Wake(ref p) if p == "p"), "{note:?}");
+
+    // A cancel reaches the node running the job, and heartbeats report it too.
+    let target = &y.first().expect("B claimed something").id;
+    b.cancel(target, Utc::now()).await.unwrap().unwrap();
+    let cancelled = b.heartbeat("B", &b_ids, Duration::from_secs(30)).await.unwrap();
+    assert!(cancelled.contains(target));
+
+    // Events cross nodes; pruning removes old finished jobs.
+    let event = JobEvent::of(EventKind::Completed, &a.get("c0").await.unwrap().unwrap());
+    a.broadcast(&event).await.unwrap();
+    let got = loop {
+        match tokio::time::timeout(Duration::from_secs(5), notes.recv()).await.unwrap().unwrap() {
+            ClusterNote::Event(e) => break e,
+            _ => continue,
+        }
+    };
+    assert_eq!(got.job_id, "c0");
+    let pruned = a.prune(Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
+    assert!(pruned <= 10);
+    assert!(a.get(target).await.unwrap().is_none(), "cancelled job pruned");
+}
