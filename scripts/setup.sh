@@ -22,3 +22,7 @@ if ! command -v chromium >/dev/null 2>&1; then
         echo "chromium not found and apt-get unavailable: the dashboard browser test will be skipped" >&2
     fi
 fi
+
+# Non-Rust workers (workers-polyglot/): installs the pinned ComponentizeJS and componentize-py
+# and builds their components into target/polyglot/; skips a language whose tools are missing.
+./scripts/build-polyglot.sh

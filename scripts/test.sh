@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 cargo test --workspace --locked -- --test-threads=2
 
+# The non-Rust workers' own unit tests (node --test, python3 -m unittest); builds are up to date.
+./scripts/build-polyglot.sh --unit-tests
+
 if [ -f workers/Cargo.toml ]; then
   # Worker logic compiled for the host, with plain tempdir fixtures.
   CARGO_TARGET_DIR=target/wasm-native cargo test --locked --manifest-path workers/Cargo.toml

@@ -98,6 +98,17 @@ pub enum Command {
         /// Job id.
         id: String,
     },
+    /// Scaffold a hello-world pipeline worker that builds and runs as it is.
+    NewWorker {
+        /// Pipeline id, e.g. `my-worker`.
+        name: String,
+        /// Language of the worker.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::scaffold::Lang,
+        /// Folder to create (default ./<name>); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Parses `key=value` pairs and an optional JSON object into parameters.
@@ -149,9 +160,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         running.wait().await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::NewWorker { name, lang, dir } = cli.command {
+        let s = crate::scaffold::new_worker(&name, lang, dir.as_deref())?;
+        println!("Created {} ({lang:?} worker `{name}`): {}\n", s.dir.display(), s.files.join(", "));
+        println!("{}", crate::scaffold::next_steps(&name, &s));
+        return Ok(ExitCode::SUCCESS);
+    }
     let client = Client::new(&cli.server, cli.api_key)?;
     match cli.command {
-        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Serve { .. } | Command::NewWorker { .. } => unreachable!("handled above"),
         Command::Trigger { pipeline, params, params_json, wait } => {
             let params = build_params(&params, params_json.as_deref())?;
             trigger(&client, &pipeline, params, wait).await

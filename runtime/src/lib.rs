@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod queue;
 pub mod registry;
 pub mod sandbox;
+pub mod scaffold;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cluster;
 mod control;
 mod dashboard;
 mod gitflow;

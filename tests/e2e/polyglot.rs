@@ -1,1 +1,397 @@
-//! (being written)
+//! Non-Rust workers: the JavaScript `changelog` (ComponentizeJS) and Python
+//! `markdown-links` (componentize-py) pipelines, registered through configuration only
+//! and triggered over HTTP against fixture trees; the `new-worker` scaffold of each
+//! language built and run; and the per-job instantiation cost of each language.
+//!
+//! The components come from `scripts/build-polyglot.sh` (run here once; it is
+//! incremental). Where node/npm or python3 is missing, the tests of that language
+//! print SKIP and return.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, git, init_repo, pipeline, write_tree};
+
+fn repo_root() -> PathBuf {
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).expect("repository root")
+}
+
+fn polyglot_dir() -> PathBuf {
+    repo_root().join("target").join("polyglot")
+}
+
+/// Runs the build script once per test process; its output says what it skipped.
+fn build_polyglot() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(repo_root().join("scripts/build-polyglot.sh")).output().expect("run build-polyglot.sh");
+        eprintln!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "scripts/build-polyglot.sh failed");
+    });
+}
+
+fn has(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+}
+
+/// The built component of a polyglot worker, or None (SKIP printed) when its language's tools are missing.
+fn component(stem: &str, tools: &[&str]) -> Option<PathBuf> {
+    if let Some(missing) = tools.iter().find(|t| !has(t)) {
+        eprintln!("SKIP {stem}: {missing} is not installed");
+        return None;
+    }
+    build_polyglot();
+    let path = polyglot_dir().join(format!("{stem}.wasm"));
+    assert!(path.is_file(), "{} was not built although {tools:?} are installed", path.display());
+    Some(path)
+}
+
+/// A pipeline table for a component outside the built-workers folder.
+fn table(id: &str, component: &Path, extra: &str) -> String {
+    format!("[pipelines.{id}]\ncomponent = {:?}\nroots = [\"ROOT\"]\n{extra}\n", component.display().to_string())
+}
+
+async fn log_messages(server: &Server, id: &str) -> Vec<String> {
+    let (code, logs) = server.get(&format!("/api/jobs/{id}/logs")).await;
+    assert_eq!(code, 200, "{logs}");
+    logs["logs"].as_array().into_iter().flatten().filter_map(|l| l["message"].as_str().map(str::to_string)).collect()
+}
+
+fn assert_invalid(job: &Value, field: &str) {
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "INVALID_INPUT", "{job}");
+    let message = job["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains(&format!("'{field}'")), "expected the error to name {field}: {job}");
+}
+
+#[tokio::test]
+async fn js_changelog_summarises_a_repository_and_inline_commits() {
+    let Some(wasm) = component("changelog", &["node", "npm"]) else { return };
+    let server = Server::start(&table("changelog", &wasm, "timeout_secs = 120\nmemory_mb = 256"));
+    let repo = server.dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    init_repo(&repo);
+    for (i, subject) in [
+        "feat(api): add the trigger endpoint",
+        "fix: handle empty parameters",
+        "docs: explain grants",
+        "perf(queue)!: one lane per pipeline",
+        "tidy up",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(repo.join("f.txt"), format!("{i}\n")).unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", subject]);
+    }
+
+    let job = server
+        .run(
+            "changelog",
+            json!({"repositoryPath": repo.display().to_string(), "previousVersion": "1.4.2", "date": "2024-05-01"}),
+        )
+        .await;
+    assert_eq!(job["status"], "completed", "{job}\n{}", server.log());
+    let r = &job["result"];
+    assert_eq!(r["bump"], "major", "{r}");
+    assert_eq!(r["version"], "2.0.0");
+    assert_eq!(r["commits"], 6, "five commits plus the initial one: {r}");
+    assert_eq!(r["conventional"], 4);
+    assert_eq!(r["skipped"], 2);
+    assert_eq!(r["breaking"], json!(["one lane per pipeline"]));
+    assert_eq!(r["sections"], json!({"Features": 1, "Bug fixes": 1, "Performance": 1, "Documentation": 1}));
+    let md = r["markdown"].as_str().unwrap();
+    assert!(md.starts_with("## 2.0.0 (2024-05-01)"), "{md}");
+    assert!(md.contains("### Features\n\n- **api:** add the trigger endpoint ("), "{md}");
+    assert!(!md.contains("tidy up"), "{md}");
+    assert_eq!(job["progress"]["percent"], 100, "{job}");
+    let logs = log_messages(&server, job["id"].as_str().unwrap()).await;
+    assert!(logs.iter().any(|m| m == "changelog: commits loaded"), "{logs:?}");
+
+    // Inline commits, no repository.
+    let job = server
+        .run(
+            "changelog",
+            json!({"commits": [{"subject": "fix(cli): quote paths", "sha": "0123456789abcdef"}, {"subject": "wip"}],
+                   "previousVersion": "0.3.1", "includeOther": true, "repoUrl": "https://example.com/r"}),
+        )
+        .await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["result"]["version"], "0.3.2");
+    let md = job["result"]["markdown"].as_str().unwrap();
+    assert!(md.contains("- **cli:** quote paths ([0123456](https://example.com/r/commit/0123456789abcdef))"), "{md}");
+    assert!(md.contains("### Other\n\n- wip"), "{md}");
+
+    // Typed errors from the worker name the parameter.
+    assert_invalid(&server.run("changelog", json!({"commits": [], "previousVersion": "one"})).await, "previousVersion");
+    assert_invalid(&server.run("changelog", json!({"commits": [{"subject": "feat: a"}, {"subject": " "}]})).await, "commits/1/subject");
+    assert_invalid(&server.run("changelog", json!({})).await, "repositoryPath");
+    let not_a_repo = server.dir.join("plain");
+    std::fs::create_dir_all(&not_a_repo).unwrap();
+    assert_invalid(&server.run("changelog", json!({"repositoryPath": not_a_repo.display().to_string()})).await, "repositoryPath");
+    // The schema it declared is enforced by the host before the job exists.
+    let (status, body) = server.trigger("changelog", json!({"bogus": 1})).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn python_markdown_links_reports_broken_links_and_anchors() {
+    let Some(wasm) = component("markdown_links", &["python3"]) else { return };
+    let server = Server::start(&table("markdown-links", &wasm, "timeout_secs = 120\nmemory_mb = 256"));
+    let docs = server.dir.join("docs");
+    write_tree(
+        &docs,
+        &[
+            (
+                "README.md",
+                "# Project\n\nSee [the guide](guide/intro.md), [setup](guide/intro.md#getting-started) and \
+                 [a bad anchor](guide/intro.md#nope).\n![logo](img/logo.png) [missing](guide/missing.md) \
+                 [web](https://example.com)\nJump to [Usage](#usage) or [Nowhere](#nowhere). `[code](not/checked.md)`\n\n\
+                 ## Usage\n\n```\n[fenced](also/not/checked.md)\n```\n\n[ref]: guide/\n[up]: ../../etc/passwd\n",
+            ),
+            (
+                "guide/intro.md",
+                "Intro\n=====\n\n## Getting Started\n\nBack to [the readme](../README.md#project), [root](/README.md) \
+                 and [custom](#custom).\n<a id=\"custom\"></a>\n",
+            ),
+            ("node_modules/dep/README.md", "[skipped](nope.md)\n"),
+        ],
+    );
+    let job = server.run("markdown-links", json!({"repositoryPath": docs.display().to_string()})).await;
+    assert_eq!(job["status"], "completed", "{job}\n{}", server.log());
+    let r = &job["result"];
+    assert_eq!(r["filesScanned"], 2, "{r}");
+    assert_eq!(r["linksChecked"], 12, "{r}");
+    assert_eq!(r["externalLinks"], 1);
+    assert_eq!(r["ok"], false);
+    let broken: Vec<(String, i64, String, String)> = r["broken"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["file"].as_str().unwrap().to_string(),
+                b["line"].as_i64().unwrap(),
+                b["link"].as_str().unwrap().to_string(),
+                b["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expect = |f: &str, l: i64, link: &str, reason: &str| (f.to_string(), l, link.to_string(), reason.to_string());
+    assert_eq!(
+        broken,
+        vec![
+            expect("README.md", 3, "guide/intro.md#nope", "missing-anchor"),
+            expect("README.md", 4, "img/logo.png", "missing-file"),
+            expect("README.md", 4, "guide/missing.md", "missing-file"),
+            expect("README.md", 5, "#nowhere", "missing-anchor"),
+            expect("README.md", 14, "../../etc/passwd", "outside-repository"),
+        ],
+        "{r}"
+    );
+    assert_eq!(job["progress"]["percent"], 100, "{job}");
+    let id = job["id"].as_str().unwrap();
+    // The report file in the job's own output folder (a WASI write through the output grant).
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(server.dir.join("data/outputs").join(id).join("markdown-links.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["brokenCount"], 5);
+    let logs = log_messages(&server, id).await;
+    assert!(logs.iter().any(|m| m == "markdown-links: done"), "{logs:?}");
+    assert!(logs.iter().any(|m| m.starts_with("broken link in README.md:4")), "{logs:?}");
+
+    // Anchors unchecked on request: only the missing files and the escape remain.
+    let job = server
+        .run("markdown-links", json!({"repositoryPath": docs.display().to_string(), "checkAnchors": false}))
+        .await;
+    assert_eq!(job["result"]["brokenCount"], 3, "{job}");
+
+    // Typed errors from the worker name the parameter.
+    let file = docs.join("README.md").display().to_string();
+    assert_invalid(&server.run("markdown-links", json!({"repositoryPath": file})).await, "repositoryPath");
+    let bad = json!({"repositoryPath": docs.display().to_string(), "skipDirs": ["ok", "a/b"]});
+    assert_invalid(&server.run("markdown-links", bad).await, "skipDirs/1");
+    // Paths outside the roots never reach the worker.
+    let outside = tempfile::tempdir().unwrap();
+    let (status, body) = server.trigger("markdown-links", json!({"repositoryPath": outside.path().display().to_string()})).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+/// Times `n` sequential near-empty jobs: mean and best `completedAt - startedAt` (store,
+/// instantiate, one call) and the end-to-end trigger→terminal wall time.
+async fn time_jobs(server: &Server, pipeline: &str, params: Value, n: usize) -> String {
+    let first = Instant::now();
+    let id = server.trigger_ok(pipeline, params.clone()).await;
+    let job = server.wait_job(&id, Duration::from_secs(180)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let cold = first.elapsed();
+    let before = instantiate_totals(server, pipeline).await;
+    let mut runs = Vec::new();
+    let mut walls = Vec::new();
+    for _ in 0..n {
+        let start = Instant::now();
+        let id = server.trigger_ok(pipeline, params.clone()).await;
+        let job = server.wait_job(&id, Duration::from_secs(60)).await;
+        walls.push(start.elapsed());
+        assert_eq!(job["status"], "completed", "{job}");
+        let at = |k: &str| chrono::DateTime::parse_from_rfc3339(job[k].as_str().unwrap()).unwrap();
+        runs.push((at("completedAt") - at("startedAt")).num_milliseconds());
+    }
+    let mean = runs.iter().sum::<i64>() as f64 / n as f64;
+    let best = runs.iter().min().unwrap();
+    let wall = walls.iter().map(Duration::as_secs_f64).sum::<f64>() / n as f64 * 1000.0;
+    // The runtime's own histogram, when it exports one: first and warm instantiations.
+    let instantiate = match (before, instantiate_totals(server, pipeline).await) {
+        (Some((first_sum, 1)), Some((sum, count))) if count > 1 => format!(
+            " | instantiate: first {:.0} µs, warm {:.0} µs mean",
+            first_sum * 1e6,
+            (sum - first_sum) / (count - 1) as f64 * 1e6
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{pipeline:<15} first job (load + compile or cache) {:>7.0} ms | {n} warm jobs: run {mean:>5.1} ms mean, {best} ms best (store + instantiate + call, ms clock) | trigger->done {wall:>5.1} ms mean{instantiate}",
+        cold.as_secs_f64() * 1000.0
+    )
+}
+
+/// `(sum seconds, count)` of `alephauto_instantiate_seconds` for a pipeline from `/metrics`, if exported.
+async fn instantiate_totals(server: &Server, pipeline: &str) -> Option<(f64, u64)> {
+    let res = server.http.get(format!("{}/metrics", server.url)).send().await.ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    let text = res.text().await.ok()?;
+    let value = |name: &str| {
+        let prefix = format!("alephauto_instantiate_seconds_{name}{{pipeline=\"{pipeline}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some((value("sum")?, value("count")? as u64))
+}
+
+#[tokio::test]
+async fn per_job_instantiation_cost_by_language() {
+    let js = component("changelog", &["node", "npm"]);
+    let py = component("markdown_links", &["python3"]);
+    let mut config = pipeline("rust-noop", "fixture_noop", "roots = [\"ROOT\"]");
+    if let Some(js) = &js {
+        config.push_str(&table("changelog", js, "timeout_secs = 120"));
+    }
+    if let Some(py) = &py {
+        config.push_str(&table("markdown-links", py, "timeout_secs = 120"));
+    }
+    let server = Server::start(&config);
+    let empty = server.dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut lines = vec![time_jobs(&server, "rust-noop", json!({}), 20).await];
+    if js.is_some() {
+        lines.push(time_jobs(&server, "changelog", json!({"commits": []}), 20).await);
+    }
+    if py.is_some() {
+        lines.push(time_jobs(&server, "markdown-links", json!({"repositoryPath": empty.display().to_string()}), 20).await);
+    }
+    eprintln!("per-job instantiation cost (debug host, shared compiled-component cache):");
+    for line in lines {
+        eprintln!("  {line}");
+    }
+}
+
+/// Scaffolds `name` in `lang` with the real binary into a temp folder; returns (temp, folder, stdout).
+fn scaffold(name: &str, lang: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(temp.path()).unwrap().join(name);
+    let out = Command::new(env!("CARGO_BIN_EXE_alephauto"))
+        .args(["new-worker", name, "--lang", lang, "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run alephauto new-worker");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "new-worker failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
+    for step in ["Build the component", &format!("[pipelines.{name}]"), "curl -X POST"] {
+        assert!(stdout.contains(step), "next steps lack {step:?}:\n{stdout}");
+    }
+    (temp, dir, stdout)
+}
+
+fn sh(dir: &Path, script: &str, envs: &[(&str, String)]) {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .current_dir(dir)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run shell");
+    assert!(
+        out.status.success(),
+        "`{script}` failed in {}:\n{}\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Registers the scaffolded component, runs a hello job and a refused one.
+async fn run_scaffolded(name: &str, wasm: &Path) {
+    assert!(wasm.is_file(), "{} was not built", wasm.display());
+    eprintln!("{name}: {} bytes", std::fs::metadata(wasm).unwrap().len());
+    let server = Server::start(&table(name, wasm, "timeout_secs = 120"));
+    let job = server.run(name, json!({"name": "Ada", "times": 3})).await;
+    assert_eq!(job["status"], "completed", "{job}\n{}", server.log());
+    assert_eq!(job["result"]["greeting"], "Hello, Ada!", "{job}");
+    assert_eq!(job["result"]["lines"].as_array().map(Vec::len), Some(3), "{job}");
+    assert_eq!(job["progress"]["percent"], 100, "{job}");
+    assert_eq!(job["progress"]["message"], "greeted 3 of 3", "{job}");
+    assert!(log_messages(&server, job["id"].as_str().unwrap()).await.iter().any(|m| m == "greeting Ada"));
+    // Defaults come from the declared schema.
+    let job = server.run(name, json!({})).await;
+    assert_eq!(job["result"]["greeting"], "Hello, world!", "{job}");
+    assert_invalid(&server.run(name, json!({"name": "  "})).await, "name");
+    let (status, body) = server.trigger(name, json!({"times": 0})).await;
+    assert_eq!(status, 400, "the schema's minimum is enforced: {body}");
+}
+
+#[tokio::test]
+async fn scaffolded_rust_worker_builds_and_runs() {
+    let (_temp, dir, _) = scaffold("hello-rs", "rust");
+    // Shares compiled dependencies between runs; the scaffold's own target/ stays empty.
+    let target = repo_root().join("target").join("scaffold-rust");
+    sh(&dir, "cargo build --release --target wasm32-wasip2 --quiet", &[("CARGO_TARGET_DIR", target.display().to_string())]);
+    run_scaffolded("hello-rs", &target.join("wasm32-wasip2/release/hello_rs.wasm")).await;
+}
+
+#[tokio::test]
+async fn scaffolded_js_worker_builds_and_runs() {
+    if !has("node") || !has("npm") {
+        eprintln!("SKIP scaffolded JS worker: node/npm not installed");
+        return;
+    }
+    build_polyglot();
+    let (_temp, dir, _) = scaffold("hello-js", "js");
+    // `npm install` would fetch the same pinned ComponentizeJS the project installed: reuse it.
+    std::os::unix::fs::symlink(repo_root().join("workers-polyglot/node_modules"), dir.join("node_modules")).unwrap();
+    sh(&dir, "npm test --silent && npm run build --silent", &[]);
+    run_scaffolded("hello-js", &dir.join("hello_js.wasm")).await;
+}
+
+#[tokio::test]
+async fn scaffolded_python_worker_builds_and_runs() {
+    if !has("python3") {
+        eprintln!("SKIP scaffolded Python worker: python3 not installed");
+        return;
+    }
+    build_polyglot();
+    let venv_bin = polyglot_dir().join("venv/bin");
+    if !venv_bin.join("componentize-py").is_file() {
+        eprintln!("SKIP scaffolded Python worker: componentize-py was not installed by build-polyglot.sh");
+        return;
+    }
+    let (_temp, dir, _) = scaffold("hello-py", "python");
+    let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+    sh(&dir, "python3 -m unittest -q && ./build.sh", &[("PATH", path)]);
+    run_scaffolded("hello-py", &dir.join("hello_py.wasm")).await;
+}

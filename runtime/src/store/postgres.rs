@@ -445,7 +445,7 @@ impl ClusterStore for PostgresStore {
                         ORDER BY created_at, seq
                         LIMIT GREATEST(0, LEAST($2::bigint, $3::bigint - (SELECT n FROM busy)))
                         FOR UPDATE SKIP LOCKED)
-                     UPDATE jobs j SET status = 'running', node_id = $4, started_at = now(),
+                     UPDATE jobs j SET status = 'running', node_id = $4, started_at = clock_timestamp(),
                         lease_until = now() + make_interval(secs => $5), progress_percent = 0, progress_message = ''
                      FROM picked WHERE j.id = picked.id
                      RETURNING {}",
