@@ -26,3 +26,11 @@ fi
 # Non-Rust workers (workers-polyglot/): installs the pinned ComponentizeJS and componentize-py
 # and builds their components into target/polyglot/; skips a language whose tools are missing.
 ./scripts/build-polyglot.sh
+
+# The cluster tests use PostgreSQL at 127.0.0.1:5432; machines of this kind run it, but
+# start it when it is installed and stopped.
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+        for v in $(ls /etc/postgresql 2>/dev/null); do pg_ctlcluster --skip-systemctl-redirect "$v" main start || true; done
+    fi
+fi
