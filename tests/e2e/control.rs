@@ -150,13 +150,27 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
     assert_eq!(out.status.code(), Some(1), "a failed job exits non-zero");
     assert!(String::from_utf8_lossy(&out.stderr).contains("failed: nope"));
 
+    // The same in a real terminal (a pseudo-terminal from util-linux `script`): the bar redraws in place.
+    let with_pty = std::path::Path::new("/usr/bin/script").exists();
+    if with_pty {
+        let command = format!("{} trigger echo -p steps=3 -p sleepMs=300 --wait", env!("CARGO_BIN_EXE_alephauto"));
+        let out = tokio::task::block_in_place(|| {
+            Command::new("/usr/bin/script").args(["-qec", &command, "/dev/null"]).env("ALEPHAUTO_URL", &s.url).output().unwrap()
+        });
+        let screen = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{screen}");
+        assert!(screen.contains("\r[") && screen.contains("100% completed"), "{screen:?}");
+        assert!(screen.contains("\"steps\": 3"), "{screen:?}");
+    }
+
     let out = tokio::task::block_in_place(|| cli(s, &["trigger", "ghost"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown pipeline: ghost"));
 
     let out = tokio::task::block_in_place(|| cli(s, &["jobs", "--pipeline", "echo"]));
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.contains(&id) && listing.contains("2 of 2 jobs"), "{listing}");
+    let expected = if with_pty { "3 of 3 jobs" } else { "2 of 2 jobs" };
+    assert!(listing.contains(&id) && listing.contains(expected), "{listing}");
     let out = tokio::task::block_in_place(|| cli(s, &["job", &id]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"status\": \"completed\""));
     let out = tokio::task::block_in_place(|| cli(s, &["logs", &id]));
