@@ -1,0 +1,108 @@
+//! Unit tests of the SQLite store: WAL, migrations, fencing, listing, group commit, logs.
+use super::*;
+use serde_json::json;
+
+fn job(id: &str) -> Job {
+    Job::new(id.into(), "p".into(), json!({"x": 1}), Utc::now())
+}
+
+fn finish(status: JobStatus) -> Finish {
+    Finish { status, result: Some(json!({"ok": true})), error: None, git: None, at: Utc::now() }
+}
+
+#[tokio::test]
+async fn wal_mode_is_on_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.journal_mode().unwrap(), "wal");
+    store.insert(&job("j1")).await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(store.get("j1").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn duplicate_ids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    store.insert(&job("j1")).await.unwrap();
+    assert!(matches!(store.insert(&job("j1")).await, Err(StoreError::Duplicate(_))));
+}
+
+#[tokio::test]
+async fn a_stale_attempt_cannot_overwrite_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.insert(&job("j1")).await.unwrap();
+    assert!(store.mark_running("j1", 1, Utc::now()).await.unwrap());
+    drop(store);
+    // The process died; a new one recovers the job as attempt 2.
+    let store = SqliteStore::open(&path).unwrap();
+    let queued = store.recover().await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].attempt, 2);
+    assert!(store.mark_running("j1", 2, Utc::now()).await.unwrap());
+    // A late write from attempt 1 is fenced out.
+    assert!(!store.finish("j1", 1, &finish(JobStatus::Completed)).await.unwrap());
+    assert!(store.finish("j1", 2, &finish(JobStatus::Failed)).await.unwrap());
+    // Terminal is terminal.
+    assert!(!store.finish("j1", 2, &finish(JobStatus::Completed)).await.unwrap());
+    assert_eq!(store.get("j1").await.unwrap().unwrap().status, JobStatus::Failed);
+    assert!(store.cancel("j1", Utc::now()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn listing_filters_and_pages_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    for i in 0..5 {
+        let mut j = job(&format!("j{i}"));
+        j.created_at = Utc::now() + chrono::Duration::milliseconds(i);
+        store.insert(&j).await.unwrap();
+    }
+    store.mark_running("j4", 1, Utc::now()).await.unwrap();
+    let page = store
+        .list(&JobFilter { pipeline_id: Some("p".into()), statuses: vec![JobStatus::Queued], limit: 2, offset: 1 })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 4);
+    assert_eq!(page.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec!["j2", "j1"]);
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts["p"].by_status[&JobStatus::Queued], 4);
+    assert_eq!(counts["p"].by_status[&JobStatus::Running], 1);
+}
+
+#[tokio::test]
+async fn concurrent_writes_are_group_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("a.db")).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move { s.insert(&job(&format!("j{i}"))).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.list(&JobFilter { limit: 1, ..Default::default() }).await.unwrap().total, 500);
+}
+
+#[tokio::test]
+async fn logs_keep_their_order_across_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    let entry = |m: &str| LogEntry {
+        timestamp: format_ts(&Utc::now()),
+        level: "info".into(),
+        stream: crate::store::LogStream::Log,
+        message: m.into(),
+        fields: None,
+        attempt: 1,
+    };
+    store.append_logs("j", vec![entry("a"), entry("b")]).await.unwrap();
+    store.append_logs("j", vec![entry("c")]).await.unwrap();
+    let logs = store.logs("j").await.unwrap();
+    assert_eq!(logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c"]);
+}
