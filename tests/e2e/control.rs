@@ -213,3 +213,21 @@ async fn sigterm_drains_running_jobs_without_reruns() {
         assert_eq!(job["attempt"], 1, "graceful shutdown re-runs nothing: {job}");
     }
 }
+
+#[test]
+fn binding_a_public_address_without_an_api_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alephauto.toml");
+    std::fs::write(&config, format!("[runtime]\ndata_dir = {:?}\n", dir.path().join("data").display().to_string())).unwrap();
+    // Refused before anything binds, so no socket is opened on a public address.
+    let out = Command::new(env!("CARGO_BIN_EXE_alephauto"))
+        .args(["serve", "--bind", "0.0.0.0:0", "--config"])
+        .arg(&config)
+        .env_remove("ALEPHAUTO_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to listen on non-loopback address"), "{stderr}");
+    assert!(stderr.contains("--allow-public-without-key"), "{stderr}");
+}
