@@ -105,7 +105,7 @@ pub enum Command {
         /// Language of the worker.
         #[arg(long, value_enum, default_value = "rust")]
         lang: crate::scaffold::Lang,
-        /// Folder to create (default ./<name>); must not exist or be empty.
+        /// Folder to create (default `./NAME`); must not exist or be empty.
         #[arg(long)]
         dir: Option<PathBuf>,
     },

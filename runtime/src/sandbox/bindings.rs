@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use alephauto::worker::{git, host, types};
-pub use exports::alephauto::worker::worker as guest;
+pub use self::alephauto::worker::{git, host, types};
+pub use self::exports::alephauto::worker::worker as guest;
