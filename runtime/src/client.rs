@@ -67,13 +67,12 @@ impl Client {
             .context("subscribing to jobs")?;
         // Wait for the acknowledgement so no event after this point is missed.
         while let Some(msg) = ws.next().await {
-            if let Message::Text(t) = msg? {
-                if serde_json::from_str::<Value>(&t).ok().and_then(|v| v["type"].as_str().map(str::to_string)).as_deref()
+            if let Message::Text(t) = msg?
+                && serde_json::from_str::<Value>(&t).ok().and_then(|v| v["type"].as_str().map(str::to_string)).as_deref()
                     == Some("subscribed")
                 {
                     break;
                 }
-            }
         }
         Ok(JobFeed { ws })
     }

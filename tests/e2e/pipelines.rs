@@ -103,7 +103,9 @@ async fn the_pipeline_list_has_all_eight_with_their_parameter_schemas() {
     assert_eq!(listed, ids);
 
     // (pipeline, every property, path marks by JSON pointer inside paramsSchema, required)
-    let expected: &[(&str, &[&str], &[(&str, &str)], &[&str])] = &[
+    // (pipeline, properties, path marks (pointer, access), required)
+    type Expected<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let expected: &[Expected] = &[
         (
             "claude-health",
             &["analyzePlugins", "checkPerformance", "configDir", "detailed", "validateConfig"],

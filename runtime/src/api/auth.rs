@@ -20,11 +20,10 @@ fn presented_key(req: &Request) -> Option<String> {
     if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.to_string());
     }
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(token) = v.strip_prefix("Bearer ") {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(token) = v.strip_prefix("Bearer ") {
             return Some(token.trim().to_string());
         }
-    }
     if req.uri().path() == "/ws" {
         let query = req.uri().query().unwrap_or("");
         return form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "apiKey").map(|(_, v)| v.into_owned());

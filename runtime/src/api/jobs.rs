@@ -46,11 +46,10 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<RawQuery>) -> R
     let offset = query::offset(&q)?;
     let statuses = query::statuses(&q)?;
     let pipeline_id = q.get("pipelineId").cloned().filter(|p| !p.is_empty());
-    if let Some(p) = &pipeline_id {
-        if !state.queue.registry().is_supported(p) {
+    if let Some(p) = &pipeline_id
+        && !state.queue.registry().is_supported(p) {
             return Err(ApiError::bad_request("UNKNOWN_PIPELINE", format!("Unknown pipeline: {p}")));
         }
-    }
     let page = state.queue.store().list(&JobFilter { pipeline_id, statuses, limit, offset }).await?;
     let has_more = u64::from(offset) + (page.jobs.len() as u64) < page.total;
     Ok(Json(json!({

@@ -78,11 +78,10 @@ async fn client(mut socket: WebSocket, state: AppState) {
                     Message::Close(_) => return,
                     _ => None,
                 };
-                if let Some(reply) = reply {
-                    if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                if let Some(reply) = reply
+                    && socket.send(Message::Text(reply.to_string().into())).await.is_err() {
                         return;
                     }
-                }
             }
             event = events.recv() => {
                 match event {

@@ -60,11 +60,10 @@ fn release(inner: &Arc<Inner>, job: &Job) {
     if let Ok(mut running) = inner.running.lock() {
         running.remove(&job.id);
     }
-    if let Some(lane) = inner.lanes.get(&job.pipeline_id) {
-        if let Ok(mut l) = lane.lock() {
+    if let Some(lane) = inner.lanes.get(&job.pipeline_id)
+        && let Ok(mut l) = lane.lock() {
             l.running = l.running.saturating_sub(1);
         }
-    }
     pump(inner, &job.pipeline_id);
 }
 
@@ -167,11 +166,10 @@ fn schedule_retry(inner: Arc<Inner>, job: Job, delay: Duration) {
             return; // stays queued in the store; the next start picks it up
         }
         let pipeline = job.pipeline_id.clone();
-        if let Some(lane) = inner.lanes.get(&pipeline) {
-            if let Ok(mut l) = lane.lock() {
+        if let Some(lane) = inner.lanes.get(&pipeline)
+            && let Ok(mut l) = lane.lock() {
                 l.queued.push_back(job);
             }
-        }
         pump(&inner, &pipeline);
     });
 }

@@ -341,11 +341,10 @@ impl Queue {
                     if let Some(flag) = inner.running.lock().ok().and_then(|r| r.get(id).cloned()) {
                         flag.store(true, Ordering::Relaxed);
                     }
-                } else if let Some(lane) = inner.lanes.get(&before.pipeline_id) {
-                    if let Ok(mut l) = lane.lock() {
+                } else if let Some(lane) = inner.lanes.get(&before.pipeline_id)
+                    && let Ok(mut l) = lane.lock() {
                         l.queued.retain(|j| j.id != id);
                     }
-                }
                 let job = inner.store.get(id).await?.ok_or_else(|| ControlError::NotFound(id.into()))?;
                 inner.publish(JobEvent::of(EventKind::Cancelled, &job)).await;
                 Ok(job)

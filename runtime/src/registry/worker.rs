@@ -128,11 +128,10 @@ fn apply_defaults(schema: &Value, params: &mut Value) {
         return;
     };
     for (name, prop) in props {
-        if let Some(default) = prop.get("default") {
-            if !obj.contains_key(name) && !default.is_null() {
+        if let Some(default) = prop.get("default")
+            && !obj.contains_key(name) && !default.is_null() {
                 obj.insert(name.clone(), default.clone());
             }
-        }
     }
 }
 
@@ -143,12 +142,11 @@ fn param_error(err: &jsonschema::ValidationError<'_>) -> ParamError {
         let name = property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string());
         field = if field.is_empty() { name } else { format!("{field}/{name}") };
     }
-    if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = err.kind() {
-        if let Some(first) = unexpected.first() {
+    if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = err.kind()
+        && let Some(first) = unexpected.first() {
             field = if field.is_empty() { first.clone() } else { format!("{field}/{first}") };
             return ParamError { field, message: "is not a known parameter".into() };
         }
-    }
     if field.is_empty() {
         field = "parameters".into();
     }

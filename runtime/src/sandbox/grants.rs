@@ -182,7 +182,7 @@ mod tests {
             "label": "/etc",
             "repositories": [{"path": format!("{}/a/file.md", root_c.display())}]
         });
-        let grants = resolve(&schema(), &mut params, &[root_c.clone()], true).unwrap();
+        let grants = resolve(&schema(), &mut params, std::slice::from_ref(&root_c), true).unwrap();
         assert_eq!(params["repositoryPath"], json!(root_c.join("a").display().to_string()));
         assert_eq!(params["label"], json!("/etc"), "unannotated strings are untouched");
         // Both name folder `a` (the file's parent): one grant, the stronger access wins.
@@ -196,7 +196,7 @@ mod tests {
         let root_c = std::fs::canonicalize(root.path()).unwrap();
         let outside = tempfile::tempdir().unwrap();
         let mut params = json!({"repositoryPath": outside.path().display().to_string()});
-        let err = resolve(&schema(), &mut params, &[root_c.clone()], true).unwrap_err();
+        let err = resolve(&schema(), &mut params, std::slice::from_ref(&root_c), true).unwrap_err();
         assert_eq!(err.field, "repositoryPath");
         assert!(err.message.contains("outside"), "{}", err.message);
 

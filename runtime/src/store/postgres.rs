@@ -457,7 +457,7 @@ impl ClusterStore for PostgresStore {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         let mut jobs = rows.iter().map(to_job).collect::<StoreResult<Vec<_>>>()?;
-        jobs.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        jobs.sort_by_key(|a| a.created_at);
         Ok(jobs)
     }
 

@@ -61,6 +61,9 @@ const MAX_BATCH: usize = 512;
 
 type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
+/// Sends an op's answer once the batch's commit outcome (an error text, if any) is known.
+type Deferred = Box<dyn FnOnce(Option<&str>) + Send>;
+
 /// A write the writer thread performs.
 enum WriteOp {
     Insert(Box<Job>, Reply<()>),
@@ -159,11 +162,10 @@ impl SqliteStore {
                 None => open_connection(&path)?,
             };
             let out = f(&conn);
-            if let Ok(mut pool) = readers.lock() {
-                if pool.len() < 8 {
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < 8 {
                     pool.push(conn);
                 }
-            }
             out
         })
         .await
@@ -189,7 +191,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
 /// Runs a batch in one transaction. Each op's reply is sent only after the commit,
 /// so callers publish events only for durable state.
 fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
-    let mut replies: Vec<Box<dyn FnOnce(Option<&str>) + Send>> = Vec::with_capacity(batch.len());
+    let mut replies: Vec<Deferred> = Vec::with_capacity(batch.len());
     let commit = (|| -> anyhow::Result<()> {
         let tx = conn.transaction()?;
         for op in batch {
@@ -207,7 +209,7 @@ fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
     }
 }
 
-fn send<T: Send + 'static>(reply: Reply<T>, res: StoreResult<T>) -> Box<dyn FnOnce(Option<&str>) + Send> {
+fn send<T: Send + 'static>(reply: Reply<T>, res: StoreResult<T>) -> Deferred {
     Box::new(move |commit_err| {
         let res = match commit_err {
             Some(e) => Err(StoreError::Backend(anyhow!("commit failed: {e}"))),
@@ -221,7 +223,7 @@ fn backend<T>(r: rusqlite::Result<T>) -> StoreResult<T> {
     r.map_err(|e| StoreError::Backend(e.into()))
 }
 
-fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Box<dyn FnOnce(Option<&str>) + Send> {
+fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Deferred {
     match op {
         WriteOp::Insert(job, reply) => send(reply, insert_job(tx, &job)),
         WriteOp::MarkRunning(id, attempt, at, reply) => send(
