@@ -88,3 +88,36 @@ async fn a_restart_loads_the_compiled_component_from_the_cache() {
     }
     assert_eq!(from_cache, vec![false, true]);
 }
+
+#[tokio::test]
+async fn a_native_handler_replaces_the_component_for_baseline_measurements() {
+    use alephauto::events::{EventBus, EventKind};
+    use alephauto::gitflow::GitWorkflow;
+    use alephauto::queue::{Queue, QueueSettings};
+    use alephauto::store::sqlite::SqliteStore;
+    use serde_json::json;
+
+    let (registry, dir) = registry(&[("noop", "fixture_noop")], BreakerSettings::default());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("q.db")).unwrap());
+    let events = EventBus::new(64);
+    let settings = QueueSettings {
+        max_attempts: 1,
+        retry_base: Duration::from_millis(10),
+        max_log_bytes: 1024,
+        max_result_bytes: 1024,
+        outputs_dir: dir.path().join("out"),
+        execution_enabled: true,
+    };
+    let queue = Queue::new(store, Arc::new(registry), events.clone(), settings, GitWorkflow::new(&Default::default()));
+    queue.set_native_handler("noop", Arc::new(|job| Ok(json!({"native": true, "attempt": job.attempt}))));
+    let mut rx = events.subscribe();
+    let job = queue.trigger("noop", json!({})).await.unwrap();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        if e.job_id == job.id && e.kind == EventKind::Completed {
+            assert_eq!(e.payload["result"], json!({"native": true, "attempt": 1}));
+            break;
+        }
+    }
+    assert!(!dir.path().join("out").join(&job.id).exists(), "no sandbox was set up");
+}

@@ -175,6 +175,13 @@ fn schedule_retry(inner: Arc<Inner>, job: Job, delay: Duration) {
 }
 
 async fn run_attempt(inner: &Arc<Inner>, job: &Job, cancel: Arc<AtomicBool>, journal: &Journal) -> Outcome {
+    let native = inner.native.read().ok().and_then(|n| n.get(&job.pipeline_id).cloned());
+    if let Some(handler) = native {
+        return match handler(job) {
+            Ok(result) => Outcome::Completed(result, None),
+            Err(f) => Outcome::Failed(f, None),
+        };
+    }
     let worker = match inner.registry.get_worker(&job.pipeline_id).await {
         Ok(w) => w,
         Err(e) => return Outcome::Failed(failure("WORKER_UNAVAILABLE", e.to_string(), true), None),

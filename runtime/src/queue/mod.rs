@@ -127,7 +127,13 @@ pub(crate) struct Inner {
     git: crate::gitflow::GitWorkflow,
     metrics: Arc<crate::metrics::Metrics>,
     cluster: std::sync::OnceLock<cluster::Cluster>,
+    native: std::sync::RwLock<HashMap<String, NativeHandler>>,
 }
+
+/// A handler that runs a pipeline's jobs natively in the host instead of in its
+/// component: the baseline that shows what the sandbox costs (benchmarks, tests).
+/// Triggers are still validated by the pipeline's worker.
+pub type NativeHandler = Arc<dyn Fn(&Job) -> Result<Value, job::JobFailure> + Send + Sync>;
 
 impl Inner {
     /// Publishes an event: on the local bus, or (in a cluster) to every node through the store.
@@ -206,6 +212,7 @@ impl Queue {
                 git,
                 metrics: Arc::default(),
                 cluster: std::sync::OnceLock::new(),
+                native: std::sync::RwLock::default(),
             }),
         }
     }
@@ -372,6 +379,13 @@ impl Queue {
         }
         let params = job_params(&old.data);
         Ok(self.create_job(&old.pipeline_id, params, "retry", "retry", Some(&old)).await?)
+    }
+
+    /// Runs `pipeline`'s jobs with `handler` in the host instead of its component.
+    pub fn set_native_handler(&self, pipeline: &str, handler: NativeHandler) {
+        if let Ok(mut native) = self.inner.native.write() {
+            native.insert(pipeline.to_string(), handler);
+        }
     }
 
     /// Joins a cluster: jobs are claimed from the shared store instead of local lanes,
