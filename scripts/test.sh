@@ -14,3 +14,6 @@ if [ -f workers/Cargo.toml ]; then
   # Worker logic compiled for the host, with plain tempdir fixtures.
   CARGO_TARGET_DIR=target/wasm-native cargo test --locked --manifest-path workers/Cargo.toml
 fi
+
+# The benchmark suite in miniature (tiny sizes, no timing asserts), so it never rots.
+./scripts/bench.sh --smoke >/dev/null

@@ -1,0 +1,304 @@
+//! Sections 4 and 6: the real `alephauto serve` process on loopback, driven by `wrk`
+//! on the same machine; its start-to-listening time and RSS idle and under load.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use alephauto::config::{Config, PipelineConfig};
+use anyhow::{Context, Result, bail};
+
+use crate::instantiate::component;
+use crate::report::{Report, fmt_d, fmt_mb, fmt_rate, group};
+
+const S4: &str = "4. HTTP (loopback; server and wrk share the machine)";
+const S6: &str = "6. Footprint";
+
+/// A running `alephauto serve`.
+pub struct Server {
+    child: Child,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Spawn → first successful TCP connect.
+    pub start_to_listen: Duration,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the binary with every built-in pipeline plus `noop`, data in a temp folder.
+    pub fn start(bin: &Path, roots: &[PathBuf]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let mut config = Config::default();
+        config.server.bind = addr.to_string();
+        config.runtime.data_dir = dir.path().join("data");
+        let mut noop = PipelineConfig::new(component("fixture_noop"));
+        noop.max_concurrent = 8;
+        noop.max_queued = 100_000_000;
+        config.pipelines.insert("noop".into(), noop);
+        for p in config.pipelines.values_mut() {
+            p.roots.extend(roots.iter().cloned());
+        }
+        let path = dir.path().join("alephauto.toml");
+        std::fs::write(&path, toml::to_string_pretty(&config)?)?;
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let started = Instant::now();
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .env_remove("ALEPHAUTO_API_KEY")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        loop {
+            if TcpStream::connect(addr).is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                bail!("the server exited ({status}) before listening:\n{log}");
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                bail!("the server did not listen within 30 s");
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let start_to_listen = started.elapsed();
+        Ok(Self { child, addr, start_to_listen, _dir: dir })
+    }
+
+    /// VmRSS and VmHWM of the server, in KiB.
+    pub fn rss(&self) -> (u64, u64) {
+        rss_of(self.child.id())
+    }
+
+    /// SIGTERM, then wait (SIGKILL after 20 s); returns the data folder, for the caller to remove.
+    pub fn stop(mut self) -> Result<tempfile::TempDir> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(self._dir);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Ok(self._dir)
+    }
+}
+
+fn rss_of(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Plain HTTP/1.1 GET returning the body (enough for polling the API).
+fn get(addr: SocketAddr, path: &str) -> Result<String> {
+    use std::io::Read as _;
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    Ok(buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+fn total_of(addr: SocketAddr, query: &str) -> Result<u64> {
+    let body = get(addr, &format!("/api/jobs?{query}&limit=1"))?;
+    // Chunked or not, the JSON object is the part between the first '{' and the last '}'.
+    let json = body.find('{').zip(body.rfind('}')).map(|(a, b)| &body[a..=b]).unwrap_or("{}");
+    let v: serde_json::Value = serde_json::from_str(json).with_context(|| format!("bad /api/jobs body: {body}"))?;
+    v["total"].as_u64().context("no total in /api/jobs")
+}
+
+/// What wrk reported.
+#[derive(Debug, Default)]
+struct Wrk {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    requests: u64,
+    errors: u64,
+}
+
+fn parse_dur(s: &str) -> Duration {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let v: f64 = num.parse().unwrap_or(0.0);
+    let secs = match unit {
+        "us" => v / 1e6,
+        "ms" => v / 1e3,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => v,
+    };
+    Duration::from_secs_f64(secs)
+}
+
+fn wrk(wrk_bin: &str, url: &str, script: Option<&Path>, conns: u32, secs: u32) -> Result<Wrk> {
+    let mut cmd = Command::new(wrk_bin);
+    cmd.args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "--timeout", "10s"]);
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    let out = cmd.arg(url).output().with_context(|| format!("running {wrk_bin}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut w = Wrk::default();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            ["Requests/sec:", v] => w.rps = v.parse().unwrap_or(0.0),
+            ["50%", v] => w.p50 = parse_dur(v),
+            ["99%", v] => w.p99 = parse_dur(v),
+            [n, "requests", "in", ..] => w.requests = n.parse().unwrap_or(0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => w.errors += n.parse::<u64>().unwrap_or(0),
+            ["Socket", "errors:", rest @ ..] => {
+                w.errors += rest.iter().filter_map(|t| t.trim_end_matches(',').parse::<u64>().ok()).sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    if w.rps == 0.0 {
+        bail!("could not read wrk's output:\n{text}");
+    }
+    Ok(w)
+}
+
+/// Sections 4 and 6 (with `wrk = None`, only start time and idle RSS).
+///
+/// Returns the servers' data folders (one output folder per job: the caller removes them last).
+pub fn run(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, secs: u32) -> Result<Vec<tempfile::TempDir>> {
+    // Footprint: cold start (compiled-component cache empty; pipelines are lazy anyway).
+    let mut starts = Vec::new();
+    for _ in 0..3 {
+        let server = Server::start(bin, &[])?;
+        starts.push(server.start_to_listen);
+        drop(server.stop()?);
+    }
+    starts.sort();
+    let server = Server::start(bin, &[std::env::temp_dir()])?;
+    std::thread::sleep(Duration::from_millis(500));
+    let (idle, _) = server.rss();
+    report.target(
+        S6,
+        "start → listening",
+        fmt_d(starts[1]),
+        "≤ 0.5 s",
+        starts[1] <= Duration::from_millis(500),
+        "spawn of `alephauto serve` (release) to first TCP connect, fresh data folder; median of 3",
+    );
+    report.target(
+        S6,
+        "idle RSS, all pipelines configured",
+        fmt_mb(idle),
+        "≤ 40 MB",
+        idle <= 40 * 1024,
+        "VmRSS 0.5 s after listening; 8 built-in pipelines + noop configured, none loaded (workers are lazy)",
+    );
+    let Some(wrk_bin) = wrk_bin else {
+        return Ok(vec![server.stop()?]);
+    };
+    let addr = server.addr;
+
+    let dir = tempfile::tempdir()?;
+    let lua = dir.path().join("trigger.lua");
+    std::fs::write(
+        &lua,
+        "wrk.method = \"POST\"\nwrk.body = '{\"parameters\":{}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+    )?;
+    // Sample RSS while triggers run.
+    let peak = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop, pid) = (peak.clone(), stop.clone(), server.child.id());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_of(pid).0, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    // Short warm-up (loads the noop worker), then the measured run.
+    wrk(wrk_bin, &format!("http://{addr}/api/pipelines/noop/trigger"), Some(&lua), 4, 1)?;
+    let t = wrk(wrk_bin, &format!("http://{addr}/api/pipelines/noop/trigger"), Some(&lua), 32, secs)?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let (_, hwm) = server.rss();
+    let ok = t.rps >= 15_000.0 && t.p99 < Duration::from_millis(10);
+    report.target(
+        S4,
+        "POST /api/pipelines/noop/trigger",
+        fmt_rate(t.rps, "req/s"),
+        "≥ 15,000 req/s, p99 < 10 ms",
+        ok,
+        format!(
+            "wrk -t2 -c32 -d{secs}s, {} requests, {} errors; jobs run (max_concurrent 8) while triggers arrive",
+            group(t.requests),
+            t.errors
+        ),
+    );
+    report.add(S4, "trigger latency p50 / p99", format!("{} / {}", fmt_d(t.p50), fmt_d(t.p99)), "wrk --latency");
+    report.add(
+        S6,
+        "RSS under load (peak while triggering)",
+        fmt_mb(peak.load(Ordering::Relaxed).max(hwm)),
+        "max of VmRSS sampled every 100 ms and VmHWM; noop worker loaded, jobs running",
+    );
+
+    // Let the backlog drain so the listing runs on a quiet server.
+    let drain_started = Instant::now();
+    loop {
+        let pending = total_of(addr, "status=queued,running")?;
+        if pending == 0 || drain_started.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let drained_in = drain_started.elapsed();
+    let still_pending = total_of(addr, "status=queued,running")?;
+    let jobs = total_of(addr, "status=completed,failed,queued,running,cancelled")?;
+    let l = wrk(wrk_bin, &format!("http://{addr}/api/jobs"), None, 32, secs)?;
+    report.target(
+        S4,
+        "GET /api/jobs",
+        fmt_rate(l.rps, "req/s"),
+        "≥ 10,000 req/s",
+        l.rps >= 10_000.0,
+        format!(
+            "wrk -t2 -c32 -d{secs}s, default page (50 newest) of {} jobs, {} errors; p50 / p99 {} / {}",
+            group(jobs),
+            l.errors,
+            fmt_d(l.p50),
+            fmt_d(l.p99)
+        ),
+    );
+    report.add(
+        S4,
+        "backlog drain after the trigger run",
+        fmt_d(drained_in),
+        if still_pending == 0 {
+            "time until no job was queued or running".to_string()
+        } else {
+            format!("gave up at 120 s with {} jobs still queued or running: the listing above ran beside them", group(still_pending))
+        },
+    );
+    Ok(vec![server.stop()?])
+}

@@ -1,0 +1,178 @@
+//! `bench`: AlephAuto's benchmark table (see BENCHMARKS.md; run it with `scripts/bench.sh`).
+//!
+//! ```text
+//! bench [--smoke] [--skip-peers] [--skip-http] [--skip-tools]
+//!       [--wrk PATH] [--node-modules DIR] [--alephauto PATH] [--out FILE] [--write-doc FILE]
+//! ```
+//!
+//! `--smoke` runs every in-process part with tiny sizes and skips the peers, wrk and the
+//! npm tools; it asserts nothing about timings (it keeps the suite from rotting).
+
+mod http;
+mod instantiate;
+mod peers;
+mod queue;
+mod report;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::report::Report;
+
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Seconds since the bench started (progress lines).
+pub fn elapsed() -> f64 {
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
+/// The repository root (the bench crate's parent).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+#[derive(Debug)]
+struct Args {
+    smoke: bool,
+    peers: bool,
+    http: bool,
+    tools: bool,
+    wrk: Option<String>,
+    node_modules: PathBuf,
+    alephauto: PathBuf,
+    out: Option<PathBuf>,
+    write_doc: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args> {
+    let root = repo_root();
+    let mut a = Args {
+        smoke: false,
+        peers: true,
+        http: true,
+        tools: true,
+        wrk: None,
+        node_modules: root.join("bench/node_modules"),
+        alephauto: root.join("target/release/alephauto"),
+        out: None,
+        write_doc: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--smoke" => a.smoke = true,
+            "--skip-peers" => a.peers = false,
+            "--skip-http" => a.http = false,
+            "--skip-tools" => a.tools = false,
+            "--wrk" => a.wrk = Some(value("--wrk")?),
+            "--node-modules" => a.node_modules = PathBuf::from(value("--node-modules")?),
+            "--alephauto" => a.alephauto = PathBuf::from(value("--alephauto")?),
+            "--out" => a.out = Some(PathBuf::from(value("--out")?)),
+            "--write-doc" => a.write_doc = Some(PathBuf::from(value("--write-doc")?)),
+            "-h" | "--help" => {
+                println!("{}", include_str!("main.rs").lines().take(9).map(|l| l.trim_start_matches("//!")).collect::<Vec<_>>().join("\n"));
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (see --help)"),
+        }
+    }
+    if a.smoke {
+        a.peers = false;
+        a.tools = false;
+        a.wrk = None;
+    }
+    Ok(a)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .map(|kib| format!("{:.1} GiB RAM", kib as f64 / 1048576.0))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("nproc {nproc}, {cpu}, {mem}, Linux {}", kernel.trim())
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let started = *START.get_or_init(Instant::now);
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    if !args.smoke && cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; figures are meaningless (use scripts/bench.sh)");
+    }
+    // Sizes: (instantiations, queue N, concurrency, latency rate, latency secs, effectum N, apalis N, wrk secs).
+    let (iters, n, conc, lat_rate, lat_secs, n_eff, n_apalis, wrk_secs) =
+        if args.smoke { (200, 300, 8, 200, 1, 0, 0, 0) } else { (10_000, 50_000, 8, 1_000, 10, 20_000, 1_000, 10) };
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut report = Report::default();
+    let machine = machine();
+    eprintln!("alephauto-bench ({profile}{}) on {machine}", if args.smoke { ", smoke" } else { "" });
+
+    eprintln!("1. instantiation");
+    rt.block_on(instantiate::run(&mut report, iters))?;
+    eprintln!("2. queue");
+    let (figures, queue_dir) = rt.block_on(queue::run(&mut report, n, conc, lat_rate, lat_secs))?;
+    if args.peers {
+        eprintln!("3. peers");
+        peers::run(&mut report, figures, n_eff, n_apalis, conc)?;
+    }
+    let mut leftovers = vec![queue_dir];
+    if args.http {
+        eprintln!("4/6. http + footprint");
+        if args.alephauto.exists() {
+            leftovers.extend(http::run(&mut report, &args.alephauto, args.wrk.as_deref(), wrk_secs)?);
+        } else if args.smoke {
+            eprintln!("  (skipped: {} not built)", args.alephauto.display());
+        } else {
+            bail!("{} is missing: build it with `cargo build --release -p alephauto`", args.alephauto.display());
+        }
+    }
+    if args.tools {
+        eprintln!("5. pipelines vs Node tools");
+        rt.block_on(tools::run(&mut report, &args.node_modules))?;
+    }
+    let mut order: Vec<_> = report.rows.drain(..).collect();
+    order.sort_by_key(|r| r.section.chars().next().unwrap_or('9'));
+    report.rows = order;
+
+    let header = format!(
+        "Machine: {machine}. Build: {profile}. Settings: queue N = {}, concurrency {conc} (max_concurrent / max_concurrency), \
+         {} instantiations per engine, durable SQLite (WAL, synchronous=NORMAL). Total bench time {:.0} s.\n",
+        report::group(n as u64),
+        report::group(iters as u64),
+        started.elapsed().as_secs_f64()
+    );
+    let table = format!("{header}{}", report.markdown());
+    println!("{table}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &table).with_context(|| format!("writing {}", out.display()))?;
+    }
+    if let Some(doc) = &args.write_doc {
+        let text = std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+        let (begin, end) = ("<!-- bench:begin -->", "<!-- bench:end -->");
+        let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
+            bail!("{} has no {begin} … {end} markers", doc.display());
+        };
+        let updated = format!("{}{begin}\n{table}\n{}", &text[..a], &text[b..]);
+        std::fs::write(doc, updated)?;
+        eprintln!("updated {}", doc.display());
+    }
+    // One output folder per job: removing tens of thousands is slow where the disk is
+    // mounted with `discard` (each rmdir waits for the discard). Not part of any figure.
+    eprintln!("removing the job output folders of the queue and HTTP sections");
+    let cleanup = Instant::now();
+    drop(leftovers);
+    eprintln!("removed in {:.0} s", cleanup.elapsed().as_secs_f64());
+    Ok(())
+}

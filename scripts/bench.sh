@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The benchmark table documented in BENCHMARKS.md, reproduced from scratch on this machine:
+# builds the runtime, the bench and the peer queues (release), installs the pinned Node tools
+# (bench/package-lock.json) and wrk when missing, then runs `bench` and prints the table
+# (also written to target/bench/latest.md).
+#
+#   scripts/bench.sh               the full table (about 5-8 minutes after the first build)
+#   scripts/bench.sh --write-doc   ... and replace the figures in BENCHMARKS.md
+#   scripts/bench.sh --smoke       tiny sizes, debug build, no peers / npm / wrk; asserts no timings
+#
+# Other arguments go to the bench binary (--skip-peers, --skip-http, --skip-tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=0
+write_doc=()
+pass=()
+for arg in "$@"; do
+    case "$arg" in
+        --smoke) smoke=1 ;;
+        --write-doc) write_doc=(--write-doc BENCHMARKS.md) ;;
+        *) pass+=("$arg") ;;
+    esac
+done
+
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+
+if [ "$smoke" = 1 ]; then
+    # Debug build: shares the artifacts of `cargo test`, so the CI hook stays cheap.
+    cargo build --locked -q -p alephauto -p alephauto-bench
+    exec target/debug/bench --smoke --alephauto target/debug/alephauto "${pass[@]+"${pass[@]}"}"
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+apt_install() {
+    if command -v apt-get >/dev/null 2>&1; then
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+    else
+        echo "bench: $* missing and apt-get unavailable" >&2
+        return 1
+    fi
+}
+
+echo "bench: building (release)" >&2
+cargo build --release --locked -p alephauto -p alephauto-bench
+# The peer queues live in their own workspaces (their SQLite bindings cannot share a build
+# graph with the runtime's rusqlite); one target folder shares their common dependencies.
+for peer in effectum apalis; do
+    CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q --manifest-path "bench/peers/$peer/Cargo.toml"
+done
+
+echo "bench: installing the Node tools and wrk when missing" >&2
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+if [ ! -x bench/node_modules/.bin/repomix ] || ! cmp -s bench/package-lock.json bench/node_modules/.bench-installed-lock; then
+    # `npm install`, not `npm ci`: npm drops the platform-specific optional packages of the
+    # aliased jscpd 5 (`jscpd5`) from the lockfile and then refuses `npm ci`; every version
+    # is still exact (package.json) and locked (package-lock.json).
+    (cd bench && npm install --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.bench-installed-lock)
+fi
+command -v wrk >/dev/null 2>&1 || apt_install wrk
+
+mkdir -p target/bench
+target/release/bench --wrk "$(command -v wrk)" --node-modules bench/node_modules \
+    --out target/bench/latest.md "${write_doc[@]+"${write_doc[@]}"}" "${pass[@]+"${pass[@]}"}"
