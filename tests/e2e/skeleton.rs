@@ -149,6 +149,8 @@ async fn concurrent_triggers_get_distinct_persisted_ids_and_respect_concurrency(
     }
     let (_, page) = server.get("/api/pipelines/noop/jobs?limit=100").await;
     assert_eq!(page["total"], 100);
+    // noop declares "x-alephauto-output": false, so its jobs get no output folder at all.
+    assert!(!server.dir.join("data/outputs").join(&ids[0]).exists());
     assert_eq!(page["jobs"].as_array().unwrap().len(), 100);
     assert_eq!(page["hasMore"], false);
 

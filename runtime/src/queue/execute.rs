@@ -258,18 +258,24 @@ async fn run_guest(
     cancel: Arc<AtomicBool>,
     journal: &Journal,
 ) -> Result<Value, Option<JobFailure>> {
-    let output_dir = inner.settings.outputs_dir.join(&job.id);
-    if let Err(e) = std::fs::create_dir_all(&output_dir) {
-        return Err(Some(failure("OUTPUT_DIR", format!("creating {}: {e}", output_dir.display()), true)));
+    // A worker that declared it writes no reports gets no folder: one capability fewer,
+    // and no mkdir on the per-job path.
+    let output_dir = worker.wants_output.then(|| inner.settings.outputs_dir.join(&job.id));
+    if let Some(dir) = &output_dir {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            // An earlier attempt of the same job made it.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Some(failure("OUTPUT_DIR", format!("creating {}: {e}", dir.display()), true))),
+        }
+        grants.push(Grant { param: "output".into(), dir: dir.clone(), access: Access::Write });
     }
-    let output_dir = std::fs::canonicalize(&output_dir).unwrap_or(output_dir);
-    grants.push(Grant { param: "output".into(), dir: output_dir.clone(), access: Access::Write });
     let wit_job = types::Job {
         id: job.id.clone(),
         pipeline_id: job.pipeline_id.clone(),
         attempt: job.attempt,
         params: params.to_string(),
-        output_dir: output_dir.to_string_lossy().into_owned(),
+        output_dir: output_dir.as_ref().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default(),
         grants: grants
             .iter()
             .map(|g| types::Grant {
@@ -295,6 +301,9 @@ async fn run_guest(
         progress: Some(progress_tx),
     };
     let result = call_run(inner, worker, spec, &wit_job, timeout).await;
+    if let Some(dir) = output_dir {
+        let _ = inner.janitor.send(dir);
+    }
     // The store (and with it the progress sender) is gone: the forwarder drains and ends,
     // so every progress event precedes the terminal one.
     let _ = forwarder.await;

@@ -128,6 +128,8 @@ pub(crate) struct Inner {
     metrics: Arc<crate::metrics::Metrics>,
     cluster: std::sync::OnceLock<cluster::Cluster>,
     native: std::sync::RwLock<HashMap<String, NativeHandler>>,
+    /// Removes empty output folders off the hot path.
+    janitor: std::sync::mpsc::Sender<PathBuf>,
 }
 
 /// A handler that runs a pipeline's jobs natively in the host instead of in its
@@ -179,9 +181,26 @@ impl Queue {
         store: Arc<dyn JobStore>,
         registry: Arc<Registry>,
         events: EventBus,
-        settings: QueueSettings,
+        mut settings: QueueSettings,
         git: crate::gitflow::GitWorkflow,
     ) -> Self {
+        // Resolved once here, so each job's folder needs one mkdir and no path walk.
+        if let Err(e) = std::fs::create_dir_all(&settings.outputs_dir) {
+            tracing::warn!(dir = %settings.outputs_dir.display(), error = %e, "cannot create the outputs folder");
+        }
+        if let Ok(canonical) = std::fs::canonicalize(&settings.outputs_dir) {
+            settings.outputs_dir = canonical;
+        }
+        let (janitor, folders) = std::sync::mpsc::channel::<PathBuf>();
+        let spawned = std::thread::Builder::new().name("output-janitor".into()).spawn(move || {
+            for dir in folders {
+                // Fails, as intended, when the worker left files there.
+                let _ = std::fs::remove_dir(dir);
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the output-folder janitor; empty folders stay");
+        }
         let lanes = registry
             .pipeline_ids()
             .into_iter()
@@ -213,6 +232,7 @@ impl Queue {
                 metrics: Arc::default(),
                 cluster: std::sync::OnceLock::new(),
                 native: std::sync::RwLock::default(),
+                janitor,
             }),
         }
     }

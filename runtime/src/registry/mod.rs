@@ -22,6 +22,9 @@ use crate::sandbox::cache::LoadSource;
 use crate::sandbox::journal::Journal;
 use crate::sandbox::{Sandbox, StoreSpec};
 
+/// The schema-root keyword by which a worker declines an output folder.
+pub const OUTPUT_KEYWORD: &str = "x-alephauto-output";
+
 /// How long `describe` + `init` may take.
 const INIT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -260,14 +263,17 @@ impl Registry {
                 commit_title: g.commit_title,
             }),
         };
+        let wants_output = info.params_schema.get(OUTPUT_KEYWORD).and_then(Value::as_bool) != Some(false);
         Ok(Worker {
             pipeline_id: id.to_string(),
+            wants_output,
             config: config.clone(),
             info,
             pre,
             roots,
             init_time: Duration::ZERO,
             from_cache: loaded.source == LoadSource::Cached,
+
             validator,
             control: tokio::sync::Mutex::new(Some((store, instance))),
         })

@@ -76,6 +76,8 @@ pub struct Worker {
     pub init_time: Duration,
     /// Whether the component came from the compiled cache.
     pub from_cache: bool,
+    /// Whether jobs get an output folder (`"x-alephauto-output": false` at the schema root opts out).
+    pub wants_output: bool,
     pub(crate) validator: jsonschema::Validator,
     pub(crate) control: tokio::sync::Mutex<Option<(Store<HostState>, PipelineWorker)>>,
 }

@@ -19,7 +19,8 @@ use super::{
 use crate::queue::job::{Job, JobFailure, JobStatus, Progress, format_ts};
 
 /// Versioned migrations; each runs once, in order, inside a transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
     1,
     "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
@@ -51,10 +52,24 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         fields TEXT,
         PRIMARY KEY (job_id, seq)
     );",
-)];
+    ),
+    // Listing all jobs newest first walks this index instead of sorting the table.
+    (2, "CREATE INDEX jobs_by_created ON jobs(created_at)"),
+];
 
-const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
-    progress_percent, progress_message, result, error, git, retried_from, retry_count";
+/// The columns every job query selects, in `row_to_job` order.
+macro_rules! job_columns {
+    () => {
+        "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
+         progress_percent, progress_message, result, error, git, retried_from, retry_count"
+    };
+}
+const JOB_COLUMNS: &str = job_columns!();
+const INSERT_JOB: &str = concat!(
+    "INSERT INTO jobs (",
+    job_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+);
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -223,12 +238,17 @@ fn backend<T>(r: rusqlite::Result<T>) -> StoreResult<T> {
     r.map_err(|e| StoreError::Backend(e.into()))
 }
 
+/// Runs `sql` through the connection's statement cache (the writer repeats a few statements).
+fn exec(tx: &rusqlite::Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
 fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Deferred {
     match op {
         WriteOp::Insert(job, reply) => send(reply, insert_job(tx, &job)),
         WriteOp::MarkRunning(id, attempt, at, reply) => send(
             reply,
-            backend(tx.execute(
+            backend(exec(tx, 
                 "UPDATE jobs SET status = 'running', started_at = ?3, progress_percent = 0, progress_message = '' \
                  WHERE id = ?1 AND attempt = ?2 AND status = 'queued'",
                 params![id, attempt, format_ts(&at)],
@@ -236,7 +256,7 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Deferred {
             .map(|n| n == 1),
         ),
         WriteOp::Progress(id, attempt, p) => {
-            if let Err(e) = tx.execute(
+            if let Err(e) = exec(tx, 
                 "UPDATE jobs SET progress_percent = ?3, progress_message = ?4 \
                  WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
                 params![id, attempt, p.percent, p.message],
@@ -249,7 +269,7 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Deferred {
         WriteOp::Requeue(id, attempt, err, reply) => send(
             reply,
             json_text(&err).and_then(|err| {
-                backend(tx.execute(
+                backend(exec(tx, 
                     "UPDATE jobs SET status = 'queued', attempt = attempt + 1, error = ?3, started_at = NULL \
                      WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
                     params![id, attempt, err],
@@ -273,8 +293,9 @@ fn opt_json<T: serde::Serialize>(v: &Option<T>) -> StoreResult<Option<String>> {
 }
 
 fn insert_job(tx: &rusqlite::Transaction<'_>, job: &Job) -> StoreResult<()> {
-    let res = tx.execute(
-        &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+    // Cached statements: the writer runs these for every job.
+    let mut stmt = backend(tx.prepare_cached(INSERT_JOB))?;
+    let res = stmt.execute(
         params![
             job.id,
             job.pipeline_id,
@@ -303,7 +324,7 @@ fn insert_job(tx: &rusqlite::Transaction<'_>, job: &Job) -> StoreResult<()> {
 }
 
 fn finish_job(tx: &rusqlite::Transaction<'_>, id: &str, attempt: u32, f: &Finish) -> StoreResult<bool> {
-    let n = backend(tx.execute(
+    let n = backend(exec(tx, 
         "UPDATE jobs SET status = ?3, result = ?4, error = ?5, git = ?6, completed_at = ?7, \
          progress_percent = CASE WHEN ?3 = 'completed' THEN 100 ELSE progress_percent END \
          WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
