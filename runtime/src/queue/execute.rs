@@ -93,7 +93,8 @@ pub(super) async fn execute(inner: Arc<Inner>, mut job: Job, claimed: bool) {
     job.started_at = Some(now);
     job.progress = Progress::default();
     inner.publish(JobEvent::of(EventKind::Started, &job)).await;
-    tracing::info!(job = %job.id, pipeline = %job.pipeline_id, attempt = job.attempt, "job started");
+    // Per-job lines are debug: at thousands of jobs a second, info would cost more than the job.
+    tracing::debug!(job = %job.id, pipeline = %job.pipeline_id, attempt = job.attempt, "job started");
 
     let journal = Journal::new(inner.settings.max_log_bytes, job.attempt);
     let outcome = run_attempt(&inner, &job, cancel, &journal).await;
@@ -149,7 +150,11 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
             let took = job.started_at.map(|s| (now - s).to_std().unwrap_or_default()).unwrap_or_default();
             inner.metrics.job_finished(&job.pipeline_id, status.as_str(), took);
             let kind = if status == JobStatus::Completed { EventKind::Completed } else { EventKind::Failed };
-            tracing::info!(job = %job.id, status = status.as_str(), "job finished");
+            if status == JobStatus::Completed {
+                tracing::debug!(job = %job.id, "job completed");
+            } else {
+                tracing::info!(job = %job.id, status = status.as_str(), "job did not complete");
+            }
             inner.publish(JobEvent::of(kind, &job)).await;
         }
         Ok(false) => tracing::info!(job = %job.id, attempt = job.attempt, "outcome fenced out (cancelled or superseded)"),
