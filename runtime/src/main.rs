@@ -1,6 +1,12 @@
 //! The `alephauto` binary: parses the command line and hands over to the library.
 
 fn main() -> std::process::ExitCode {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // Every finished job drops an error inside wasmtime; with RUST_BACKTRACE=1 inherited
+        // from a shell each one would capture a backtrace (~20% of a no-op job). Panics keep
+        // theirs. SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     alephauto::telemetry::init();
     alephauto::cli::main()
 }

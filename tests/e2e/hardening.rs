@@ -333,3 +333,32 @@ async fn load_two_hundred_clients_every_accepted_job_completes() {
     assert!(accepted.len() > 200, "throughput collapsed: {}", accepted.len());
     assert!(after < baseline + 150 * 1024, "memory returns near its baseline ({baseline} → {after} KiB)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_whose_clients_hang_up_still_run_every_stored_job() {
+    let server = Server::start(&config());
+    server.run("noop", json!({})).await;
+    // Clients that give up after 0.1-5 ms: many handlers are dropped somewhere mid-request.
+    for i in 0..200u64 {
+        let _ = server
+            .http
+            .post(format!("{}/api/pipelines/noop/trigger", server.url))
+            .timeout(Duration::from_micros(100 + 25 * i))
+            .body("{}")
+            .send()
+            .await;
+    }
+    // Whatever was stored must run: nothing may stay queued once the queue drains.
+    let start = Instant::now();
+    loop {
+        let (queued, running) = (server.count("queued").await, server.count("running").await);
+        if queued == 0 && running == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{queued} queued / {running} running stuck\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let completed = server.count("completed").await;
+    eprintln!("{completed} jobs stored and completed out of 200 abandoned triggers");
+    assert_eq!(server.count("failed").await, 0);
+}

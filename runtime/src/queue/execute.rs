@@ -84,8 +84,10 @@ pub(super) async fn execute(inner: Arc<Inner>, mut job: Job, claimed: bool) {
             return;
         }
         Err(e) => {
-            tracing::error!(job = %job.id, error = %e, "could not mark job running; leaving it queued");
+            // Still queued in the store: put it back in the lane after a pause.
+            tracing::error!(job = %job.id, error = %e, "could not mark job running; will try again");
             release(&inner, &job);
+            schedule_retry(inner.clone(), job, Duration::from_millis(500));
             return;
         }
     }
@@ -140,7 +142,16 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
         }
     };
     let finish = Finish { status, result, error, git, at: now };
-    match inner.store.finish(&job.id, job.attempt, &finish).await {
+    let mut persisted = inner.store.finish(&job.id, job.attempt, &finish).await;
+    for pause in [100, 1000] {
+        // A store hiccup must not leave the job `running` until the next restart.
+        if persisted.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        persisted = inner.store.finish(&job.id, job.attempt, &finish).await;
+    }
+    match persisted {
         Ok(true) => {
             job.status = finish.status;
             job.result = finish.result;

@@ -295,6 +295,26 @@ impl Queue {
         let worker = inner.registry.get_worker(pipeline).await?;
         let params = if params.is_object() { job_params(&params) } else { params };
         let valid = worker.validate(params)?;
+        // Persisting and queueing must finish even when the caller goes away (an HTTP client
+        // that disconnects drops its handler): otherwise a job could be stored but never queued.
+        let queue = self.clone();
+        let (pipeline, kind, triggered_by) = (pipeline.to_string(), kind.to_string(), triggered_by.to_string());
+        let retry_of = retry_of.cloned();
+        tokio::spawn(async move { queue.enqueue(&pipeline, valid.params, &kind, &triggered_by, retry_of.as_ref()).await })
+            .await
+            .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
+    }
+
+    /// Checks the cap, persists the job and puts it in its lane (or wakes the cluster's claimers).
+    async fn enqueue(
+        &self,
+        pipeline: &str,
+        params: Value,
+        kind: &str,
+        triggered_by: &str,
+        retry_of: Option<&Job>,
+    ) -> Result<Job, TriggerError> {
+        let inner = &self.inner;
         let lane = inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
         if let Some(c) = inner.cluster.get() {
             // The table is the queue: count there, insert, and the insert's NOTIFY wakes a claimer.
@@ -302,7 +322,7 @@ impl Queue {
             if c.store.queued_count(pipeline).await? >= cap as u64 {
                 return Err(TriggerError::QueueFull { pipeline: pipeline.into(), cap });
             }
-            let job = self.persist_new(pipeline, valid.params, kind, triggered_by, retry_of).await?;
+            let job = self.persist_new(pipeline, params, kind, triggered_by, retry_of).await?;
             c.wake.notify_one();
             return Ok(job);
         }
@@ -313,7 +333,7 @@ impl Queue {
             }
             l.reserved += 1;
         }
-        let result = self.persist_new(pipeline, valid.params, kind, triggered_by, retry_of).await;
+        let result = self.persist_new(pipeline, params, kind, triggered_by, retry_of).await;
         let mut l = lane.lock().map_err(|_| TriggerError::Disabled("lane lock poisoned".into()))?;
         l.reserved -= 1;
         let job = result?;
@@ -361,6 +381,15 @@ impl Queue {
 
     /// Cancels a queued job at once, or interrupts a running one.
     pub async fn cancel(&self, id: &str) -> Result<Job, ControlError> {
+        // Like a trigger, a cancel completes even if its caller goes away mid-way.
+        let queue = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move { queue.cancel_now(&id).await })
+            .await
+            .map_err(|e| ControlError::Store(StoreError::Backend(anyhow::anyhow!("cancel task failed: {e}"))))?
+    }
+
+    async fn cancel_now(&self, id: &str) -> Result<Job, ControlError> {
         let inner = &self.inner;
         match inner.store.cancel(id, Utc::now()).await? {
             Some(before) => {
