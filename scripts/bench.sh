@@ -4,11 +4,13 @@
 # (bench/package-lock.json) and wrk when missing, then runs `bench` and prints the table
 # (also written to target/bench/latest.md).
 #
-#   scripts/bench.sh               the full table (about 5-8 minutes after the first build)
+#   scripts/bench.sh               the full table (about 2 minutes after the first build)
 #   scripts/bench.sh --write-doc   ... and replace the figures in BENCHMARKS.md
-#   scripts/bench.sh --smoke       tiny sizes, debug build, no peers / npm / wrk; asserts no timings
+#   scripts/bench.sh --smoke       tiny sizes, debug build, no peers / npm / wrk / polyglot, 50 PostgreSQL
+#                                  jobs (a skip row without a server); asserts no timings
 #
-# Other arguments go to the bench binary (--skip-peers, --skip-http, --skip-tools).
+# Other arguments go to the bench binary (--skip-peers, --skip-http, --skip-tools, --skip-pg).
+# PostgreSQL for section 7: ALEPHAUTO_BENCH_PG (else ALEPHAUTO_TEST_PG, else postgres://postgres@127.0.0.1:5432/test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

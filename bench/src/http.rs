@@ -263,16 +263,22 @@ pub fn run(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, secs: u32) ->
         "max of VmRSS sampled every 100 ms and VmHWM; noop worker loaded, jobs running",
     );
 
-    // Let the backlog drain so the listing runs on a quiet server.
+    // Let the backlog drain so the listing runs on a quiet server. A count that stops
+    // moving for 10 s means jobs are stuck (queued or running with nothing running them):
+    // stop waiting then, and report them.
     let drain_started = Instant::now();
+    let (mut last, mut last_change) = (u64::MAX, Instant::now());
     loop {
         let pending = total_of(addr, "status=queued,running")?;
-        if pending == 0 || drain_started.elapsed() > Duration::from_secs(120) {
+        if pending != last {
+            (last, last_change) = (pending, Instant::now());
+        }
+        if pending == 0 || last_change.elapsed() > Duration::from_secs(10) || drain_started.elapsed() > Duration::from_secs(120) {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let drained_in = drain_started.elapsed();
+    let drained_in = last_change.duration_since(drain_started);
     let still_pending = total_of(addr, "status=queued,running")?;
     let jobs = total_of(addr, "status=completed,failed,queued,running,cancelled")?;
     let l = wrk(wrk_bin, &format!("http://{addr}/api/jobs"), None, 32, secs)?;
@@ -297,7 +303,10 @@ pub fn run(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, secs: u32) ->
         if still_pending == 0 {
             "time until no job was queued or running".to_string()
         } else {
-            format!("gave up at 120 s with {} jobs still queued or running: the listing above ran beside them", group(still_pending))
+            format!(
+                "{} jobs were still queued or running when the count stopped moving (unchanged for 10 s, or 120 s in all): stuck; the figure is when the count last moved",
+                group(still_pending)
+            )
         },
     );
     Ok(vec![server.stop()?])

@@ -1,5 +1,6 @@
 //! Section 1: per-job instantiation from the cached `InstancePre`, and cold worker
-//! initialisation from source versus from the precompiled cache.
+//! initialisation from source versus from the precompiled cache; the same for the
+//! JavaScript and Python components of `scripts/build-polyglot.sh`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,9 +56,8 @@ pub async fn run(report: &mut Report, iters: usize) -> Result<()> {
             let t0 = Instant::now();
             let mut store = sandbox.new_store(spec())?;
             let t1 = Instant::now();
-            let worker = sandbox.instantiate(&pre, &mut store).await.map_err(|e| anyhow!("{e}"))?;
+            let _worker = sandbox.instantiate(&pre, &mut store).await.map_err(|e| anyhow!("{e}"))?;
             let t2 = Instant::now();
-            drop(worker);
             drop(store);
             let t3 = Instant::now();
             if i >= warm {
@@ -96,11 +96,11 @@ pub async fn run(report: &mut Report, iters: usize) -> Result<()> {
     // Cold worker init: compile from the .wasm, then a fresh process-equivalent loading the cache.
     for (id, stem) in [("noop", "fixture_noop"), ("repomix", "repomix"), ("duplicate-detection", "duplicate_detection")] {
         let cache = tempfile::tempdir()?;
-        let (source, src_time) = cold_init(cache.path(), id, stem).await?;
+        let (source, src_time) = cold_init(cache.path(), id, &component(stem)).await?;
         anyhow::ensure!(source == LoadSource::Compiled, "expected a compile for {id}");
         let mut cached = Vec::new();
         for _ in 0..3 {
-            let (source, t) = cold_init(cache.path(), id, stem).await?;
+            let (source, t) = cold_init(cache.path(), id, &component(stem)).await?;
             anyhow::ensure!(source == LoadSource::Cached, "expected a cache hit for {id}");
             cached.push(t);
         }
@@ -116,10 +116,10 @@ pub async fn run(report: &mut Report, iters: usize) -> Result<()> {
     Ok(())
 }
 
-async fn cold_init(cache: &Path, id: &str, stem: &str) -> Result<(LoadSource, Duration)> {
+async fn cold_init(cache: &Path, id: &str, wasm: &Path) -> Result<(LoadSource, Duration)> {
     let mut config = Config::default();
     config.pipelines.clear();
-    config.pipelines.insert(id.to_string(), PipelineConfig::new(component(stem)));
+    config.pipelines.insert(id.to_string(), PipelineConfig::new(wasm.to_path_buf()));
     let sandbox = Arc::new(Sandbox::new(&EngineSettings::default(), cache, GitSettings::default())?);
     let registry = Registry::new(sandbox, &config, BreakerSettings::default());
     let worker = registry.get_worker(id).await.with_context(|| format!("initialising {id}"))?;
@@ -128,4 +128,77 @@ async fn cold_init(cache: &Path, id: &str, stem: &str) -> Result<(LoadSource, Du
     drop(worker);
     registry.shutdown().await;
     Ok((source, t))
+}
+
+/// The JavaScript and Python workers (`target/polyglot/`, built by `scripts/build-polyglot.sh`):
+/// cold init from source and from the cache, then `iters` warm instantiations (pooling on),
+/// as `run` does for the Rust components. `iters == 0` skips them (smoke).
+pub async fn polyglot(report: &mut Report, iters: usize) -> Result<()> {
+    let dir = crate::repo_root().join("target/polyglot");
+    for (id, stem, lang) in [("changelog", "changelog", "JavaScript"), ("markdown-links", "markdown_links", "Python")] {
+        let wasm = dir.join(format!("{stem}.wasm"));
+        if iters == 0 {
+            eprintln!("  (skipped polyglot `{id}` in smoke mode)");
+            continue;
+        }
+        if !wasm.is_file() {
+            eprintln!("  (skipped: {} is absent)", wasm.display());
+            report.add(
+                S,
+                format!("`{id}` ({lang}) instantiation"),
+                "skipped",
+                format!("target/polyglot/{stem}.wasm is absent; build it with scripts/build-polyglot.sh"),
+            );
+            continue;
+        }
+        let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
+        let cache = tempfile::tempdir()?;
+        let (source, src_time) = cold_init(cache.path(), id, &wasm).await?;
+        anyhow::ensure!(source == LoadSource::Compiled, "expected a compile for {id}");
+        let mut cached = Vec::new();
+        for _ in 0..3 {
+            let (source, t) = cold_init(cache.path(), id, &wasm).await?;
+            anyhow::ensure!(source == LoadSource::Cached, "expected a cache hit for {id}");
+            cached.push(t);
+        }
+        cached.sort();
+        report.add(
+            S,
+            format!("cold worker init `{id}` ({lang}, {} KiB): from source / from cache", size / 1024),
+            format!("{} / {}", fmt_d(src_time), fmt_d(cached[1])),
+            "Registry::get_worker on a fresh Sandbox: compile or deserialise, link, describe + init; cache figure is the median of 3",
+        );
+
+        let sandbox = Sandbox::new(&EngineSettings::default(), cache.path(), GitSettings::default())?;
+        let (pre, _) = sandbox.load(&wasm).await?;
+        let warm = (iters / 10).max(20);
+        let mut inst = Vec::with_capacity(iters);
+        let mut whole = Vec::with_capacity(iters);
+        for i in 0..warm + iters {
+            let t0 = Instant::now();
+            let mut store = sandbox.new_store(spec())?;
+            let t1 = Instant::now();
+            let _worker = sandbox.instantiate(&pre, &mut store).await.map_err(|e| anyhow!("{e}"))?;
+            let t2 = Instant::now();
+            drop(store);
+            let t3 = Instant::now();
+            if i >= warm {
+                inst.push(t2 - t1);
+                whole.push(t3 - t0);
+            }
+        }
+        let (p50, p99) = p50_p99(&mut inst);
+        let (w50, w99) = p50_p99(&mut whole);
+        report.add(
+            S,
+            format!("instantiate `{id}` ({lang}), pooling on: median / p99"),
+            format!("{} / {}", fmt_d(p50), fmt_d(p99)),
+            format!(
+                "{iters} instantiations after {warm} warm-up, one task; new_store + instantiate + drop: {} / {}",
+                fmt_d(w50),
+                fmt_d(w99)
+            ),
+        );
+    }
+    Ok(())
 }

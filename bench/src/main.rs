@@ -1,13 +1,17 @@
 //! `bench`: AlephAuto's benchmark table (see BENCHMARKS.md; run it with `scripts/bench.sh`).
 //!
 //! ```text
-//! bench [--smoke] [--skip-peers] [--skip-http] [--skip-tools]
+//! bench [--smoke] [--skip-peers] [--skip-http] [--skip-tools] [--skip-pg]
 //!       [--wrk PATH] [--node-modules DIR] [--alephauto PATH] [--out FILE] [--write-doc FILE]
 //! ```
 //!
 //! `--smoke` runs every in-process part with tiny sizes and skips the peers, wrk and the
-//! npm tools; it asserts nothing about timings (it keeps the suite from rotting).
+//! npm tools and the polyglot components, and runs the PostgreSQL section with 50 jobs (a
+//! skip row when no server answers); it asserts nothing about timings (it keeps the suite
+//! from rotting). PostgreSQL: `ALEPHAUTO_BENCH_PG` (else `ALEPHAUTO_TEST_PG`, else
+//! postgres://postgres@127.0.0.1:5432/test).
 
+mod cluster;
 mod http;
 mod instantiate;
 mod peers;
@@ -40,6 +44,7 @@ struct Args {
     peers: bool,
     http: bool,
     tools: bool,
+    pg: bool,
     wrk: Option<String>,
     node_modules: PathBuf,
     alephauto: PathBuf,
@@ -54,6 +59,7 @@ fn parse_args() -> Result<Args> {
         peers: true,
         http: true,
         tools: true,
+        pg: true,
         wrk: None,
         node_modules: root.join("bench/node_modules"),
         alephauto: root.join("target/release/alephauto"),
@@ -68,13 +74,14 @@ fn parse_args() -> Result<Args> {
             "--skip-peers" => a.peers = false,
             "--skip-http" => a.http = false,
             "--skip-tools" => a.tools = false,
+            "--skip-pg" => a.pg = false,
             "--wrk" => a.wrk = Some(value("--wrk")?),
             "--node-modules" => a.node_modules = PathBuf::from(value("--node-modules")?),
             "--alephauto" => a.alephauto = PathBuf::from(value("--alephauto")?),
             "--out" => a.out = Some(PathBuf::from(value("--out")?)),
             "--write-doc" => a.write_doc = Some(PathBuf::from(value("--write-doc")?)),
             "-h" | "--help" => {
-                println!("{}", include_str!("main.rs").lines().take(9).map(|l| l.trim_start_matches("//!")).collect::<Vec<_>>().join("\n"));
+                println!("{}", include_str!("main.rs").lines().take(13).map(|l| l.trim_start_matches("//!")).collect::<Vec<_>>().join("\n"));
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -104,15 +111,28 @@ fn machine() -> String {
 }
 
 fn main() -> Result<()> {
+    // With RUST_BACKTRACE=1 in the caller's environment every error value, including the
+    // ones wasmtime creates and discards on a job's success path, captures a backtrace
+    // (a stack walk per job). Library backtraces are turned off unless asked for
+    // explicitly; panics still print theirs. Set before any thread exists; children (the
+    // HTTP section's server) inherit it.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: single-threaded here (no runtime, no thread spawned yet).
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let args = parse_args()?;
     let started = *START.get_or_init(Instant::now);
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     if !args.smoke && cfg!(debug_assertions) {
         eprintln!("warning: a debug build; figures are meaningless (use scripts/bench.sh)");
     }
-    // Sizes: (instantiations, queue N, concurrency, latency rate, latency secs, effectum N, apalis N, wrk secs).
-    let (iters, n, conc, lat_rate, lat_secs, n_eff, n_apalis, wrk_secs) =
-        if args.smoke { (200, 300, 8, 200, 1, 0, 0, 0) } else { (10_000, 50_000, 8, 1_000, 10, 20_000, 1_000, 10) };
+    // Sizes: (instantiations, queue N, concurrency, latency rate, latency secs, effectum N, apalis N, wrk secs,
+    // polyglot instantiations (0: skipped), PostgreSQL N per round).
+    let (iters, n, conc, lat_rate, lat_secs, n_eff, n_apalis, wrk_secs, poly_iters, n_pg) = if args.smoke {
+        (200, 300, 8, 200, 1, 0, 0, 0, 0, 50)
+    } else {
+        (10_000, 50_000, 8, 1_000, 10, 20_000, 1_000, 10, 1_000, 5_000)
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut report = Report::default();
@@ -121,8 +141,13 @@ fn main() -> Result<()> {
 
     eprintln!("1. instantiation");
     rt.block_on(instantiate::run(&mut report, iters))?;
+    rt.block_on(instantiate::polyglot(&mut report, poly_iters))?;
     eprintln!("2. queue");
     let (figures, queue_dir) = rt.block_on(queue::run(&mut report, n, conc, lat_rate, lat_secs))?;
+    if args.pg {
+        eprintln!("7. cluster mode (PostgreSQL)");
+        rt.block_on(cluster::run(&mut report, n_pg, conc, queue_dir.path()))?;
+    }
     if args.peers {
         eprintln!("3. peers");
         peers::run(&mut report, figures, n_eff, n_apalis, conc)?;
@@ -148,9 +173,11 @@ fn main() -> Result<()> {
 
     let header = format!(
         "Machine: {machine}. Build: {profile}. Settings: queue N = {}, concurrency {conc} (max_concurrent / max_concurrency), \
-         {} instantiations per engine, durable SQLite (WAL, synchronous=NORMAL). Total bench time {:.0} s.\n",
+         {} instantiations per engine, durable SQLite (WAL, synchronous=NORMAL); PostgreSQL N = {} per round; RUST_LIB_BACKTRACE={}. Total bench time {:.0} s.\n",
         report::group(n as u64),
         report::group(iters as u64),
+        report::group(n_pg as u64),
+        std::env::var("RUST_LIB_BACKTRACE").unwrap_or_default(),
         started.elapsed().as_secs_f64()
     );
     let table = format!("{header}{}", report.markdown());
