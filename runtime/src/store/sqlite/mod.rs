@@ -55,6 +55,29 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // Listing all jobs newest first walks this index instead of sorting the table.
     (2, "CREATE INDEX jobs_by_created ON jobs(created_at)"),
+    // Counts per pipeline and status kept by triggers, so a page's `total` is not a table scan.
+    (
+        3,
+        "CREATE TABLE job_counts (
+            pipeline_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (pipeline_id, status)
+        );
+        INSERT INTO job_counts SELECT pipeline_id, status, COUNT(*) FROM jobs GROUP BY pipeline_id, status;
+        CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+            INSERT INTO job_counts VALUES (NEW.pipeline_id, NEW.status, 1)
+                ON CONFLICT (pipeline_id, status) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER job_counts_update AFTER UPDATE OF status ON jobs WHEN OLD.status <> NEW.status BEGIN
+            UPDATE job_counts SET n = n - 1 WHERE pipeline_id = OLD.pipeline_id AND status = OLD.status;
+            INSERT INTO job_counts VALUES (NEW.pipeline_id, NEW.status, 1)
+                ON CONFLICT (pipeline_id, status) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+            UPDATE job_counts SET n = n - 1 WHERE pipeline_id = OLD.pipeline_id AND status = OLD.status;
+        END;",
+    ),
 ];
 
 /// The columns every job query selects, in `row_to_job` order.
@@ -462,7 +485,7 @@ fn list_jobs(conn: &Connection, filter: &JobFilter) -> anyhow::Result<JobPage> {
     }
     let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM jobs {where_sql}"),
+        &format!("SELECT COALESCE(SUM(n), 0) FROM job_counts {where_sql}"),
         rusqlite::params_from_iter(args.iter()),
         |r| r.get(0),
     )?;
