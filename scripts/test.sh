@@ -10,10 +10,12 @@ cargo test --workspace --locked -- --test-threads=2
 # The non-Rust workers' own unit tests (node --test, python3 -m unittest); builds are up to date.
 ./scripts/build-polyglot.sh --unit-tests
 
+# The benchmark suite in miniature (tiny sizes, no timing asserts), so it never rots.
+mkdir -p target
+./scripts/bench.sh --smoke >target/bench-smoke.log 2>&1 || { cat target/bench-smoke.log; exit 1; }
+echo "bench smoke: ok (table in target/bench-smoke.log)"
+
 if [ -f workers/Cargo.toml ]; then
   # Worker logic compiled for the host, with plain tempdir fixtures.
   CARGO_TARGET_DIR=target/wasm-native cargo test --locked --manifest-path workers/Cargo.toml
 fi
-
-# The benchmark suite in miniature (tiny sizes, no timing asserts), so it never rots.
-./scripts/bench.sh --smoke >/dev/null
