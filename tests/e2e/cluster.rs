@@ -105,7 +105,7 @@ async fn a_killed_nodes_jobs_are_rescued_and_its_late_writes_fenced() {
     for id in &ids {
         a.wait_status(id, &["running"], Duration::from_secs(30)).await;
     }
-    a.kill_only();
+    a.kill();
     let b = node(&url, "node-b", &shared, &["echo"]);
     for id in &ids {
         let job = b.wait_job(id, Duration::from_secs(60)).await;

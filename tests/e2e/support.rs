@@ -72,9 +72,10 @@ impl Server {
         server
     }
 
-    fn spawn(&mut self) {
+    /// Starts `alephauto serve` on `bind`; the receiver gets the URL once it listens.
+    fn launch(&self, bind: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_alephauto"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .args(["serve", "--bind", bind, "--config"])
             .arg(&self.config_path)
             .env("RUST_LOG", "warn,alephauto=info")
             .env_remove("ALEPHAUTO_API_KEY")
@@ -91,6 +92,11 @@ impl Server {
                 }
             }
         });
+        (child, rx)
+    }
+
+    fn spawn(&mut self) {
+        let (mut child, rx) = self.launch("127.0.0.1:0");
         let url = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
             let _ = child.kill();
             panic!("server did not start; log:\n{}", self.log())
@@ -242,24 +248,7 @@ impl Server {
         let bind = self.url.trim_start_matches("http://").to_string();
         let start = Instant::now();
         loop {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_alephauto"))
-                .args(["serve", "--bind", &bind, "--config"])
-                .arg(&self.config_path)
-                .env("RUST_LOG", "warn,alephauto=info")
-                .env_remove("ALEPHAUTO_API_KEY")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::from(std::fs::File::create(self.dir.join("server.log")).expect("log file")))
-                .spawn()
-                .expect("start alephauto serve");
-            let stdout = child.stdout.take().expect("stdout");
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if line.starts_with("AlephAuto listening on ") {
-                        let _ = tx.send(());
-                    }
-                }
-            });
+            let (mut child, rx) = self.launch(&bind);
             // Either it listens, or it exits (address briefly still in use): retry.
             let deadline = Instant::now() + Duration::from_secs(120);
             let listening = loop {
@@ -319,9 +308,3 @@ pub fn pg_schema_url(tag: &str) -> String {
     format!("{base}{sep}options=-csearch_path%3D{schema}")
 }
 
-impl Server {
-    /// Sends SIGKILL without waiting for a restart.
-    pub fn kill_only(&mut self) {
-        self.kill();
-    }
-}
