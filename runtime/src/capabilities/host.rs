@@ -39,10 +39,10 @@ impl wit::Host for HostState {
     }
 
     async fn progress(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {
-        if let Some(tx) = &self.progress {
+        if let Some(sink) = &mut self.progress {
             let message: String = message.chars().take(MAX_PROGRESS_MESSAGE).collect();
-            // watch keeps only the latest value, so a flood of calls costs nothing downstream.
-            tx.send_replace(Progress { percent: percent.min(100), message });
+            // Only the latest value is kept, so a flood of calls costs nothing downstream.
+            sink.report(Progress { percent: percent.min(100), message });
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Inner;
-use super::execute::execute;
+use super::execute::{Start, spawn_execute};
 use crate::store::{ClusterNote, ClusterStore};
 
 /// How this node takes part in the cluster.
@@ -86,7 +86,7 @@ async fn dispatch(inner: Arc<Inner>) {
                         if let Ok(mut l) = lane.lock() {
                             l.running += 1;
                         }
-                        inner.tracker.spawn(execute(inner.clone(), job, true));
+                        spawn_execute(&inner, job, Start::Claimed);
                     }
                 }
                 Err(e) => tracing::warn!(pipeline = %pipeline, error = %e, "claiming jobs failed"),

@@ -18,8 +18,8 @@ use crate::registry::worker::Worker;
 use crate::sandbox::bindings::types;
 use crate::sandbox::grants::{Access, Grant};
 use crate::sandbox::journal::Journal;
-use crate::sandbox::{GuestFailure, StoreSpec, classify};
-use crate::store::{Finish, LogStream};
+use crate::sandbox::{GuestFailure, ProgressSink, StoreSpec, classify};
+use crate::store::{Claim, Finish, LogStream};
 
 /// How an attempt ended.
 enum Outcome {
@@ -31,6 +31,17 @@ enum Outcome {
 
 fn failure(code: &str, message: impl Into<String>, retryable: bool) -> JobFailure {
     JobFailure { message: message.into(), code: code.into(), retryable }
+}
+
+/// How a job reaches `execute`.
+pub(super) enum Start {
+    /// Taken from a lane: still `queued` in the store; `execute` claims it.
+    FromLane,
+    /// Already `running` (claimed from a shared store).
+    Claimed,
+    /// Claimed together with the outcome of the job whose slot it took; its cancel flag
+    /// was registered before that claim.
+    HandedOff(Arc<AtomicBool>),
 }
 
 /// Starts queued jobs of `pipeline` while it has free slots.
@@ -52,14 +63,20 @@ pub(super) fn pump(inner: &Arc<Inner>, pipeline: &str) {
         }
     }
     for job in start {
-        inner.tracker.spawn(execute(inner.clone(), job, false));
+        spawn_execute(inner, job, Start::FromLane);
     }
 }
 
+/// Runs `execute` as a tracked task. Boxed: a finishing job starts its successor, and the
+/// recursion needs a future type the compiler can name.
+pub(super) fn spawn_execute(inner: &Arc<Inner>, job: Job, start: Start) {
+    let run: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+        Box::pin(execute(inner.clone(), job, start));
+    inner.tracker.spawn(run);
+}
+
 fn release(inner: &Arc<Inner>, job: &Job) {
-    if let Ok(mut running) = inner.running.lock() {
-        running.remove(&job.id);
-    }
+    forget(inner, &job.id);
     if let Some(lane) = inner.lanes.get(&job.pipeline_id)
         && let Ok(mut l) = lane.lock() {
             l.running = l.running.saturating_sub(1);
@@ -67,13 +84,20 @@ fn release(inner: &Arc<Inner>, job: &Job) {
     pump(inner, &job.pipeline_id);
 }
 
-/// Runs one attempt; `claimed` jobs are already `running` (claimed from a shared store).
-pub(super) async fn execute(inner: Arc<Inner>, mut job: Job, claimed: bool) {
-    let cancel = Arc::new(AtomicBool::new(false));
-    // Registered before the claim, so a cancel that sees `running` in the store finds the flag.
-    if let Ok(mut running) = inner.running.lock() {
-        running.insert(job.id.clone(), cancel.clone());
-    }
+/// Runs one attempt.
+pub(super) async fn execute(inner: Arc<Inner>, mut job: Job, start: Start) {
+    let claimed = !matches!(start, Start::FromLane);
+    let cancel = match start {
+        Start::HandedOff(flag) => flag,
+        Start::FromLane | Start::Claimed => {
+            let flag = Arc::new(AtomicBool::new(false));
+            // Registered before the claim, so a cancel that sees `running` in the store finds the flag.
+            if let Ok(mut running) = inner.running.lock() {
+                running.insert(job.id.clone(), flag.clone());
+            }
+            flag
+        }
+    };
     let now = job.started_at.filter(|_| claimed).unwrap_or_else(Utc::now);
     let claim = if claimed { Ok(true) } else { inner.store.mark_running(&job.id, job.attempt, now).await };
     match claim {
@@ -142,7 +166,28 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
         }
     };
     let finish = Finish { status, result, error, git, at: now };
-    let mut persisted = inner.store.finish(&job.id, job.attempt, &finish).await;
+    // The next queued job takes this slot, claimed in the same write as this outcome.
+    let mut successor = take_successor(inner, &job.pipeline_id);
+    let claim = successor.as_ref().map(|(next, _)| Claim { id: &next.id, attempt: next.attempt, at: now });
+    let mut persisted = match inner.store.finish_and_claim(&job.id, job.attempt, &finish, claim).await {
+        Ok((finished, claimed)) => {
+            match (claimed, successor.take()) {
+                (Some(true), next) => successor = next,
+                // Cancelled while it waited: nothing to run.
+                (Some(false), Some((next, _))) => forget(inner, &next.id),
+                // The claim itself failed: still queued in the store.
+                (None, Some((next, _))) => give_back(inner, next),
+                (_, None) => {}
+            }
+            Ok(finished)
+        }
+        Err(e) => {
+            if let Some((next, _)) = successor.take() {
+                give_back(inner, next);
+            }
+            Err(e)
+        }
+    };
     for pause in [100, 1000] {
         // A store hiccup must not leave the job `running` until the next restart.
         if persisted.is_ok() {
@@ -171,7 +216,45 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
         Ok(false) => tracing::info!(job = %job.id, attempt = job.attempt, "outcome fenced out (cancelled or superseded)"),
         Err(e) => tracing::error!(job = %job.id, error = %e, "persisting the outcome failed"),
     }
-    release(inner, &job);
+    match successor {
+        Some((mut next, flag)) => {
+            forget(inner, &job.id);
+            next.started_at = Some(now);
+            spawn_execute(inner, next, Start::HandedOff(flag));
+        }
+        None => release(inner, &job),
+    }
+}
+
+/// Pops the job that will take over a finishing job's slot (single node, while dispatching)
+/// and registers its cancel flag; the slot stays counted as running.
+fn take_successor(inner: &Arc<Inner>, pipeline: &str) -> Option<(Job, Arc<AtomicBool>)> {
+    if inner.cluster.get().is_some() || !inner.dispatching.load(Ordering::Acquire) {
+        return None;
+    }
+    let next = inner.lanes.get(pipeline)?.lock().ok()?.queued.pop_front()?;
+    let flag = Arc::new(AtomicBool::new(false));
+    if let Ok(mut running) = inner.running.lock() {
+        running.insert(next.id.clone(), flag.clone());
+    }
+    Some((next, flag))
+}
+
+/// Drops a job's cancel flag.
+fn forget(inner: &Arc<Inner>, id: &str) {
+    if let Ok(mut running) = inner.running.lock() {
+        running.remove(id);
+    }
+}
+
+/// Puts a successor whose claim was not written back at the head of its lane.
+fn give_back(inner: &Arc<Inner>, job: Job) {
+    forget(inner, &job.id);
+    if let Some(lane) = inner.lanes.get(&job.pipeline_id)
+        && let Ok(mut l) = lane.lock()
+    {
+        l.queued.push_front(job);
+    }
 }
 
 fn schedule_retry(inner: Arc<Inner>, job: Job, delay: Duration) {
@@ -305,8 +388,18 @@ async fn run_guest(
             .collect(),
     };
     let timeout = Duration::from_secs(worker.config.timeout_secs);
-    let (progress_tx, progress_rx) = watch::channel(Progress::default());
-    let forwarder = tokio::spawn(forward_progress(inner.clone(), job.clone(), progress_rx));
+    // Started by the guest's first progress report; most jobs never make one.
+    let forwarder: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> = Arc::default();
+    let progress = {
+        let (inner, forwarder) = (inner.clone(), forwarder.clone());
+        let (id, pipeline, attempt) = (job.id.clone(), job.pipeline_id.clone(), job.attempt);
+        ProgressSink::new(move |rx| {
+            let task = tokio::spawn(forward_progress(inner, id, pipeline, attempt, rx));
+            if let Ok(mut slot) = forwarder.lock() {
+                *slot = Some(task);
+            }
+        })
+    };
     let spec = StoreSpec {
         memory_bytes: (worker.config.memory_mb as usize) << 20,
         timeout,
@@ -314,7 +407,7 @@ async fn run_guest(
         job: Some(wit_job.clone()),
         grants,
         journal: journal.clone(),
-        progress: Some(progress_tx),
+        progress: Some(progress),
     };
     let result = call_run(inner, worker, spec, &wit_job, timeout).await;
     if let Some(dir) = output_dir {
@@ -322,7 +415,10 @@ async fn run_guest(
     }
     // The store (and with it the progress sender) is gone: the forwarder drains and ends,
     // so every progress event precedes the terminal one.
-    let _ = forwarder.await;
+    let task = forwarder.lock().ok().and_then(|mut slot| slot.take());
+    if let Some(task) = task {
+        let _ = task.await;
+    }
     match result {
         Ok(Ok(text)) => {
             if text.len() > inner.settings.max_result_bytes {
@@ -371,17 +467,23 @@ async fn call_run(
     }
 }
 
-async fn forward_progress(inner: Arc<Inner>, job: Job, mut rx: watch::Receiver<Progress>) {
+async fn forward_progress(
+    inner: Arc<Inner>,
+    id: String,
+    pipeline: String,
+    attempt: u32,
+    mut rx: watch::Receiver<Progress>,
+) {
     while rx.changed().await.is_ok() {
         let progress = rx.borrow_and_update().clone();
-        if let Err(e) = inner.store.save_progress(&job.id, job.attempt, &progress).await {
-            tracing::warn!(job = %job.id, error = %e, "saving progress failed");
+        if let Err(e) = inner.store.save_progress(&id, attempt, &progress).await {
+            tracing::warn!(job = %id, error = %e, "saving progress failed");
         }
         inner
             .publish(JobEvent {
                 kind: EventKind::Progress,
-                job_id: job.id.clone(),
-                pipeline_id: job.pipeline_id.clone(),
+                job_id: id.clone(),
+                pipeline_id: pipeline.clone(),
                 payload: json!({"status": "running", "progress": progress}),
                 timestamp: format_ts(&Utc::now()),
             })

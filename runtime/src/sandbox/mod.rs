@@ -43,7 +43,7 @@ pub struct HostState {
     pub(crate) deadline: Deadline,
     pub(crate) job: Option<types::Job>,
     pub(crate) journal: Journal,
-    pub(crate) progress: Option<watch::Sender<Progress>>,
+    pub(crate) progress: Option<ProgressSink>,
     pub(crate) grants: Vec<Grant>,
     pub(crate) git: GitSettings,
 }
@@ -70,7 +70,37 @@ pub struct StoreSpec {
     /// Where log calls and stdout/stderr go.
     pub journal: Journal,
     /// Where progress goes.
-    pub progress: Option<watch::Sender<Progress>>,
+    pub progress: Option<ProgressSink>,
+}
+
+/// Where a job's progress reports go: a watch channel (a flood of reports keeps only the
+/// latest) whose consumer is started by the first report, so the many jobs that never
+/// report progress cost no task.
+pub struct ProgressSink {
+    tx: watch::Sender<Progress>,
+    start: Option<Box<dyn FnOnce(watch::Receiver<Progress>) + Send>>,
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressSink").field("started", &self.start.is_none()).finish()
+    }
+}
+
+impl ProgressSink {
+    /// A sink whose first report calls `start` with the receiving end.
+    pub fn new(start: impl FnOnce(watch::Receiver<Progress>) + Send + 'static) -> Self {
+        Self { tx: watch::Sender::new(Progress::default()), start: Some(Box::new(start)) }
+    }
+
+    /// Publishes the latest progress.
+    pub fn report(&mut self, progress: Progress) {
+        if let Some(start) = self.start.take() {
+            // Subscribed before the send, so the consumer sees this report as a change.
+            start(self.tx.subscribe());
+        }
+        self.tx.send_replace(progress);
+    }
 }
 
 /// Why a guest call did not return normally.

@@ -46,6 +46,17 @@ pub struct Finish {
     pub at: DateTime<Utc>,
 }
 
+/// A queued attempt to move to `running`: the job that takes over a finishing job's slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// Job id.
+    pub id: &'a str,
+    /// Its queued attempt.
+    pub attempt: u32,
+    /// When it starts.
+    pub at: DateTime<Utc>,
+}
+
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -120,6 +131,22 @@ pub trait JobStore: Send + Sync + 'static {
     async fn save_progress(&self, id: &str, attempt: u32, progress: &Progress) -> StoreResult<()>;
     /// running(attempt) → terminal; false when fenced out (stale attempt or already terminal).
     async fn finish(&self, id: &str, attempt: u32, finish: &Finish) -> StoreResult<bool>;
+    /// `finish`, then `mark_running` of `next`, as one durable write where the backend can, so a
+    /// busy lane pays one commit per job; returns (finished, claimed). The default makes two calls.
+    async fn finish_and_claim(
+        &self,
+        id: &str,
+        attempt: u32,
+        finish: &Finish,
+        next: Option<Claim<'_>>,
+    ) -> StoreResult<(bool, Option<bool>)> {
+        let finished = self.finish(id, attempt, finish).await?;
+        let claimed = match next {
+            Some(c) => Some(self.mark_running(c.id, c.attempt, c.at).await?),
+            None => None,
+        };
+        Ok((finished, claimed))
+    }
     /// running(attempt) → queued(attempt + 1) after a retryable failure, runnable after `delay`.
     async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure, delay: std::time::Duration) -> StoreResult<bool>;
     /// queued | running → cancelled; returns the job as it was before, None when absent or terminal.

@@ -13,10 +13,13 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use self::counts::{Delta, Tally};
 use super::{
-    Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError, StoreResult,
+    Claim, Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError, StoreResult,
 };
 use crate::queue::job::{Job, JobFailure, JobStatus, Progress, format_ts};
+
+mod counts;
 
 /// Versioned migrations; each runs once, in order, inside a transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -78,6 +81,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
             UPDATE job_counts SET n = n - 1 WHERE pipeline_id = OLD.pipeline_id AND status = OLD.status;
         END;",
     ),
+    // The triggers cost two statements per transition on the single writer; counts are
+    // kept in memory by the writer instead (`counts::Tally`).
+    (
+        4,
+        "DROP TRIGGER job_counts_insert;
+        DROP TRIGGER job_counts_update;
+        DROP TRIGGER job_counts_delete;
+        DROP TABLE job_counts;",
+    ),
 ];
 
 /// The columns every job query selects, in `row_to_job` order.
@@ -102,13 +114,94 @@ type Reply<T> = oneshot::Sender<StoreResult<T>>;
 /// Sends an op's answer once the batch's commit outcome (an error text, if any) is known.
 type Deferred = Box<dyn FnOnce(Option<&str>) + Send>;
 
+/// A new job's row, serialised by the caller so the single writer thread only runs SQL.
+struct NewRow {
+    id: String,
+    pipeline_id: String,
+    status: JobStatus,
+    data: String,
+    created_at: String,
+    started_at: Option<String>,
+    completed_at: Option<String>,
+    attempt: u32,
+    percent: u8,
+    message: String,
+    result: Option<String>,
+    error: Option<String>,
+    git: Option<String>,
+    retried_from: Option<String>,
+    retry_count: u32,
+}
+
+impl NewRow {
+    fn of(job: &Job) -> StoreResult<Self> {
+        Ok(Self {
+            id: job.id.clone(),
+            pipeline_id: job.pipeline_id.clone(),
+            status: job.status,
+            data: json_text(&job.data)?,
+            created_at: format_ts(&job.created_at),
+            started_at: job.started_at.as_ref().map(format_ts),
+            completed_at: job.completed_at.as_ref().map(format_ts),
+            attempt: job.attempt,
+            percent: job.progress.percent,
+            message: job.progress.message.clone(),
+            result: opt_json(&job.result)?,
+            error: opt_json(&job.error)?,
+            git: opt_json(&job.git)?,
+            retried_from: job.retried_from.clone(),
+            retry_count: job.retry_count,
+        })
+    }
+}
+
+/// An attempt's outcome, serialised by the caller.
+struct FinishRow {
+    id: String,
+    attempt: u32,
+    status: JobStatus,
+    result: Option<String>,
+    error: Option<String>,
+    git: Option<String>,
+    at: DateTime<Utc>,
+}
+
+impl FinishRow {
+    fn of(id: &str, attempt: u32, f: &Finish) -> StoreResult<Self> {
+        Ok(Self {
+            id: id.to_string(),
+            attempt,
+            status: f.status,
+            result: opt_json(&f.result)?,
+            error: opt_json(&f.error)?,
+            git: opt_json(&f.git)?,
+            at: f.at,
+        })
+    }
+}
+
+/// queued(attempt) → running, serialised by the caller.
+struct ClaimRow {
+    id: String,
+    attempt: u32,
+    at: String,
+}
+
+impl ClaimRow {
+    fn of(c: Claim<'_>) -> Self {
+        Self { id: c.id.to_string(), attempt: c.attempt, at: format_ts(&c.at) }
+    }
+}
+
 /// A write the writer thread performs.
 enum WriteOp {
-    Insert(Box<Job>, Reply<()>),
-    MarkRunning(String, u32, DateTime<Utc>, Reply<bool>),
+    Insert(Box<NewRow>, Reply<()>),
+    MarkRunning(ClaimRow, Reply<bool>),
     Progress(String, u32, Progress),
-    Finish(String, u32, Box<Finish>, Reply<bool>),
-    Requeue(String, u32, JobFailure, Reply<bool>),
+    /// Finishes an attempt and claims the job taking over its slot, if any.
+    Finish(Box<FinishRow>, Option<ClaimRow>, Reply<(bool, Option<bool>)>),
+    /// Error as JSON text.
+    Requeue(String, u32, String, Reply<bool>),
     Cancel(String, DateTime<Utc>, Reply<Option<Job>>),
     Recover(Reply<Vec<Job>>),
     AppendLogs(String, Vec<LogEntry>, Reply<()>),
@@ -121,6 +214,7 @@ pub struct SqliteStore {
     writer: mpsc::Sender<WriteOp>,
     // std Mutex: held only to pop or push an idle connection, never across a query.
     readers: Arc<Mutex<Vec<Connection>>>,
+    tally: Arc<Tally>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -167,12 +261,14 @@ impl SqliteStore {
         }
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
+        let tally = Arc::new(Tally::load(&conn).context("counting jobs")?);
         let (tx, rx) = mpsc::channel();
+        let writer_tally = tally.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &writer_tally))
             .context("starting the SQLite writer thread")?;
-        Ok(Self { path: path.to_path_buf(), writer: tx, readers: Arc::new(Mutex::new(Vec::new())) })
+        Ok(Self { path: path.to_path_buf(), writer: tx, readers: Arc::new(Mutex::new(Vec::new())), tally })
     }
 
     /// The journal mode the database reports (`wal` when healthy).
@@ -212,7 +308,7 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, tally: &Tally) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -221,26 +317,29 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        apply_batch(&mut conn, batch);
+        apply_batch(&mut conn, batch, tally);
     }
     tracing::debug!("SQLite writer stopped");
 }
 
 /// Runs a batch in one transaction. Each op's reply is sent only after the commit,
 /// so callers publish events only for durable state.
-fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>) {
+fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>, tally: &Tally) {
     let mut replies: Vec<Deferred> = Vec::with_capacity(batch.len());
+    let mut deltas = Vec::new();
     let commit = (|| -> anyhow::Result<()> {
         let tx = conn.transaction()?;
         for op in batch {
-            replies.push(apply_op(&tx, op));
+            replies.push(apply_op(&tx, op, &mut deltas));
         }
         tx.commit()?;
         Ok(())
     })();
     let failure = commit.err().map(|e| format!("{e:#}"));
-    if let Some(err) = &failure {
-        tracing::error!(error = %err, "SQLite batch failed; replying with errors");
+    match &failure {
+        Some(err) => tracing::error!(error = %err, "SQLite batch failed; replying with errors"),
+        // Counted before the replies go out, so a caller that saw its write sees it counted.
+        None => tally.apply(deltas, conn),
     }
     for reply in replies {
         reply(failure.as_deref());
@@ -266,18 +365,16 @@ fn exec(tx: &rusqlite::Transaction<'_>, sql: &str, params: impl rusqlite::Params
     tx.prepare_cached(sql)?.execute(params)
 }
 
-fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Deferred {
+fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp, deltas: &mut Vec<Delta>) -> Deferred {
     match op {
-        WriteOp::Insert(job, reply) => send(reply, insert_job(tx, &job)),
-        WriteOp::MarkRunning(id, attempt, at, reply) => send(
-            reply,
-            backend(exec(tx, 
-                "UPDATE jobs SET status = 'running', started_at = ?3, progress_percent = 0, progress_message = '' \
-                 WHERE id = ?1 AND attempt = ?2 AND status = 'queued'",
-                params![id, attempt, format_ts(&at)],
-            ))
-            .map(|n| n == 1),
-        ),
+        WriteOp::Insert(row, reply) => {
+            let res = insert_job(tx, &row);
+            if res.is_ok() {
+                deltas.push(Delta::Move { pipeline: row.pipeline_id, from: None, to: row.status, ended: None });
+            }
+            send(reply, res)
+        }
+        WriteOp::MarkRunning(claim, reply) => send(reply, claim_job(tx, &claim, deltas)),
         WriteOp::Progress(id, attempt, p) => {
             if let Err(e) = exec(tx, 
                 "UPDATE jobs SET progress_percent = ?3, progress_message = ?4 \
@@ -288,23 +385,74 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp) -> Deferred {
             }
             Box::new(|_| {})
         }
-        WriteOp::Finish(id, attempt, f, reply) => send(reply, finish_job(tx, &id, attempt, &f)),
-        WriteOp::Requeue(id, attempt, err, reply) => send(
-            reply,
-            json_text(&err).and_then(|err| {
-                backend(exec(tx, 
-                    "UPDATE jobs SET status = 'queued', attempt = attempt + 1, error = ?3, started_at = NULL \
-                     WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
-                    params![id, attempt, err],
-                ))
-                .map(|n| n == 1)
-            }),
-        ),
-        WriteOp::Cancel(id, at, reply) => send(reply, cancel_job(tx, &id, at)),
-        WriteOp::Recover(reply) => send(reply, recover_jobs(tx)),
+        WriteOp::Finish(row, next, reply) => {
+            let res = finish_job(tx, &row, deltas).map(|done| {
+                // A failed claim leaves the successor queued (None): the caller puts it back.
+                let claimed = next.and_then(|c| match claim_job(tx, &c, deltas) {
+                    Ok(claimed) => Some(claimed),
+                    Err(e) => {
+                        tracing::warn!(job = %c.id, error = %e, "claiming the next job failed");
+                        None
+                    }
+                });
+                (done, claimed)
+            });
+            send(reply, res)
+        }
+        WriteOp::Requeue(id, attempt, err, reply) => {
+            let moved = backend(returning_pipeline(
+                tx,
+                "UPDATE jobs SET status = 'queued', attempt = attempt + 1, error = ?3, started_at = NULL \
+                 WHERE id = ?1 AND attempt = ?2 AND status = 'running' RETURNING pipeline_id",
+                params![id, attempt, err],
+            ));
+            send(reply, moved.map(|p| moved_to(deltas, p, JobStatus::Running, JobStatus::Queued, None)))
+        }
+        WriteOp::Cancel(id, at, reply) => send(reply, cancel_job(tx, &id, at, deltas)),
+        WriteOp::Recover(reply) => {
+            deltas.push(Delta::Recount);
+            send(reply, recover_jobs(tx))
+        }
         WriteOp::AppendLogs(id, entries, reply) => send(reply, append_logs(tx, &id, &entries)),
         WriteOp::Flush(reply) => send(reply, Ok(())),
     }
+}
+
+/// Runs a fenced single-row UPDATE … RETURNING pipeline_id; None when no row matched.
+fn returning_pipeline(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Option<String>> {
+    // All changes of an UPDATE … RETURNING happen on its first step.
+    tx.prepare_cached(sql)?.query_row(params, |r| r.get(0)).optional()
+}
+
+/// Records a transition that matched a row; true when it did.
+fn moved_to(
+    deltas: &mut Vec<Delta>,
+    pipeline: Option<String>,
+    from: JobStatus,
+    to: JobStatus,
+    ended: Option<DateTime<Utc>>,
+) -> bool {
+    match pipeline {
+        Some(pipeline) => {
+            deltas.push(Delta::Move { pipeline, from: Some(from), to, ended });
+            true
+        }
+        None => false,
+    }
+}
+
+fn claim_job(tx: &rusqlite::Transaction<'_>, c: &ClaimRow, deltas: &mut Vec<Delta>) -> StoreResult<bool> {
+    let pipeline = backend(returning_pipeline(
+        tx,
+        "UPDATE jobs SET status = 'running', started_at = ?3, progress_percent = 0, progress_message = '' \
+         WHERE id = ?1 AND attempt = ?2 AND status = 'queued' RETURNING pipeline_id",
+        params![c.id, c.attempt, c.at],
+    ))?;
+    Ok(moved_to(deltas, pipeline, JobStatus::Queued, JobStatus::Running, None))
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> StoreResult<String> {
@@ -315,56 +463,52 @@ fn opt_json<T: serde::Serialize>(v: &Option<T>) -> StoreResult<Option<String>> {
     v.as_ref().map(json_text).transpose()
 }
 
-fn insert_job(tx: &rusqlite::Transaction<'_>, job: &Job) -> StoreResult<()> {
+fn insert_job(tx: &rusqlite::Transaction<'_>, row: &NewRow) -> StoreResult<()> {
     // Cached statements: the writer runs these for every job.
     let mut stmt = backend(tx.prepare_cached(INSERT_JOB))?;
-    let res = stmt.execute(
-        params![
-            job.id,
-            job.pipeline_id,
-            job.status.as_str(),
-            json_text(&job.data)?,
-            format_ts(&job.created_at),
-            job.started_at.as_ref().map(format_ts),
-            job.completed_at.as_ref().map(format_ts),
-            job.attempt,
-            job.progress.percent,
-            job.progress.message,
-            opt_json(&job.result)?,
-            opt_json(&job.error)?,
-            opt_json(&job.git)?,
-            job.retried_from,
-            job.retry_count,
-        ],
-    );
+    let res = stmt.execute(params![
+        row.id,
+        row.pipeline_id,
+        row.status.as_str(),
+        row.data,
+        row.created_at,
+        row.started_at,
+        row.completed_at,
+        row.attempt,
+        row.percent,
+        row.message,
+        row.result,
+        row.error,
+        row.git,
+        row.retried_from,
+        row.retry_count,
+    ]);
     match res {
         Ok(_) => Ok(()),
         Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-            Err(StoreError::Duplicate(job.id.clone()))
+            Err(StoreError::Duplicate(row.id.clone()))
         }
         Err(e) => Err(StoreError::Backend(e.into())),
     }
 }
 
-fn finish_job(tx: &rusqlite::Transaction<'_>, id: &str, attempt: u32, f: &Finish) -> StoreResult<bool> {
-    let n = backend(exec(tx, 
+fn finish_job(tx: &rusqlite::Transaction<'_>, f: &FinishRow, deltas: &mut Vec<Delta>) -> StoreResult<bool> {
+    let pipeline = backend(returning_pipeline(
+        tx,
         "UPDATE jobs SET status = ?3, result = ?4, error = ?5, git = ?6, completed_at = ?7, \
          progress_percent = CASE WHEN ?3 = 'completed' THEN 100 ELSE progress_percent END \
-         WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
-        params![
-            id,
-            attempt,
-            f.status.as_str(),
-            opt_json(&f.result)?,
-            opt_json(&f.error)?,
-            opt_json(&f.git)?,
-            format_ts(&f.at)
-        ],
+         WHERE id = ?1 AND attempt = ?2 AND status = 'running' RETURNING pipeline_id",
+        params![f.id, f.attempt, f.status.as_str(), f.result, f.error, f.git, format_ts(&f.at)],
     ))?;
-    Ok(n == 1)
+    Ok(moved_to(deltas, pipeline, JobStatus::Running, f.status, Some(f.at)))
 }
 
-fn cancel_job(tx: &rusqlite::Transaction<'_>, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>> {
+fn cancel_job(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    at: DateTime<Utc>,
+    deltas: &mut Vec<Delta>,
+) -> StoreResult<Option<Job>> {
     let before = get_job(tx, id).map_err(StoreError::Backend)?;
     let Some(before) = before.filter(|j| !j.status.is_terminal()) else { return Ok(None) };
     let error = JobFailure { message: "cancelled by request".into(), code: "CANCELLED".into(), retryable: false };
@@ -372,6 +516,12 @@ fn cancel_job(tx: &rusqlite::Transaction<'_>, id: &str, at: DateTime<Utc>) -> St
         "UPDATE jobs SET status = 'cancelled', completed_at = ?2, error = ?3 WHERE id = ?1 AND status IN ('queued', 'running')",
         params![id, format_ts(&at), json_text(&error)?],
     ))?;
+    deltas.push(Delta::Move {
+        pipeline: before.pipeline_id.clone(),
+        from: Some(before.status),
+        to: JobStatus::Cancelled,
+        ended: Some(at),
+    });
     Ok(Some(before))
 }
 
@@ -468,7 +618,7 @@ fn get_job(conn: &Connection, id: &str) -> anyhow::Result<Option<Job>> {
     row.transpose()
 }
 
-fn list_jobs(conn: &Connection, filter: &JobFilter) -> anyhow::Result<JobPage> {
+fn list_jobs(conn: &Connection, filter: &JobFilter, total: u64) -> anyhow::Result<JobPage> {
     let mut clauses = Vec::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(p) = &filter.pipeline_id {
@@ -484,11 +634,6 @@ fn list_jobs(conn: &Connection, filter: &JobFilter) -> anyhow::Result<JobPage> {
         clauses.push(format!("status IN ({})", marks.join(", ")));
     }
     let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-    let total: i64 = conn.query_row(
-        &format!("SELECT COALESCE(SUM(n), 0) FROM job_counts {where_sql}"),
-        rusqlite::params_from_iter(args.iter()),
-        |r| r.get(0),
-    )?;
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY created_at DESC, rowid DESC LIMIT {} OFFSET {}",
         filter.limit, filter.offset
@@ -498,29 +643,7 @@ fn list_jobs(conn: &Connection, filter: &JobFilter) -> anyhow::Result<JobPage> {
         .query_map(rusqlite::params_from_iter(args.iter()), row_to_job)?
         .map(|r| r.map_err(anyhow::Error::from).and_then(|j| j))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(JobPage { jobs, total: total as u64 })
-}
-
-fn pipeline_counts(conn: &Connection) -> anyhow::Result<HashMap<String, PipelineCounts>> {
-    let mut out: HashMap<String, PipelineCounts> = HashMap::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT pipeline_id, status, COUNT(*), MAX(completed_at) FROM jobs GROUP BY pipeline_id, status",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let pipeline: String = r.get(0)?;
-        let status: String = r.get(1)?;
-        let count: i64 = r.get(2)?;
-        let last: Option<String> = r.get(3)?;
-        let entry = out.entry(pipeline).or_default();
-        if let Some(st) = JobStatus::parse(&status) {
-            entry.by_status.insert(st, count as u64);
-        }
-        if let Some(last) = parse_ts(last)? {
-            entry.last_run = Some(entry.last_run.map_or(last, |prev| prev.max(last)));
-        }
-    }
-    Ok(out)
+    Ok(JobPage { jobs, total })
 }
 
 fn read_logs(conn: &Connection, id: &str) -> anyhow::Result<Vec<LogEntry>> {
@@ -548,11 +671,12 @@ fn read_logs(conn: &Connection, id: &str) -> anyhow::Result<Vec<LogEntry>> {
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn insert(&self, job: &Job) -> StoreResult<()> {
-        let job = Box::new(job.clone());
-        self.write(|r| WriteOp::Insert(job, r)).await
+        let row = Box::new(NewRow::of(job)?);
+        self.write(|r| WriteOp::Insert(row, r)).await
     }
     async fn mark_running(&self, id: &str, attempt: u32, at: DateTime<Utc>) -> StoreResult<bool> {
-        self.write(|r| WriteOp::MarkRunning(id.to_string(), attempt, at, r)).await
+        let claim = ClaimRow::of(Claim { id, attempt, at });
+        self.write(|r| WriteOp::MarkRunning(claim, r)).await
     }
     async fn save_progress(&self, id: &str, attempt: u32, progress: &Progress) -> StoreResult<()> {
         // Progress is advisory: queued for the next batch without waiting for the commit.
@@ -561,12 +685,23 @@ impl JobStore for SqliteStore {
             .map_err(|_| StoreError::Closed)
     }
     async fn finish(&self, id: &str, attempt: u32, finish: &Finish) -> StoreResult<bool> {
-        let f = Box::new(finish.clone());
-        self.write(|r| WriteOp::Finish(id.to_string(), attempt, f, r)).await
+        Ok(self.finish_and_claim(id, attempt, finish, None).await?.0)
+    }
+    async fn finish_and_claim(
+        &self,
+        id: &str,
+        attempt: u32,
+        finish: &Finish,
+        next: Option<Claim<'_>>,
+    ) -> StoreResult<(bool, Option<bool>)> {
+        let row = Box::new(FinishRow::of(id, attempt, finish)?);
+        let next = next.map(ClaimRow::of);
+        self.write(|r| WriteOp::Finish(row, next, r)).await
     }
     async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure, _delay: std::time::Duration) -> StoreResult<bool> {
         // The single node keeps the delay in memory (`queue::execute::schedule_retry`).
-        self.write(|r| WriteOp::Requeue(id.to_string(), attempt, error.clone(), r)).await
+        let error = json_text(error)?;
+        self.write(|r| WriteOp::Requeue(id.to_string(), attempt, error, r)).await
     }
     async fn cancel(&self, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>> {
         self.write(|r| WriteOp::Cancel(id.to_string(), at, r)).await
@@ -577,10 +712,11 @@ impl JobStore for SqliteStore {
     }
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
         let filter = filter.clone();
-        self.read(move |c| list_jobs(c, &filter)).await
+        let total = self.tally.total(filter.pipeline_id.as_deref(), &filter.statuses);
+        self.read(move |c| list_jobs(c, &filter, total)).await
     }
     async fn counts(&self) -> StoreResult<HashMap<String, PipelineCounts>> {
-        self.read(pipeline_counts).await
+        Ok(self.tally.snapshot())
     }
     async fn recover(&self) -> StoreResult<Vec<Job>> {
         self.write(WriteOp::Recover).await

@@ -106,3 +106,54 @@ async fn logs_keep_their_order_across_appends() {
     let logs = store.logs("j").await.unwrap();
     assert_eq!(logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c"]);
 }
+
+fn count(store: &SqliteStore, status: JobStatus) -> u64 {
+    store.tally.snapshot().get("p").and_then(|c| c.by_status.get(&status).copied()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn finish_and_claim_hands_the_slot_on_in_one_write_and_counts_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let store = SqliteStore::open(&path).unwrap();
+    for id in ["j1", "j2", "j3", "j4"] {
+        store.insert(&job(id)).await.unwrap();
+    }
+    assert!(store.mark_running("j1", 1, Utc::now()).await.unwrap());
+    let next = Claim { id: "j2", attempt: 1, at: Utc::now() };
+    let done = finish(JobStatus::Completed);
+    assert_eq!(store.finish_and_claim("j1", 1, &done, Some(next)).await.unwrap(), (true, Some(true)));
+    assert_eq!(store.get("j2").await.unwrap().unwrap().status, JobStatus::Running);
+    assert_eq!((count(&store, JobStatus::Queued), count(&store, JobStatus::Running)), (2, 1));
+    assert_eq!(count(&store, JobStatus::Completed), 1);
+
+    // A successor cancelled while it waited is not claimed; the outcome still lands.
+    store.cancel("j3", Utc::now()).await.unwrap().unwrap();
+    let next = Claim { id: "j3", attempt: 1, at: Utc::now() };
+    assert_eq!(store.finish_and_claim("j2", 1, &finish(JobStatus::Failed), Some(next)).await.unwrap(), (true, Some(false)));
+    assert_eq!(store.get("j3").await.unwrap().unwrap().status, JobStatus::Cancelled);
+    // A stale outcome is fenced out, and the claim is still its own.
+    let next = Claim { id: "j4", attempt: 1, at: Utc::now() };
+    assert_eq!(store.finish_and_claim("j2", 1, &done, Some(next)).await.unwrap(), (false, Some(true)));
+
+    let expected = [(JobStatus::Queued, 0), (JobStatus::Running, 1), (JobStatus::Completed, 1), (JobStatus::Failed, 1), (JobStatus::Cancelled, 1)];
+    for (status, n) in expected {
+        assert_eq!(count(&store, status), n, "{status:?} in memory");
+    }
+    let total = |statuses: Vec<JobStatus>| {
+        let store = &store;
+        async move { store.list(&JobFilter { statuses, limit: 10, ..Default::default() }).await.unwrap().total }
+    };
+    assert_eq!(total(vec![]).await, 4);
+    assert_eq!(total(vec![JobStatus::Failed, JobStatus::Cancelled]).await, 2);
+    assert!(store.counts().await.unwrap()["p"].last_run.is_some());
+    drop(store);
+
+    // Reopened: counted from the table; recovery moves the running job back to queued.
+    let store = SqliteStore::open(&path).unwrap();
+    for (status, n) in expected {
+        assert_eq!(count(&store, status), n, "{status:?} after reopening");
+    }
+    assert_eq!(store.recover().await.unwrap().len(), 1);
+    assert_eq!((count(&store, JobStatus::Queued), count(&store, JobStatus::Running)), (1, 0));
+}
