@@ -9,7 +9,7 @@
 #   scripts/bench.sh --smoke       tiny sizes, debug build, no peers / npm / wrk / polyglot, 50 PostgreSQL
 #                                  jobs (a skip row without a server); asserts no timings
 #
-# Other arguments go to the bench binary (--skip-peers, --skip-http, --skip-tools, --skip-pg).
+# Other arguments go to the bench binary (--skip-instantiate, --skip-peers, --skip-http, --skip-tools, --skip-pg).
 # PostgreSQL for section 7: ALEPHAUTO_BENCH_PG (else ALEPHAUTO_TEST_PG, else postgres://postgres@127.0.0.1:5432/test).
 set -euo pipefail
 cd "$(dirname "$0")/.."

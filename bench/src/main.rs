@@ -1,7 +1,7 @@
 //! `bench`: AlephAuto's benchmark table (see BENCHMARKS.md; run it with `scripts/bench.sh`).
 //!
 //! ```text
-//! bench [--smoke] [--skip-peers] [--skip-http] [--skip-tools] [--skip-pg]
+//! bench [--smoke] [--skip-instantiate] [--skip-peers] [--skip-http] [--skip-tools] [--skip-pg]
 //!       [--wrk PATH] [--node-modules DIR] [--alephauto PATH] [--out FILE] [--write-doc FILE]
 //! ```
 //!
@@ -41,6 +41,7 @@ pub fn repo_root() -> PathBuf {
 #[derive(Debug)]
 struct Args {
     smoke: bool,
+    instantiate: bool,
     peers: bool,
     http: bool,
     tools: bool,
@@ -56,6 +57,7 @@ fn parse_args() -> Result<Args> {
     let root = repo_root();
     let mut a = Args {
         smoke: false,
+        instantiate: true,
         peers: true,
         http: true,
         tools: true,
@@ -71,6 +73,7 @@ fn parse_args() -> Result<Args> {
         let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--smoke" => a.smoke = true,
+            "--skip-instantiate" => a.instantiate = false,
             "--skip-peers" => a.peers = false,
             "--skip-http" => a.http = false,
             "--skip-tools" => a.tools = false,
@@ -139,9 +142,11 @@ fn main() -> Result<()> {
     let machine = machine();
     eprintln!("alephauto-bench ({profile}{}) on {machine}", if args.smoke { ", smoke" } else { "" });
 
-    eprintln!("1. instantiation");
-    rt.block_on(instantiate::run(&mut report, iters))?;
-    rt.block_on(instantiate::polyglot(&mut report, poly_iters))?;
+    if args.instantiate {
+        eprintln!("1. instantiation");
+        rt.block_on(instantiate::run(&mut report, iters))?;
+        rt.block_on(instantiate::polyglot(&mut report, poly_iters))?;
+    }
     eprintln!("2. queue");
     let (figures, queue_dir) = rt.block_on(queue::run(&mut report, n, conc, lat_rate, lat_secs))?;
     if args.pg {

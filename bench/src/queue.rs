@@ -247,26 +247,31 @@ pub async fn run(
 /// has published its terminal event; returns the elapsed time.
 async fn burn_down(queue: &Queue, events: &EventBus, store: &dyn JobStore, n: usize) -> Result<Duration> {
     let mut rx = events.subscribe();
+    // The watcher is a task on the runtime, as a WebSocket feed would be, rather than the
+    // thread blocked in `block_on`, whose every wake-up would be an extra thread switch.
+    let watcher = tokio::spawn(async move {
+        let (mut done, mut failed) = (0, 0);
+        while done < n {
+            match tokio::time::timeout(Duration::from_secs(120), rx.recv()).await.context("burn-down stalled")? {
+                Ok(e) if e.kind == EventKind::Completed => done += 1,
+                Ok(e) if e.kind == EventKind::Failed => {
+                    done += 1;
+                    failed += 1;
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(k)) => bail!("event subscriber lagged by {k}"),
+                Err(RecvError::Closed) => bail!("event bus closed"),
+            }
+        }
+        anyhow::Ok((Instant::now(), failed))
+    });
     let started = Instant::now();
     let recovered = queue.recover().await?;
     if recovered != n {
         bail!("expected {n} queued jobs, recovered {recovered}");
     }
-    let mut done = 0;
-    let mut failed = 0;
-    while done < n {
-        match tokio::time::timeout(Duration::from_secs(120), rx.recv()).await.context("burn-down stalled")? {
-            Ok(e) if e.kind == EventKind::Completed => done += 1,
-            Ok(e) if e.kind == EventKind::Failed => {
-                done += 1;
-                failed += 1;
-            }
-            Ok(_) => {}
-            Err(RecvError::Lagged(k)) => bail!("event subscriber lagged by {k}"),
-            Err(RecvError::Closed) => bail!("event bus closed"),
-        }
-    }
-    let took = started.elapsed();
+    let (finished, failed) = watcher.await.context("the event watcher panicked")??;
+    let took = finished - started;
     if failed > 0 {
         bail!("{failed} no-op jobs failed");
     }

@@ -79,6 +79,17 @@ pub struct JobPage {
     pub total: u64,
 }
 
+/// One page of jobs already serialised as the API's JSON array, newest first.
+#[derive(Debug, Clone)]
+pub struct JsonPage {
+    /// `[job, …]`, each as `Job` serialises.
+    pub jobs: String,
+    /// Jobs on this page.
+    pub count: usize,
+    /// Jobs matching the filter in all.
+    pub total: u64,
+}
+
 /// Per-pipeline counts and the time of the last finished job.
 #[derive(Debug, Clone, Default)]
 pub struct PipelineCounts {
@@ -155,6 +166,13 @@ pub trait JobStore: Send + Sync + 'static {
     async fn get(&self, id: &str) -> StoreResult<Option<Job>>;
     /// A page of jobs, newest first.
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage>;
+    /// A page of jobs as JSON, newest first: what `GET /api/jobs` sends. The default
+    /// serialises `list`; a backend may write its rows straight to JSON.
+    async fn list_json(&self, filter: &JobFilter) -> StoreResult<JsonPage> {
+        let page = self.list(filter).await?;
+        let jobs = serde_json::to_string(&page.jobs).map_err(|e| StoreError::Backend(e.into()))?;
+        Ok(JsonPage { jobs, count: page.jobs.len(), total: page.total })
+    }
     /// Counts per pipeline.
     async fn counts(&self) -> StoreResult<std::collections::HashMap<String, PipelineCounts>>;
     /// At start: jobs left running by a dead process go back to queued with attempt + 1;

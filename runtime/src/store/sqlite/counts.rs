@@ -104,7 +104,7 @@ fn count_table(conn: &Connection) -> anyhow::Result<HashMap<String, PipelineCoun
         if let Some(st) = JobStatus::parse(&status) {
             entry.by_status.insert(st, count.max(0) as u64);
         }
-        if let Some(last) = super::parse_ts(last)? {
+        if let Some(last) = super::read::parse_ts(last)? {
             entry.last_run = Some(entry.last_run.map_or(last, |prev| prev.max(last)));
         }
     }

@@ -15,11 +15,14 @@ use tokio::sync::oneshot;
 
 use self::counts::{Delta, Tally};
 use super::{
-    Claim, Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError, StoreResult,
+    Claim, Finish, JobFilter, JobPage, JobStore, JsonPage, LogEntry, PipelineCounts, StoreError, StoreResult,
 };
 use crate::queue::job::{Job, JobFailure, JobStatus, Progress, format_ts};
 
 mod counts;
+mod read;
+
+use self::read::{get_job, list_json, list_jobs, read_logs, row_to_job};
 
 /// Versioned migrations; each runs once, in order, inside a transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -105,6 +108,9 @@ const INSERT_JOB: &str = concat!(
     job_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
 );
+
+/// Rows a listing may walk on the calling (async) thread; deeper pages use the blocking pool.
+const INLINE_READ_ROWS: u64 = 1000;
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -283,6 +289,23 @@ impl SqliteStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Runs a short read on the calling thread. A page walked in index order costs well under
+    /// a millisecond, less than the two thread switches of a hop to the blocking pool.
+    fn read_inline<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> StoreResult<T> {
+        let pooled = self.readers.lock().map_err(|_| anyhow!("reader pool poisoned"))?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < 8
+        {
+            pool.push(conn);
+        }
+        out.map_err(StoreError::Backend)
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
@@ -306,6 +329,13 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(anyhow!("reader task failed: {e}")))?
         .map_err(StoreError::Backend)
     }
+}
+
+/// Pages that one index serves in order (no filter, one pipeline, or one status) and that
+/// start near the top: cheap enough to read inline. A sort or a deep offset is not.
+fn cheap_page(filter: &JobFilter) -> bool {
+    let one_index = usize::from(filter.pipeline_id.is_some()) + filter.statuses.len() <= 1;
+    one_index && u64::from(filter.offset) + u64::from(filter.limit) <= INLINE_READ_ROWS
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, tally: &Tally) {
@@ -565,109 +595,6 @@ fn append_logs(tx: &rusqlite::Transaction<'_>, id: &str, entries: &[LogEntry]) -
     Ok(())
 }
 
-fn parse_ts(s: Option<String>) -> anyhow::Result<Option<DateTime<Utc>>> {
-    s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).context("bad timestamp in store"))
-        .transpose()
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(s: Option<String>) -> anyhow::Result<Option<T>> {
-    s.map(|s| serde_json::from_str(&s).context("bad JSON in store")).transpose()
-}
-
-/// Maps a row (selected with `JOB_COLUMNS`) to a job; the inner error is a corrupt row.
-fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<anyhow::Result<Job>> {
-    let id: String = r.get(0)?;
-    let status: String = r.get(2)?;
-    let data: String = r.get(3)?;
-    let created: String = r.get(4)?;
-    let started: Option<String> = r.get(5)?;
-    let completed: Option<String> = r.get(6)?;
-    let result: Option<String> = r.get(10)?;
-    let error: Option<String> = r.get(11)?;
-    let git: Option<String> = r.get(12)?;
-    let pipeline_id: String = r.get(1)?;
-    let attempt: u32 = r.get(7)?;
-    let percent: u8 = r.get(8)?;
-    let message: String = r.get(9)?;
-    let retried_from: Option<String> = r.get(13)?;
-    let retry_count: u32 = r.get(14)?;
-    Ok((|| {
-        Ok(Job {
-            status: JobStatus::parse(&status).ok_or_else(|| anyhow!("bad status {status:?} for job {id}"))?,
-            data: serde_json::from_str(&data).context("bad job data")?,
-            created_at: parse_ts(Some(created))?.ok_or_else(|| anyhow!("missing created_at"))?,
-            started_at: parse_ts(started)?,
-            completed_at: parse_ts(completed)?,
-            attempt,
-            progress: Progress { percent, message },
-            result: parse_json(result)?,
-            error: parse_json(error)?,
-            git: parse_json(git)?,
-            retried_from,
-            retry_count,
-            pipeline_id,
-            id,
-        })
-    })())
-}
-
-fn get_job(conn: &Connection, id: &str) -> anyhow::Result<Option<Job>> {
-    let row = conn
-        .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id], row_to_job)
-        .optional()?;
-    row.transpose()
-}
-
-fn list_jobs(conn: &Connection, filter: &JobFilter, total: u64) -> anyhow::Result<JobPage> {
-    let mut clauses = Vec::new();
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    if let Some(p) = &filter.pipeline_id {
-        args.push(p.clone().into());
-        clauses.push(format!("pipeline_id = ?{}", args.len()));
-    }
-    if !filter.statuses.is_empty() {
-        let mut marks = Vec::new();
-        for s in &filter.statuses {
-            args.push(s.as_str().to_string().into());
-            marks.push(format!("?{}", args.len()));
-        }
-        clauses.push(format!("status IN ({})", marks.join(", ")));
-    }
-    let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-    let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY created_at DESC, rowid DESC LIMIT {} OFFSET {}",
-        filter.limit, filter.offset
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let jobs = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), row_to_job)?
-        .map(|r| r.map_err(anyhow::Error::from).and_then(|j| j))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(JobPage { jobs, total })
-}
-
-fn read_logs(conn: &Connection, id: &str) -> anyhow::Result<Vec<LogEntry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT ts, level, stream, message, fields, attempt FROM job_logs WHERE job_id = ?1 ORDER BY seq",
-    )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
-            r.get::<_, Option<String>>(4)?, r.get::<_, u32>(5)?))
-    })?;
-    rows.map(|row| {
-        let (timestamp, level, stream, message, fields, attempt) = row?;
-        Ok(LogEntry {
-            timestamp,
-            level,
-            stream: serde_json::from_value(serde_json::Value::String(stream)).context("bad log stream")?,
-            message,
-            fields: parse_json(fields)?,
-            attempt,
-        })
-    })
-    .collect()
-}
-
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn insert(&self, job: &Job) -> StoreResult<()> {
@@ -707,13 +634,24 @@ impl JobStore for SqliteStore {
         self.write(|r| WriteOp::Cancel(id.to_string(), at, r)).await
     }
     async fn get(&self, id: &str) -> StoreResult<Option<Job>> {
-        let id = id.to_string();
-        self.read(move |c| get_job(c, &id)).await
+        // A primary-key lookup.
+        self.read_inline(|c| get_job(c, id))
     }
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
         let filter = filter.clone();
         let total = self.tally.total(filter.pipeline_id.as_deref(), &filter.statuses);
+        if cheap_page(&filter) {
+            return self.read_inline(|c| list_jobs(c, &filter, total));
+        }
         self.read(move |c| list_jobs(c, &filter, total)).await
+    }
+    async fn list_json(&self, filter: &JobFilter) -> StoreResult<JsonPage> {
+        let filter = filter.clone();
+        let total = self.tally.total(filter.pipeline_id.as_deref(), &filter.statuses);
+        if cheap_page(&filter) {
+            return self.read_inline(|c| list_json(c, &filter, total));
+        }
+        self.read(move |c| list_json(c, &filter, total)).await
     }
     async fn counts(&self) -> StoreResult<HashMap<String, PipelineCounts>> {
         Ok(self.tally.snapshot())

@@ -157,3 +157,37 @@ async fn finish_and_claim_hands_the_slot_on_in_one_write_and_counts_follow() {
     assert_eq!(store.recover().await.unwrap().len(), 1);
     assert_eq!((count(&store, JobStatus::Queued), count(&store, JobStatus::Running)), (1, 0));
 }
+
+#[tokio::test]
+async fn the_json_listing_is_exactly_the_serialised_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    let mut full = job("full");
+    full.data = json!({"path": "/tmp/a \"quoted\" \u{e9}", "n": [1, 2.5, null], "nested": {"b": true}});
+    full.retried_from = Some("older".into());
+    full.retry_count = 2;
+    full.created_at = Utc::now() - chrono::Duration::seconds(5);
+    store.insert(&full).await.unwrap();
+    store.insert(&job("plain")).await.unwrap();
+    store.insert(&job("cancelled")).await.unwrap();
+    assert!(store.mark_running("full", 1, Utc::now()).await.unwrap());
+    store.save_progress("full", 1, &Progress { percent: 40, message: "line\nbreak \\ tab\t".into() }).await.unwrap();
+    let git = crate::queue::job::GitInfo { branch_name: Some("b".into()), changed_files: vec!["x.rs".into()], ..Default::default() };
+    let done = Finish { git: Some(git), ..finish(JobStatus::Completed) };
+    assert!(store.finish("full", 1, &done).await.unwrap());
+    store.cancel("cancelled", Utc::now()).await.unwrap().unwrap();
+
+    let filters = [
+        JobFilter { limit: 50, ..Default::default() },
+        JobFilter { limit: 1, offset: 1, ..Default::default() },
+        JobFilter { statuses: vec![JobStatus::Completed, JobStatus::Cancelled], limit: 10, ..Default::default() },
+        JobFilter { pipeline_id: Some("p".into()), statuses: vec![JobStatus::Queued], limit: 10, offset: 0 },
+        JobFilter { pipeline_id: Some("nope".into()), limit: 10, ..Default::default() },
+    ];
+    for filter in filters {
+        let page = store.list(&filter).await.unwrap();
+        let text = store.list_json(&filter).await.unwrap();
+        assert_eq!(text.jobs, serde_json::to_string(&page.jobs).unwrap(), "{filter:?}");
+        assert_eq!((text.count, text.total), (page.jobs.len(), page.total));
+    }
+}
