@@ -26,6 +26,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::report::Report;
 
+/// The allocator the `alephauto` binary uses, so in-process figures match the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 /// Seconds since the bench started (progress lines).
@@ -148,7 +152,7 @@ fn main() -> Result<()> {
         rt.block_on(instantiate::polyglot(&mut report, poly_iters))?;
     }
     eprintln!("2. queue");
-    let (figures, queue_dir) = rt.block_on(queue::run(&mut report, n, conc, lat_rate, lat_secs))?;
+    let (figures, queue_dir) = rt.block_on(queue::run(&mut report, n, if args.smoke { 1 } else { 3 }, conc, lat_rate, lat_secs))?;
     if args.pg {
         eprintln!("7. cluster mode (PostgreSQL)");
         rt.block_on(cluster::run(&mut report, n_pg, conc, queue_dir.path()))?;

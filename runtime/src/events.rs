@@ -129,6 +129,11 @@ impl EventBus {
         let _ = self.sender.send(event);
     }
 
+    /// True while someone is subscribed (a WebSocket client, a test, the bench).
+    pub fn has_subscribers(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
     /// A new subscription starting from the next event.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.sender.subscribe()

@@ -48,7 +48,7 @@ impl wit::Host for HostState {
     }
 
     async fn context(&mut self) -> wasmtime::Result<Option<types::Job>> {
-        Ok(self.job.clone())
+        Ok(self.job.as_deref().cloned())
     }
 
     async fn cancelled(&mut self) -> wasmtime::Result<bool> {

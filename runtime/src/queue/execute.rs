@@ -14,7 +14,7 @@ use super::job::{GitInfo, Job, JobFailure, JobStatus, Progress, format_ts};
 use super::{Inner, job_params, retry};
 use crate::events::{EventKind, JobEvent};
 use crate::gitflow::BeginRequest;
-use crate::registry::worker::Worker;
+use crate::registry::worker::{ValidParams, Worker};
 use crate::sandbox::bindings::types;
 use crate::sandbox::grants::{Access, Grant};
 use crate::sandbox::journal::Journal;
@@ -118,7 +118,7 @@ pub(super) async fn execute(inner: Arc<Inner>, mut job: Job, start: Start) {
     job.status = JobStatus::Running;
     job.started_at = Some(now);
     job.progress = Progress::default();
-    inner.publish(JobEvent::of(EventKind::Started, &job)).await;
+    inner.publish_of(EventKind::Started, &job).await;
     // Per-job lines are debug: at thousands of jobs a second, info would cost more than the job.
     tracing::debug!(job = %job.id, pipeline = %job.pipeline_id, attempt = job.attempt, "job started");
 
@@ -147,7 +147,7 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
                         job.attempt += 1;
                         job.status = JobStatus::Queued;
                         job.error = Some(f);
-                        inner.publish(JobEvent::of(EventKind::Retrying, &job)).await;
+                        inner.publish_of(EventKind::Retrying, &job).await;
                         release(inner, &job);
                         // In a cluster the store holds the delay (`run_after`); a claimer picks it up.
                         if inner.cluster.get().is_none() {
@@ -211,7 +211,7 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
             } else {
                 tracing::info!(job = %job.id, status = status.as_str(), "job did not complete");
             }
-            inner.publish(JobEvent::of(kind, &job)).await;
+            inner.publish_of(kind, &job).await;
         }
         Ok(false) => tracing::info!(job = %job.id, attempt = job.attempt, "outcome fenced out (cancelled or superseded)"),
         Err(e) => tracing::error!(job = %job.id, error = %e, "persisting the outcome failed"),
@@ -285,10 +285,17 @@ async fn run_attempt(inner: &Arc<Inner>, job: &Job, cancel: Arc<AtomicBool>, jou
         Ok(w) => w,
         Err(e) => return Outcome::Failed(failure("WORKER_UNAVAILABLE", e.to_string(), true), None),
     };
-    // Paths are checked again at run time: the tree may have changed since the trigger.
-    let valid = match worker.validate(job_params(&job.data)) {
-        Ok(v) => v,
-        Err(e) => return Outcome::Failed(failure("INVALID_INPUT", e.to_string(), false), None),
+    // Paths are checked again at run time: the tree may have changed since the trigger. A
+    // schema without path parameters has nothing to re-check (the stored parameters passed
+    // it at the trigger; the guest still checks its own input).
+    let params = job_params(&job.data);
+    let valid = if worker.takes_paths {
+        match worker.validate(params) {
+            Ok(v) => v,
+            Err(e) => return Outcome::Failed(failure("INVALID_INPUT", e.to_string(), false), None),
+        }
+    } else {
+        ValidParams { params, grants: Vec::new() }
     };
     let dry_run = valid.params.get("dryRun").and_then(Value::as_bool).unwrap_or(false);
     let session = match begin_git(inner, &worker, job, &valid.params).await {
@@ -389,17 +396,12 @@ async fn run_guest(
     };
     let timeout = Duration::from_secs(worker.config.timeout_secs);
     // Started by the guest's first progress report; most jobs never make one.
-    let forwarder: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> = Arc::default();
     let progress = {
-        let (inner, forwarder) = (inner.clone(), forwarder.clone());
+        let inner = inner.clone();
         let (id, pipeline, attempt) = (job.id.clone(), job.pipeline_id.clone(), job.attempt);
-        ProgressSink::new(move |rx| {
-            let task = tokio::spawn(forward_progress(inner, id, pipeline, attempt, rx));
-            if let Ok(mut slot) = forwarder.lock() {
-                *slot = Some(task);
-            }
-        })
+        ProgressSink::new(move |rx| tokio::spawn(forward_progress(inner, id, pipeline, attempt, rx)))
     };
+    let wit_job = Arc::new(wit_job);
     let spec = StoreSpec {
         memory_bytes: (worker.config.memory_mb as usize) << 20,
         timeout,
@@ -409,14 +411,13 @@ async fn run_guest(
         journal: journal.clone(),
         progress: Some(progress),
     };
-    let result = call_run(inner, worker, spec, &wit_job, timeout).await;
+    let (result, forwarder) = call_run(inner, worker, spec, &wit_job, timeout).await;
     if let Some(dir) = output_dir {
         let _ = inner.janitor.send(dir);
     }
-    // The store (and with it the progress sender) is gone: the forwarder drains and ends,
-    // so every progress event precedes the terminal one.
-    let task = forwarder.lock().ok().and_then(|mut slot| slot.take());
-    if let Some(task) = task {
+    // The progress sender is closed: the forwarder drains and ends, so every progress event
+    // precedes the terminal one.
+    if let Some(task) = forwarder {
         let _ = task.await;
     }
     match result {
@@ -446,25 +447,35 @@ async fn run_guest(
     }
 }
 
+/// Instantiates and runs the guest; also hands back the progress forwarder, if the guest
+/// started one.
 async fn call_run(
     inner: &Arc<Inner>,
     worker: &Worker,
     spec: StoreSpec,
     wit_job: &types::Job,
     timeout: Duration,
-) -> Result<Result<String, types::JobError>, GuestFailure> {
+) -> (Result<Result<String, types::JobError>, GuestFailure>, Option<tokio::task::JoinHandle<()>>) {
     let sandbox = inner.registry.sandbox();
-    let mut store = sandbox.new_store(spec).map_err(|e| GuestFailure::Instantiate(format!("{e:#}")))?;
-    let started = std::time::Instant::now();
-    let instance = sandbox.instantiate(&worker.pre, &mut store).await?;
-    inner.metrics.instantiated(&worker.pipeline_id, started.elapsed());
-    let call = instance.alephauto_worker_worker().call_run(&mut store, wit_job);
-    // Epochs stop guest code; this backstop also bounds a host call that hangs.
-    match tokio::time::timeout(timeout + Duration::from_secs(5), call).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(classify(e, &store, timeout)),
-        Err(_) => Err(GuestFailure::Timeout(timeout)),
+    let mut store = match sandbox.new_store(spec) {
+        Ok(store) => store,
+        Err(e) => return (Err(GuestFailure::Instantiate(format!("{e:#}"))), None),
+    };
+    let outcome = async {
+        let started = std::time::Instant::now();
+        let instance = sandbox.instantiate(&worker.pre, &mut store).await?;
+        inner.metrics.instantiated(&worker.pipeline_id, started.elapsed());
+        let call = instance.alephauto_worker_worker().call_run(&mut store, wit_job);
+        // Epochs stop guest code; this backstop also bounds a host call that hangs.
+        match tokio::time::timeout(timeout + Duration::from_secs(5), call).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(classify(e, &store, timeout)),
+            Err(_) => Err(GuestFailure::Timeout(timeout)),
+        }
     }
+    .await;
+    let forwarder = store.data_mut().progress.take().and_then(ProgressSink::finish);
+    (outcome, forwarder)
 }
 
 async fn forward_progress(

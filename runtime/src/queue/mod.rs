@@ -138,6 +138,15 @@ pub(crate) struct Inner {
 pub type NativeHandler = Arc<dyn Fn(&Job) -> Result<Value, job::JobFailure> + Send + Sync>;
 
 impl Inner {
+    /// Publishes `kind` for `job`. The event (a JSON payload with the job's data or result)
+    /// is built only when it will reach someone: a subscriber here, or other nodes.
+    async fn publish_of(&self, kind: EventKind, job: &Job) {
+        if self.cluster.get().is_none() && !self.events.has_subscribers() {
+            return;
+        }
+        self.publish(JobEvent::of(kind, job)).await;
+    }
+
     /// Publishes an event: on the local bus, or (in a cluster) to every node through the store.
     async fn publish(&self, event: JobEvent) {
         match self.cluster.get() {
@@ -369,7 +378,7 @@ impl Queue {
             }
             match self.inner.store.insert(&job).await {
                 Ok(()) => {
-                    self.inner.publish(JobEvent::of(EventKind::Created, &job)).await;
+                    self.inner.publish_of(EventKind::Created, &job).await;
                     return Ok(job);
                 }
                 Err(StoreError::Duplicate(_)) => continue,
@@ -402,7 +411,7 @@ impl Queue {
                         l.queued.retain(|j| j.id != id);
                     }
                 let job = inner.store.get(id).await?.ok_or_else(|| ControlError::NotFound(id.into()))?;
-                inner.publish(JobEvent::of(EventKind::Cancelled, &job)).await;
+                inner.publish_of(EventKind::Cancelled, &job).await;
                 Ok(job)
             }
             None => match inner.store.get(id).await? {

@@ -264,9 +264,12 @@ impl Registry {
             }),
         };
         let wants_output = info.params_schema.get(OUTPUT_KEYWORD).and_then(Value::as_bool) != Some(false);
+        // Conservative: any mention of the keyword, nested or in $defs, counts.
+        let takes_paths = info.params_schema.to_string().contains(crate::sandbox::grants::PATH_KEYWORD);
         Ok(Worker {
             pipeline_id: id.to_string(),
             wants_output,
+            takes_paths,
             config: config.clone(),
             info,
             pre,

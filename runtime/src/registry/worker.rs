@@ -78,6 +78,8 @@ pub struct Worker {
     pub from_cache: bool,
     /// Whether jobs get an output folder (`"x-alephauto-output": false` at the schema root opts out).
     pub wants_output: bool,
+    /// Whether the parameter schema declares any path (`x-alephauto-path`) anywhere.
+    pub takes_paths: bool,
     pub(crate) validator: jsonschema::Validator,
     pub(crate) control: tokio::sync::Mutex<Option<(Store<HostState>, PipelineWorker)>>,
 }

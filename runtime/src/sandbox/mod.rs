@@ -41,7 +41,7 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: JobLimiter,
     pub(crate) deadline: Deadline,
-    pub(crate) job: Option<types::Job>,
+    pub(crate) job: Option<Arc<types::Job>>,
     pub(crate) journal: Journal,
     pub(crate) progress: Option<ProgressSink>,
     pub(crate) grants: Vec<Grant>,
@@ -64,7 +64,7 @@ pub struct StoreSpec {
     /// Set to interrupt the guest at the next epoch tick.
     pub cancelled: Arc<AtomicBool>,
     /// The job (none for the registry's control instance).
-    pub job: Option<types::Job>,
+    pub job: Option<Arc<types::Job>>,
     /// Folders to preopen.
     pub grants: Vec<Grant>,
     /// Where log calls and stdout/stderr go.
@@ -74,32 +74,50 @@ pub struct StoreSpec {
 }
 
 /// Where a job's progress reports go: a watch channel (a flood of reports keeps only the
-/// latest) whose consumer is started by the first report, so the many jobs that never
-/// report progress cost no task.
+/// latest) whose consumer task is started by the first report, so the many jobs that never
+/// report progress cost no channel and no task.
 pub struct ProgressSink {
-    tx: watch::Sender<Progress>,
-    start: Option<Box<dyn FnOnce(watch::Receiver<Progress>) + Send>>,
+    tx: Option<watch::Sender<Progress>>,
+    start: Option<Box<dyn FnOnce(watch::Receiver<Progress>) -> tokio::task::JoinHandle<()> + Send>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ProgressSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProgressSink").field("started", &self.start.is_none()).finish()
+        f.debug_struct("ProgressSink").field("started", &self.task.is_some()).finish()
     }
 }
 
 impl ProgressSink {
-    /// A sink whose first report calls `start` with the receiving end.
-    pub fn new(start: impl FnOnce(watch::Receiver<Progress>) + Send + 'static) -> Self {
-        Self { tx: watch::Sender::new(Progress::default()), start: Some(Box::new(start)) }
+    /// A sink whose first report calls `start` with the receiving end; `start` returns the
+    /// consumer task.
+    pub fn new(start: impl FnOnce(watch::Receiver<Progress>) -> tokio::task::JoinHandle<()> + Send + 'static) -> Self {
+        Self { tx: None, start: Some(Box::new(start)), task: None }
     }
 
     /// Publishes the latest progress.
     pub fn report(&mut self, progress: Progress) {
-        if let Some(start) = self.start.take() {
-            // Subscribed before the send, so the consumer sees this report as a change.
-            start(self.tx.subscribe());
+        match &self.tx {
+            Some(tx) => {
+                tx.send_replace(progress);
+            }
+            None => {
+                let (tx, rx) = watch::channel(Progress::default());
+                // Sent after subscribing, so the consumer sees this report as a change.
+                tx.send_replace(progress);
+                if let Some(start) = self.start.take() {
+                    self.task = Some(start(rx));
+                }
+                self.tx = Some(tx);
+            }
         }
-        self.tx.send_replace(progress);
+    }
+
+    /// Closes the channel and hands back the consumer task, if one started: it ends once it
+    /// has forwarded the last report.
+    pub fn finish(mut self) -> Option<tokio::task::JoinHandle<()>> {
+        self.tx = None;
+        self.task.take()
     }
 }
 
