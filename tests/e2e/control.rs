@@ -231,3 +231,41 @@ fn binding_a_public_address_without_an_api_key_is_refused() {
     assert!(stderr.contains("refusing to listen on non-loopback address"), "{stderr}");
     assert!(stderr.contains("--allow-public-without-key"), "{stderr}");
 }
+
+#[tokio::test]
+async fn cancels_racing_the_slot_hand_off_leave_no_job_behind() {
+    // Two slots and a backlog: each finishing job hands its slot to the next queued one in the
+    // same write, while every third job is cancelled right after its trigger.
+    let server = Server::start(&pipeline("echo", "fixture_echo", "roots = [\"ROOT\"]\nmax_concurrent = 2"));
+    let mut ids = Vec::new();
+    for i in 0..90 {
+        let id = server.trigger_ok("echo", json!({"sleepMs": 3})).await;
+        if i % 3 == 0 {
+            let (code, job) = server.post(&format!("/api/jobs/{id}/cancel"), json!({})).await;
+            // Queued or running: cancelled now; already finished: 409.
+            assert!(code == 200 || code == 409, "{code}: {job}");
+        }
+        ids.push(id);
+    }
+    let (mut completed, mut cancelled) = (0, 0);
+    for (i, id) in ids.iter().enumerate() {
+        let job = server.wait_job(id, Duration::from_secs(60)).await;
+        match job["status"].as_str() {
+            Some("completed") => completed += 1,
+            Some("cancelled") => {
+                assert_eq!(i % 3, 0, "only the jobs we cancelled end cancelled: {job}");
+                cancelled += 1;
+            }
+            other => panic!("{id} ended {other:?}: {job}"),
+        }
+    }
+    assert!(cancelled > 0, "no cancel reached a queued or running job");
+    let (_, page) = server.get("/api/jobs?status=queued,running").await;
+    assert_eq!(page["total"], 0, "nothing is left queued or running: {page}");
+    let (_, page) = server.get("/api/jobs?status=completed").await;
+    assert_eq!(page["total"], completed);
+    let (_, page) = server.get("/api/jobs?status=cancelled").await;
+    assert_eq!(page["total"], cancelled);
+    let (_, page) = server.get("/api/jobs").await;
+    assert_eq!(page["total"], 90);
+}
