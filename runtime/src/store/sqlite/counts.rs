@@ -3,7 +3,11 @@
 //! A page's `total` and `/api/pipelines` need counts; counting rows is a table scan and
 //! keeping a counts table by SQL triggers added two statements to every transition on the
 //! single writer. The writer thread is the only one that changes rows, so it knows each
-//! transition exactly: it applies them here after their commit. Loaded once at open.
+//! transition exactly: it applies them here after their commit.
+//!
+//! At open the counts come from the snapshot the last clean shutdown saved (`job_tally`,
+//! valid while `job_tally_valid` holds its row: the first write after opening deletes that
+//! row in its own transaction), or else from a scan of the table (a first start, or a crash).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,9 +35,31 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    /// Counts the table (at open, and after crash recovery).
-    pub(super) fn load(conn: &Connection) -> anyhow::Result<Self> {
-        Ok(Self { by_pipeline: Mutex::new(count_table(conn)?) })
+    /// The saved snapshot when it is still valid (true), else a count of the table (false).
+    pub(super) fn load(conn: &Connection) -> anyhow::Result<(Self, bool)> {
+        let valid: bool = conn.query_row("SELECT EXISTS(SELECT 1 FROM job_tally_valid)", [], |r| r.get(0))?;
+        let counts = if valid { read_snapshot(conn)? } else { count_table(conn)? };
+        Ok((Self { by_pipeline: Mutex::new(counts) }, valid))
+    }
+
+    /// Saves the counts as the snapshot the next open may start from.
+    pub(super) fn save(&self, conn: &mut Connection) -> anyhow::Result<()> {
+        let counts = self.snapshot();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM job_tally", [])?;
+        {
+            let mut insert =
+                tx.prepare("INSERT INTO job_tally (pipeline_id, status, n, last_run) VALUES (?1, ?2, ?3, ?4)")?;
+            for (pipeline, c) in &counts {
+                let last = c.last_run.as_ref().map(crate::queue::job::format_ts);
+                for (status, n) in &c.by_status {
+                    insert.execute(rusqlite::params![pipeline, status.as_str(), *n as i64, last])?;
+                }
+            }
+        }
+        tx.execute("INSERT OR REPLACE INTO job_tally_valid (one) VALUES (1)", [])?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Applies the deltas of a committed batch.
@@ -87,6 +113,24 @@ impl Tally {
     pub(super) fn snapshot(&self) -> HashMap<String, PipelineCounts> {
         self.by_pipeline.lock().map(|m| m.clone()).unwrap_or_default()
     }
+}
+
+fn read_snapshot(conn: &Connection) -> anyhow::Result<HashMap<String, PipelineCounts>> {
+    let mut out: HashMap<String, PipelineCounts> = HashMap::new();
+    let mut stmt = conn.prepare("SELECT pipeline_id, status, n, last_run FROM job_tally")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let pipeline: String = r.get(0)?;
+        let status: String = r.get(1)?;
+        let n: i64 = r.get(2)?;
+        let last: Option<String> = r.get(3)?;
+        let entry = out.entry(pipeline).or_default();
+        if let Some(st) = JobStatus::parse(&status) {
+            entry.by_status.insert(st, n.max(0) as u64);
+        }
+        entry.last_run = super::read::parse_ts(last)?;
+    }
+    Ok(out)
 }
 
 fn count_table(conn: &Connection) -> anyhow::Result<HashMap<String, PipelineCounts>> {

@@ -93,6 +93,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
         DROP TRIGGER job_counts_delete;
         DROP TABLE job_counts;",
     ),
+    // The counts saved at clean shutdown, so opening a big database needs no scan.
+    (
+        5,
+        "CREATE TABLE job_tally (
+            pipeline_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            last_run TEXT,
+            PRIMARY KEY (pipeline_id, status)
+        );
+        CREATE TABLE job_tally_valid (one INTEGER PRIMARY KEY CHECK (one = 1));",
+    ),
 ];
 
 /// The columns every job query selects, in `row_to_job` order.
@@ -267,12 +279,13 @@ impl SqliteStore {
         }
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
-        let tally = Arc::new(Tally::load(&conn).context("counting jobs")?);
+        let (tally, snapshot_valid) = Tally::load(&conn).context("counting jobs")?;
+        let tally = Arc::new(tally);
         let (tx, rx) = mpsc::channel();
         let writer_tally = tally.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &writer_tally))
+            .spawn(move || writer_loop(conn, rx, &writer_tally, snapshot_valid))
             .context("starting the SQLite writer thread")?;
         Ok(Self { path: path.to_path_buf(), writer: tx, readers: Arc::new(Mutex::new(Vec::new())), tally })
     }
@@ -338,7 +351,8 @@ fn cheap_page(filter: &JobFilter) -> bool {
     one_index && u64::from(filter.offset) + u64::from(filter.limit) <= INLINE_READ_ROWS
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, tally: &Tally) {
+/// `snapshot_valid`: the saved counts snapshot is marked valid in the database.
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, tally: &Tally, mut snapshot_valid: bool) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -347,18 +361,28 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, tally: &Tally)
                 Err(_) => break,
             }
         }
-        apply_batch(&mut conn, batch, tally);
+        let writes = batch.iter().any(|op| !matches!(op, WriteOp::Flush(_)));
+        let flush = batch.iter().any(|op| matches!(op, WriteOp::Flush(_)));
+        // The first write after a snapshot invalidates it, in the same transaction.
+        let invalidate = writes && snapshot_valid;
+        if apply_batch(&mut conn, batch, tally, invalidate, flush) {
+            snapshot_valid = (snapshot_valid && !invalidate) || flush;
+        }
     }
     tracing::debug!("SQLite writer stopped");
 }
 
 /// Runs a batch in one transaction. Each op's reply is sent only after the commit,
-/// so callers publish events only for durable state.
-fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>, tally: &Tally) {
+/// so callers publish events only for durable state. With `save`, the counts snapshot is
+/// written before the replies (a flush at shutdown leaves it behind). True when committed.
+fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>, tally: &Tally, invalidate: bool, save: bool) -> bool {
     let mut replies: Vec<Deferred> = Vec::with_capacity(batch.len());
     let mut deltas = Vec::new();
     let commit = (|| -> anyhow::Result<()> {
         let tx = conn.transaction()?;
+        if invalidate {
+            tx.execute("DELETE FROM job_tally_valid", [])?;
+        }
         for op in batch {
             replies.push(apply_op(&tx, op, &mut deltas));
         }
@@ -366,14 +390,23 @@ fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>, tally: &Tally) {
         Ok(())
     })();
     let failure = commit.err().map(|e| format!("{e:#}"));
+    let mut saved = true;
     match &failure {
         Some(err) => tracing::error!(error = %err, "SQLite batch failed; replying with errors"),
-        // Counted before the replies go out, so a caller that saw its write sees it counted.
-        None => tally.apply(deltas, conn),
+        None => {
+            // Counted before the replies go out, so a caller that saw its write sees it counted.
+            tally.apply(deltas, conn);
+            if save && let Err(e) = tally.save(conn) {
+                // Not fatal: the next open counts the table instead.
+                tracing::warn!(error = %format!("{e:#}"), "saving the job counts failed");
+                saved = false;
+            }
+        }
     }
     for reply in replies {
         reply(failure.as_deref());
     }
+    failure.is_none() && saved
 }
 
 fn send<T: Send + 'static>(reply: Reply<T>, res: StoreResult<T>) -> Deferred {

@@ -191,3 +191,35 @@ async fn the_json_listing_is_exactly_the_serialised_jobs() {
         assert_eq!((text.count, text.total), (page.jobs.len(), page.total));
     }
 }
+
+#[tokio::test]
+async fn counts_reopen_from_the_shutdown_snapshot_until_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let store = SqliteStore::open(&path).unwrap();
+    for id in ["j1", "j2", "j3"] {
+        store.insert(&job(id)).await.unwrap();
+    }
+    assert!(store.mark_running("j1", 1, Utc::now()).await.unwrap());
+    assert!(store.finish("j1", 1, &finish(JobStatus::Completed)).await.unwrap());
+    store.flush().await.unwrap();
+    drop(store);
+
+    // Proof that a clean reopen reads the snapshot, not the table: doctor the snapshot.
+    let doctor = |n: i64| {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE job_tally SET n = ?1 WHERE status = 'completed'", [n]).unwrap();
+    };
+    doctor(7);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(count(&store, JobStatus::Completed), 7, "read from the snapshot");
+    assert_eq!(count(&store, JobStatus::Queued), 2);
+    assert!(store.counts().await.unwrap()["p"].last_run.is_some());
+    // A write invalidates the snapshot; a crash (no flush) then means a count at the next open.
+    store.insert(&job("j4")).await.unwrap();
+    drop(store);
+    doctor(9);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(count(&store, JobStatus::Completed), 1, "counted from the table");
+    assert_eq!(count(&store, JobStatus::Queued), 3);
+}
