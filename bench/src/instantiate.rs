@@ -13,7 +13,7 @@ use alephauto::registry::breaker::BreakerSettings;
 use alephauto::sandbox::cache::LoadSource;
 use alephauto::sandbox::engine::EngineSettings;
 use alephauto::sandbox::journal::Journal;
-use alephauto::sandbox::{Sandbox, StoreSpec};
+use alephauto::sandbox::{Sandbox, StoreSpec, WorkerPre};
 use anyhow::{Context, Result, anyhow};
 
 use crate::report::{Report, fmt_d, p50_p99};
@@ -50,23 +50,7 @@ pub async fn run(report: &mut Report, iters: usize) -> Result<()> {
         let engine_time = started.elapsed();
         let (pre, _) = sandbox.load(&noop).await?;
         let warm = (iters / 10).max(100);
-        let mut inst = Vec::with_capacity(iters);
-        let mut whole = Vec::with_capacity(iters);
-        for i in 0..warm + iters {
-            let t0 = Instant::now();
-            let mut store = sandbox.new_store(spec())?;
-            let t1 = Instant::now();
-            let _worker = sandbox.instantiate(&pre, &mut store).await.map_err(|e| anyhow!("{e}"))?;
-            let t2 = Instant::now();
-            drop(store);
-            let t3 = Instant::now();
-            if i >= warm {
-                inst.push(t2 - t1);
-                whole.push(t3 - t0);
-            }
-        }
-        let (p50, p99) = p50_p99(&mut inst);
-        let (w50, w99) = p50_p99(&mut whole);
+        let ((p50, p99), (w50, w99)) = time_instances(&sandbox, &pre, warm, iters).await?;
         let label = if pooling { "pooling on" } else { "pooling off" };
         let how = format!("noop component, {iters} instantiations after {warm} warm-up, one task");
         if pooling {
@@ -114,6 +98,32 @@ pub async fn run(report: &mut Report, iters: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `iters` rounds of new_store → instantiate → drop after `warm` untimed ones; returns
+/// (median, p99) of instantiate alone and of the whole round.
+async fn time_instances(
+    sandbox: &Sandbox,
+    pre: &WorkerPre,
+    warm: usize,
+    iters: usize,
+) -> Result<((Duration, Duration), (Duration, Duration))> {
+    let mut inst = Vec::with_capacity(iters);
+    let mut whole = Vec::with_capacity(iters);
+    for i in 0..warm + iters {
+        let t0 = Instant::now();
+        let mut store = sandbox.new_store(spec())?;
+        let t1 = Instant::now();
+        let _worker = sandbox.instantiate(pre, &mut store).await.map_err(|e| anyhow!("{e}"))?;
+        let t2 = Instant::now();
+        drop(store);
+        let t3 = Instant::now();
+        if i >= warm {
+            inst.push(t2 - t1);
+            whole.push(t3 - t0);
+        }
+    }
+    Ok((p50_p99(&mut inst), p50_p99(&mut whole)))
 }
 
 async fn cold_init(cache: &Path, id: &str, wasm: &Path) -> Result<(LoadSource, Duration)> {
@@ -172,23 +182,7 @@ pub async fn polyglot(report: &mut Report, iters: usize) -> Result<()> {
         let sandbox = Sandbox::new(&EngineSettings::default(), cache.path(), GitSettings::default())?;
         let (pre, _) = sandbox.load(&wasm).await?;
         let warm = (iters / 10).max(20);
-        let mut inst = Vec::with_capacity(iters);
-        let mut whole = Vec::with_capacity(iters);
-        for i in 0..warm + iters {
-            let t0 = Instant::now();
-            let mut store = sandbox.new_store(spec())?;
-            let t1 = Instant::now();
-            let _worker = sandbox.instantiate(&pre, &mut store).await.map_err(|e| anyhow!("{e}"))?;
-            let t2 = Instant::now();
-            drop(store);
-            let t3 = Instant::now();
-            if i >= warm {
-                inst.push(t2 - t1);
-                whole.push(t3 - t0);
-            }
-        }
-        let (p50, p99) = p50_p99(&mut inst);
-        let (w50, w99) = p50_p99(&mut whole);
+        let ((p50, p99), (w50, w99)) = time_instances(&sandbox, &pre, warm, iters).await?;
         report.add(
             S,
             format!("instantiate `{id}` ({lang}), pooling on: median / p99"),

@@ -237,7 +237,7 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
     for (label, argv, via_node) in engines {
         let exe = &argv[0];
         if !exe.exists() {
-            report.add(S, format!("{label}"), "not installed", format!("{} missing", exe.display()));
+            report.add(S, label.to_string(), "not installed", format!("{} missing", exe.display()));
             continue;
         }
         let out = dir.path().join(format!("jscpd-{}", if via_node { 4 } else { 5 }));

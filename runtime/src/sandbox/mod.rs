@@ -73,12 +73,15 @@ pub struct StoreSpec {
     pub progress: Option<ProgressSink>,
 }
 
+/// Starts the task that consumes a job's progress reports.
+type StartConsumer = Box<dyn FnOnce(watch::Receiver<Progress>) -> tokio::task::JoinHandle<()> + Send>;
+
 /// Where a job's progress reports go: a watch channel (a flood of reports keeps only the
 /// latest) whose consumer task is started by the first report, so the many jobs that never
 /// report progress cost no channel and no task.
 pub struct ProgressSink {
     tx: Option<watch::Sender<Progress>>,
-    start: Option<Box<dyn FnOnce(watch::Receiver<Progress>) -> tokio::task::JoinHandle<()> + Send>>,
+    start: Option<StartConsumer>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 

@@ -116,28 +116,17 @@ impl Tally {
 }
 
 fn read_snapshot(conn: &Connection) -> anyhow::Result<HashMap<String, PipelineCounts>> {
-    let mut out: HashMap<String, PipelineCounts> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT pipeline_id, status, n, last_run FROM job_tally")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let pipeline: String = r.get(0)?;
-        let status: String = r.get(1)?;
-        let n: i64 = r.get(2)?;
-        let last: Option<String> = r.get(3)?;
-        let entry = out.entry(pipeline).or_default();
-        if let Some(st) = JobStatus::parse(&status) {
-            entry.by_status.insert(st, n.max(0) as u64);
-        }
-        entry.last_run = super::read::parse_ts(last)?;
-    }
-    Ok(out)
+    collect(conn, "SELECT pipeline_id, status, n, last_run FROM job_tally")
 }
 
 fn count_table(conn: &Connection) -> anyhow::Result<HashMap<String, PipelineCounts>> {
+    collect(conn, "SELECT pipeline_id, status, COUNT(*), MAX(completed_at) FROM jobs GROUP BY pipeline_id, status")
+}
+
+/// Counts from rows of (pipeline, status, count, last finished time).
+fn collect(conn: &Connection, sql: &str) -> anyhow::Result<HashMap<String, PipelineCounts>> {
     let mut out: HashMap<String, PipelineCounts> = HashMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT pipeline_id, status, COUNT(*), MAX(completed_at) FROM jobs GROUP BY pipeline_id, status",
-    )?;
+    let mut stmt = conn.prepare(sql)?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let pipeline: String = r.get(0)?;

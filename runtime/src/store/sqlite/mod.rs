@@ -305,18 +305,7 @@ impl SqliteStore {
     /// Runs a short read on the calling thread. A page walked in index order costs well under
     /// a millisecond, less than the two thread switches of a hop to the blocking pool.
     fn read_inline<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> StoreResult<T> {
-        let pooled = self.readers.lock().map_err(|_| anyhow!("reader pool poisoned"))?.pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open_connection(&self.path)?,
-        };
-        let out = f(&conn);
-        if let Ok(mut pool) = self.readers.lock()
-            && pool.len() < 8
-        {
-            pool.push(conn);
-        }
-        out.map_err(StoreError::Backend)
+        with_reader(&self.readers, &self.path, f).map_err(StoreError::Backend)
     }
 
     async fn read<T: Send + 'static>(
@@ -325,23 +314,45 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let readers = self.readers.clone();
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = readers.lock().map_err(|_| anyhow!("reader pool poisoned"))?.pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => open_connection(&path)?,
-            };
-            let out = f(&conn);
-            if let Ok(mut pool) = readers.lock()
-                && pool.len() < 8 {
-                    pool.push(conn);
-                }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Backend(anyhow!("reader task failed: {e}")))?
-        .map_err(StoreError::Backend)
+        tokio::task::spawn_blocking(move || with_reader(&readers, &path, f))
+            .await
+            .map_err(|e| StoreError::Backend(anyhow!("reader task failed: {e}")))?
+            .map_err(StoreError::Backend)
     }
+
+    /// A listing page through `page` (rows or JSON), inline when cheap.
+    async fn page<T: Send + 'static>(
+        &self,
+        filter: &JobFilter,
+        page: fn(&Connection, &JobFilter, u64) -> anyhow::Result<T>,
+    ) -> StoreResult<T> {
+        let total = self.tally.total(filter.pipeline_id.as_deref(), &filter.statuses);
+        if cheap_page(filter) {
+            return self.read_inline(|c| page(c, filter, total));
+        }
+        let filter = filter.clone();
+        self.read(move |c| page(c, &filter, total)).await
+    }
+}
+
+/// Runs `f` on a pooled reader connection (opening one when the pool is empty).
+fn with_reader<T>(
+    readers: &Mutex<Vec<Connection>>,
+    path: &Path,
+    f: impl FnOnce(&Connection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let pooled = readers.lock().map_err(|_| anyhow!("reader pool poisoned"))?.pop();
+    let conn = match pooled {
+        Some(c) => c,
+        None => open_connection(path)?,
+    };
+    let out = f(&conn);
+    if let Ok(mut pool) = readers.lock()
+        && pool.len() < 8
+    {
+        pool.push(conn);
+    }
+    out
 }
 
 /// Pages that one index serves in order (no filter, one pipeline, or one status) and that
@@ -671,20 +682,10 @@ impl JobStore for SqliteStore {
         self.read_inline(|c| get_job(c, id))
     }
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
-        let filter = filter.clone();
-        let total = self.tally.total(filter.pipeline_id.as_deref(), &filter.statuses);
-        if cheap_page(&filter) {
-            return self.read_inline(|c| list_jobs(c, &filter, total));
-        }
-        self.read(move |c| list_jobs(c, &filter, total)).await
+        self.page(filter, list_jobs).await
     }
     async fn list_json(&self, filter: &JobFilter) -> StoreResult<JsonPage> {
-        let filter = filter.clone();
-        let total = self.tally.total(filter.pipeline_id.as_deref(), &filter.statuses);
-        if cheap_page(&filter) {
-            return self.read_inline(|c| list_json(c, &filter, total));
-        }
-        self.read(move |c| list_json(c, &filter, total)).await
+        self.page(filter, list_json).await
     }
     async fn counts(&self) -> StoreResult<HashMap<String, PipelineCounts>> {
         Ok(self.tally.snapshot())
