@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark table documented in BENCHMARKS.md, reproduced from scratch on this machine:
 # builds the runtime, the bench and the peer queues (release), installs the pinned Node tools
-# (bench/package-lock.json) and wrk when missing, then runs `bench` and prints the table
+# (bench/package-lock.json), the polyglot components and wrk when missing, then runs `bench`
+# and prints the table
 # (also written to target/bench/latest.md).
 #
 #   scripts/bench.sh               the full table (about 2 minutes after the first build)
@@ -44,25 +45,40 @@ apt_install() {
         return 1
     fi
 }
-
-echo "bench: building (release)" >&2
-cargo build --release --locked -p alephauto -p alephauto-bench
-# The peer queues live in their own workspaces (their SQLite bindings cannot share a build
-# graph with the runtime's rusqlite); one target folder shares their common dependencies.
-for peer in effectum apalis; do
-    CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q --manifest-path "bench/peers/$peer/Cargo.toml"
-done
-
-echo "bench: installing the Node tools and wrk when missing" >&2
-command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-if [ ! -x bench/node_modules/.bin/repomix ] || ! cmp -s bench/package-lock.json bench/node_modules/.bench-installed-lock; then
-    # `npm install`, not `npm ci`: npm drops the platform-specific optional packages of the
-    # aliased jscpd 5 (`jscpd5`) from the lockfile and then refuses `npm ci`; every version
-    # is still exact (package.json) and locked (package-lock.json).
-    (cd bench && npm install --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.bench-installed-lock)
+missing=()
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "bench: installing ${missing[*]}" >&2
+    apt_install "${missing[@]}"
 fi
-command -v wrk >/dev/null 2>&1 || apt_install wrk
 
+# On a fresh machine the builds are most of the time, and the two cores are the limit:
+# the Node tools, the polyglot components and the effectum peer (its own workspace) are
+# prepared in the background while the workspace builds, so waits on the network and
+# single-crate tails of one build fill with work from the others.
 mkdir -p target/bench
+node_tools() {
+    if [ ! -x bench/node_modules/.bin/repomix ] || ! cmp -s bench/package-lock.json bench/node_modules/.bench-installed-lock; then
+        # `npm install`, not `npm ci`: npm drops the platform-specific optional packages of the
+        # aliased jscpd 5 (`jscpd5`) from the lockfile and then refuses `npm ci`; every version
+        # is still exact (package.json) and locked (package-lock.json).
+        (cd bench && npm install --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.bench-installed-lock)
+    fi
+    ./scripts/build-polyglot.sh
+}
+echo "bench: building (release); Node tools, polyglot components and the effectum peer in the background" >&2
+# A failed foreground build must not leave the background ones running.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+node_tools >target/bench/prepare-tools.log 2>&1 &
+tools_pid=$!
+# effectum pins rusqlite 0.31, whose libsqlite3-sys cannot join the workspace's graph.
+CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q \
+    --manifest-path bench/peers/effectum/Cargo.toml >target/bench/prepare-effectum.log 2>&1 &
+effectum_pid=$!
+cargo build --release --locked -p alephauto -p alephauto-bench -p bench-peer-apalis
+wait "$effectum_pid" || { cat target/bench/prepare-effectum.log >&2; echo "bench: building the effectum peer failed" >&2; exit 1; }
+wait "$tools_pid" || { cat target/bench/prepare-tools.log >&2; echo "bench: installing the Node tools or the polyglot components failed" >&2; exit 1; }
+
 target/release/bench --wrk "$(command -v wrk)" --node-modules bench/node_modules \
     --out target/bench/latest.md "${write_doc[@]+"${write_doc[@]}"}" "${pass[@]+"${pass[@]}"}"

@@ -11,7 +11,8 @@ log=target/test-output.log
 : >"$log"
 run() { "$@" 2>&1 | tee -a "$log"; }
 
-run cargo test --workspace --locked -- --test-threads=2
+# The apalis peer queue is a bench-only binary without tests (built by scripts/bench.sh).
+run cargo test --workspace --exclude bench-peer-apalis --locked -- --test-threads=2
 
 # The non-Rust workers' own unit tests (node --test, python3 -m unittest); builds are up to date.
 ./scripts/build-polyglot.sh --unit-tests

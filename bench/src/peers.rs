@@ -1,6 +1,7 @@
 //! Section 3: the same no-op burn-down through effectum 0.7 (as shipped and with WAL
-//! forced) and apalis-sqlite 1.0, each in its own binary (`bench/peers/*`: their SQLite
-//! bindings cannot link into one build graph with the runtime's rusqlite 0.37).
+//! forced) and apalis-sqlite 1.0, each in its own binary (`bench/peers/*`). apalis is a
+//! workspace member (sqlx 0.9 accepts the runtime's libsqlite3-sys 0.35); effectum pins
+//! rusqlite 0.31, whose libsqlite3-sys cannot link into that graph, so it has its own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,12 +14,13 @@ use crate::report::{Report, fmt_rate, group};
 
 const S: &str = "3. Peer queues (same machine, same run)";
 
-/// Where `scripts/bench.sh` builds the peer binaries.
+/// Where `scripts/bench.sh` builds the peer binaries (effectum in its own target folder).
 pub fn peer_bin(name: &str) -> PathBuf {
     let var = format!("BENCH_PEER_{}", name.to_uppercase());
+    let dir = if name == "effectum" { "target/bench-peers/release" } else { "target/release" };
     std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target/bench-peers/release").join(format!("bench-peer-{name}")))
+        .unwrap_or_else(|| crate::repo_root().join(dir).join(format!("bench-peer-{name}")))
 }
 
 fn run_peer(bin: &Path, dir: &Path, n: usize, conc: usize, extra: &[&str]) -> Result<Value> {
