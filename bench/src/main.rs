@@ -152,7 +152,7 @@ fn main() -> Result<()> {
         rt.block_on(instantiate::polyglot(&mut report, poly_iters))?;
     }
     eprintln!("2. queue");
-    let (figures, queue_dir) = rt.block_on(queue::run(&mut report, n, if args.smoke { 1 } else { 3 }, conc, lat_rate, lat_secs))?;
+    let (figures, queue_dir) = rt.block_on(queue::run(&mut report, n, if args.smoke { 1 } else { 5 }, conc, lat_rate, lat_secs))?;
     if args.pg {
         eprintln!("7. cluster mode (PostgreSQL)");
         rt.block_on(cluster::run(&mut report, n_pg, conc, queue_dir.path()))?;

@@ -41,6 +41,13 @@ fn run_peer(bin: &Path, dir: &Path, n: usize, conc: usize, extra: &[&str]) -> Re
     Ok(serde_json::from_str(line)?)
 }
 
+/// The middle value (the upper middle of an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
 fn rate(v: &Value, key: &str) -> f64 {
     v["n"].as_f64().unwrap_or(0.0) / v[key].as_f64().unwrap_or(f64::INFINITY)
 }
@@ -57,18 +64,32 @@ pub fn run(report: &mut Report, ours: QueueFigures, n_effectum: usize, n_apalis:
     }
     let mut peers: Vec<(String, f64)> = Vec::new();
     let mut peer_enqueue: Vec<(String, f64)> = Vec::new();
-    for (label, extra) in [("effectum 0.7, as shipped", &[][..]), ("effectum 0.7, WAL forced", &["wal"][..])] {
-        let v = run_peer(&effectum, dir.path(), n_effectum, conc, extra)?;
-        let (burn, enq) = (rate(&v, "burn_s"), rate(&v, "enqueue_s"));
+    // The fastest peer (WAL forced) is what the 2x target compares against, so it gets the
+    // same treatment as our burn-down: the median of 3 rounds. As shipped it is ~6x slower.
+    for (label, extra, rounds) in
+        [("effectum 0.7, as shipped", &[][..], 1), ("effectum 0.7, WAL forced", &["wal"][..], 3)]
+    {
+        let mut burns = Vec::new();
+        let mut enqueues = Vec::new();
+        let mut mode = String::new();
+        for _ in 0..rounds {
+            let v = run_peer(&effectum, dir.path(), n_effectum, conc, extra)?;
+            burns.push(rate(&v, "burn_s"));
+            enqueues.push(rate(&v, "enqueue_s"));
+            mode = v["journal_mode"].as_str().unwrap_or("?").to_string();
+        }
+        let (burn, enq) = (median(&burns), median(&enqueues));
+        let spread = if rounds > 1 {
+            let each: Vec<String> = burns.iter().map(|r| group(*r as u64)).collect();
+            format!("; median of {rounds} rounds (burn-down {} jobs/s)", each.join(", "))
+        } else {
+            String::new()
+        };
         report.add(
             S,
             format!("{label}: burn-down / enqueue"),
             format!("{} / {}", fmt_rate(burn, "jobs/s"), fmt_rate(enq, "jobs/s")),
-            format!(
-                "{} jobs, max_concurrency {conc}, journal_mode={}",
-                group(n_effectum as u64),
-                v["journal_mode"].as_str().unwrap_or("?")
-            ),
+            format!("{} jobs, max_concurrency {conc}, journal_mode={mode}{spread}", group(n_effectum as u64)),
         );
         peers.push((label.to_string(), burn));
         peer_enqueue.push((label.to_string(), enq));
