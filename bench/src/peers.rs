@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::queue::QueueFigures;
-use crate::report::{Report, fmt_rate, group};
+use crate::report::{Report, fmt_rate, group, median};
 
 const S: &str = "3. Peer queues (same machine, same run)";
 
@@ -39,13 +39,6 @@ fn run_peer(bin: &Path, dir: &Path, n: usize, conc: usize, extra: &[&str]) -> Re
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().rev().find(|l| l.starts_with('{')).context("peer printed no result")?;
     Ok(serde_json::from_str(line)?)
-}
-
-/// The middle value (the upper middle of an even count).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn rate(v: &Value, key: &str) -> f64 {

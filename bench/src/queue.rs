@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::instantiate::component;
-use crate::report::{Report, fmt_d, fmt_rate, group, p50_p99};
+use crate::report::{Report, fmt_d, fmt_rate, group, median, p50_p99};
 
 const S: &str = "2. Queue throughput (durable SQLite store)";
 
@@ -138,13 +138,11 @@ pub async fn run(
             if native { &mut native_rounds } else { &mut wasm_rounds }.push((enqueue, burn));
         }
     }
-    let median = |rounds: &[(Duration, Duration)], pick: fn(&(Duration, Duration)) -> Duration| {
-        let mut v: Vec<Duration> = rounds.iter().map(pick).collect();
-        v.sort();
-        v[v.len() / 2]
+    let median_of = |rounds: &[(Duration, Duration)], pick: fn(&(Duration, Duration)) -> Duration| {
+        median(&rounds.iter().map(pick).collect::<Vec<_>>())
     };
-    let (enqueue, burn) = (median(&wasm_rounds, |r| r.0), median(&wasm_rounds, |r| r.1));
-    let (native_q_enqueue, native_q_burn) = (median(&native_rounds, |r| r.0), median(&native_rounds, |r| r.1));
+    let (enqueue, burn) = (median_of(&wasm_rounds, |r| r.0), median_of(&wasm_rounds, |r| r.1));
+    let (native_q_enqueue, native_q_burn) = (median_of(&native_rounds, |r| r.0), median_of(&native_rounds, |r| r.1));
     let spread = |rounds: &[(Duration, Duration)]| {
         rounds.iter().map(|r| group((n as f64 / r.1.as_secs_f64()) as u64)).collect::<Vec<_>>().join(", ")
     };

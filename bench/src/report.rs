@@ -95,6 +95,13 @@ pub fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The middle value (the upper middle of an even count); the default when empty.
+pub fn median<T: Copy + PartialOrd + Default>(values: &[T]) -> T {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
 /// Sorts and returns (p50, p99).
 pub fn p50_p99(samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort_unstable();

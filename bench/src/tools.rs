@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::instantiate::component;
 use crate::queue::build_queue;
-use crate::report::{Report, fmt_d, group};
+use crate::report::{Report, fmt_d, group, median};
 
 const S: &str = "5. Real pipelines vs the Node tools (same checkout)";
 const RUNS: usize = 3;
@@ -96,11 +96,6 @@ async fn run_job(queue: &Queue, pipeline: &str, params: Value) -> Result<(Durati
     Ok((took, done.result.unwrap_or(Value::Null)))
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn timed(mut cmd: Command) -> Result<Duration> {
     let started = Instant::now();
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
@@ -155,7 +150,7 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
         ours.push(t);
         result = r;
     }
-    let ours = median(ours);
+    let ours = median(&ours);
     let our_out = result["outputFile"].as_str().unwrap_or_default().to_string();
     let our_files = std::fs::read_to_string(&our_out).map(|t| t.matches("<file path=").count()).unwrap_or(0);
     let mut theirs = Vec::new();
@@ -165,7 +160,7 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
         cmd.arg(&corpus).arg("-o").arg(&cli_out).args(["--style", "xml", "--quiet"]);
         theirs.push(timed(cmd)?);
     }
-    let theirs = median(theirs);
+    let theirs = median(&theirs);
     let cli_text = std::fs::read_to_string(&cli_out).unwrap_or_default();
     let cli_files = cli_text.matches("<file path=").count();
     let speedup = theirs.as_secs_f64() / ours.as_secs_f64();
@@ -204,7 +199,7 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
         ours.push(t);
         result = r;
     }
-    let ours = median(ours);
+    let ours = median(&ours);
     let stats = &result["stats"];
     let dup_lines = union_lines(result["duplicates"].as_array().into_iter().flatten().flat_map(|d| {
         d["occurrences"].as_array().into_iter().flatten().map(|o| {
@@ -254,7 +249,7 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
             cmd.args(["--min-lines", "6", "--reporters", "json", "--silent", "--output"]).arg(&out).arg(&corpus);
             times.push(timed(cmd)?);
         }
-        let theirs = median(times);
+        let theirs = median(&times);
         let rep: Value = serde_json::from_str(&std::fs::read_to_string(out.join("jscpd-report.json"))?)?;
         let total = &rep["statistics"]["total"];
         let speedup = theirs.as_secs_f64() / ours.as_secs_f64();
