@@ -13,12 +13,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use self::checkpoint::Checkpoints;
 use self::counts::{Delta, Tally};
 use super::{
     Claim, Finish, JobFilter, JobPage, JobStore, JsonPage, LogEntry, PipelineCounts, StoreError, StoreResult,
 };
 use crate::queue::job::{Job, JobFailure, JobStatus, Progress, format_ts};
 
+mod checkpoint;
 mod counts;
 mod read;
 
@@ -105,7 +107,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
         );
         CREATE TABLE job_tally_valid (one INTEGER PRIMARY KEY CHECK (one = 1));",
     ),
+    // Completed jobs leave the status index: finishing a job then deletes one entry instead of
+    // moving it, and the commit no longer dirties the index's ever-growing `completed` tail.
+    // Listing completed jobs walks `jobs_by_created` / `jobs_by_pipeline`, where they dominate.
+    // Queries must repeat the index's predicate to use it (`UNFINISHED`).
+    (
+        6,
+        "DROP INDEX jobs_by_status;
+        CREATE INDEX jobs_unfinished_by_status ON jobs(status, created_at) WHERE status <> 'completed';",
+    ),
 ];
+
+/// The predicate of the partial status index, repeated in a query so SQLite may use the index.
+const UNFINISHED: &str = "status <> 'completed'";
 
 /// The columns every job query selects, in `row_to_job` order.
 macro_rules! job_columns {
@@ -287,11 +301,12 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let (tally, snapshot_valid) = Tally::load(&conn).context("counting jobs")?;
         let tally = Arc::new(tally);
+        let checkpoints = Checkpoints::start(&conn, path, open_connection)?;
         let (tx, rx) = mpsc::channel();
         let writer_tally = tally.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &writer_tally, snapshot_valid))
+            .spawn(move || writer_loop(conn, rx, &writer_tally, snapshot_valid, &checkpoints))
             .context("starting the SQLite writer thread")?;
         Ok(Self { path: path.to_path_buf(), writer: tx, readers: Arc::new(Mutex::new(Vec::new())), tally })
     }
@@ -361,10 +376,15 @@ fn with_reader<T>(
     out
 }
 
-/// Pages that one index serves in order (no filter, one pipeline, or one status) and that
-/// start near the top: cheap enough to read inline. A sort or a deep offset is not.
+/// Pages that one index serves in order (no filter, one pipeline, or one unfinished status)
+/// and that start near the top: cheap enough to read inline. A sort, a deep offset or a filter
+/// on `completed` alone (a walk of every job newest first, past any backlog) is not.
 fn cheap_page(filter: &JobFilter) -> bool {
-    let one_index = usize::from(filter.pipeline_id.is_some()) + filter.statuses.len() <= 1;
+    let one_index = match (&filter.pipeline_id, filter.statuses.as_slice()) {
+        (_, []) => true,
+        (None, [status]) => *status != JobStatus::Completed,
+        _ => false,
+    };
     one_index && u64::from(filter.offset) + u64::from(filter.limit) <= INLINE_READ_ROWS
 }
 
@@ -383,7 +403,13 @@ fn next_op(rx: &mpsc::Receiver<WriteOp>) -> Option<WriteOp> {
 }
 
 /// `snapshot_valid`: the saved counts snapshot is marked valid in the database.
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, tally: &Tally, mut snapshot_valid: bool) {
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<WriteOp>,
+    tally: &Tally,
+    mut snapshot_valid: bool,
+    checkpoints: &Checkpoints,
+) {
     while let Some(first) = next_op(&rx) {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -399,6 +425,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, tally: &Tally,
         if apply_batch(&mut conn, batch, tally, invalidate, flush) {
             snapshot_valid = (snapshot_valid && !invalidate) || flush;
         }
+        checkpoints.after_commit(&conn);
     }
     tracing::debug!("SQLite writer stopped");
 }
@@ -409,16 +436,27 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteOp>, tally: &Tally,
 fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>, tally: &Tally, invalidate: bool, save: bool) -> bool {
     let mut replies: Vec<Deferred> = Vec::with_capacity(batch.len());
     let mut deltas = Vec::new();
+    // BEGIN and COMMIT through the statement cache: `Connection::transaction` prepares both
+    // again for every batch, and the writer commits thousands of batches a second.
     let commit = (|| -> anyhow::Result<()> {
-        let tx = conn.transaction()?;
-        if invalidate {
-            tx.execute("DELETE FROM job_tally_valid", [])?;
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let body = (|| -> anyhow::Result<()> {
+            if invalidate {
+                conn.execute("DELETE FROM job_tally_valid", [])?;
+            }
+            for op in batch {
+                replies.push(apply_op(conn, op, &mut deltas));
+            }
+            conn.prepare_cached("COMMIT")?.execute([])?;
+            Ok(())
+        })();
+        if body.is_err() && !conn.is_autocommit() {
+            // Nothing of a failed batch may stay behind for the next one.
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "rolling back a failed SQLite batch failed");
+            }
         }
-        for op in batch {
-            replies.push(apply_op(&tx, op, &mut deltas));
-        }
-        tx.commit()?;
-        Ok(())
+        body
     })();
     let failure = commit.err().map(|e| format!("{e:#}"));
     let mut saved = true;
@@ -455,11 +493,11 @@ fn backend<T>(r: rusqlite::Result<T>) -> StoreResult<T> {
 }
 
 /// Runs `sql` through the connection's statement cache (the writer repeats a few statements).
-fn exec(tx: &rusqlite::Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+fn exec(tx: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
     tx.prepare_cached(sql)?.execute(params)
 }
 
-fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp, deltas: &mut Vec<Delta>) -> Deferred {
+fn apply_op(tx: &Connection, op: WriteOp, deltas: &mut Vec<Delta>) -> Deferred {
     match op {
         WriteOp::Insert(row, reply) => {
             let res = insert_job(tx, &row);
@@ -514,7 +552,7 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: WriteOp, deltas: &mut Vec<Delta>
 
 /// Runs a fenced single-row UPDATE … RETURNING pipeline_id; None when no row matched.
 fn returning_pipeline(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> rusqlite::Result<Option<String>> {
@@ -539,7 +577,7 @@ fn moved_to(
     }
 }
 
-fn claim_job(tx: &rusqlite::Transaction<'_>, c: &ClaimRow, deltas: &mut Vec<Delta>) -> StoreResult<bool> {
+fn claim_job(tx: &Connection, c: &ClaimRow, deltas: &mut Vec<Delta>) -> StoreResult<bool> {
     let pipeline = backend(returning_pipeline(
         tx,
         "UPDATE jobs SET status = 'running', started_at = ?3, progress_percent = 0, progress_message = '' \
@@ -557,7 +595,7 @@ fn opt_json<T: serde::Serialize>(v: &Option<T>) -> StoreResult<Option<String>> {
     v.as_ref().map(json_text).transpose()
 }
 
-fn insert_job(tx: &rusqlite::Transaction<'_>, row: &NewRow) -> StoreResult<()> {
+fn insert_job(tx: &Connection, row: &NewRow) -> StoreResult<()> {
     // Cached statements: the writer runs these for every job.
     let mut stmt = backend(tx.prepare_cached(INSERT_JOB))?;
     let res = stmt.execute(params![
@@ -586,7 +624,7 @@ fn insert_job(tx: &rusqlite::Transaction<'_>, row: &NewRow) -> StoreResult<()> {
     }
 }
 
-fn finish_job(tx: &rusqlite::Transaction<'_>, f: &FinishRow, deltas: &mut Vec<Delta>) -> StoreResult<bool> {
+fn finish_job(tx: &Connection, f: &FinishRow, deltas: &mut Vec<Delta>) -> StoreResult<bool> {
     let pipeline = backend(returning_pipeline(
         tx,
         "UPDATE jobs SET status = ?3, result = ?4, error = ?5, git = ?6, completed_at = ?7, \
@@ -598,7 +636,7 @@ fn finish_job(tx: &rusqlite::Transaction<'_>, f: &FinishRow, deltas: &mut Vec<De
 }
 
 fn cancel_job(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     id: &str,
     at: DateTime<Utc>,
     deltas: &mut Vec<Delta>,
@@ -619,7 +657,7 @@ fn cancel_job(
     Ok(Some(before))
 }
 
-fn recover_jobs(tx: &rusqlite::Transaction<'_>) -> StoreResult<Vec<Job>> {
+fn recover_jobs(tx: &Connection) -> StoreResult<Vec<Job>> {
     let moved = backend(tx.execute(
         "UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL WHERE status = 'running'",
         [],
@@ -628,13 +666,13 @@ fn recover_jobs(tx: &rusqlite::Transaction<'_>) -> StoreResult<Vec<Job>> {
         tracing::warn!(jobs = moved, "re-queued jobs left running by a previous process");
     }
     let mut stmt = backend(tx.prepare(&format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid"
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND {UNFINISHED} ORDER BY created_at, rowid"
     )))?;
     let rows = backend(stmt.query_map([], row_to_job))?;
     rows.map(|r| backend(r).and_then(|j| j.map_err(StoreError::Backend))).collect()
 }
 
-fn append_logs(tx: &rusqlite::Transaction<'_>, id: &str, entries: &[LogEntry]) -> StoreResult<()> {
+fn append_logs(tx: &Connection, id: &str, entries: &[LogEntry]) -> StoreResult<()> {
     let next: i64 = backend(tx.query_row(
         "SELECT COALESCE(MAX(seq), -1) + 1 FROM job_logs WHERE job_id = ?1",
         [id],

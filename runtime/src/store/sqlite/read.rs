@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::JOB_COLUMNS;
+use super::{JOB_COLUMNS, UNFINISHED};
 use crate::queue::job::{Job, JobStatus, Progress};
 use crate::store::{JobFilter, JobPage, JsonPage, LogEntry};
 
@@ -65,7 +65,7 @@ pub(super) fn get_job(conn: &Connection, id: &str) -> anyhow::Result<Option<Job>
 }
 
 /// The query of a listing page: SQL and its arguments (limit and offset last).
-fn page_query(filter: &JobFilter) -> (String, Vec<rusqlite::types::Value>) {
+pub(super) fn page_query(filter: &JobFilter) -> (String, Vec<rusqlite::types::Value>) {
     let mut clauses = Vec::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(p) = &filter.pipeline_id {
@@ -79,6 +79,9 @@ fn page_query(filter: &JobFilter) -> (String, Vec<rusqlite::types::Value>) {
             marks.push(format!("?{}", args.len()));
         }
         clauses.push(format!("status IN ({})", marks.join(", ")));
+        if !filter.statuses.contains(&JobStatus::Completed) {
+            clauses.push(UNFINISHED.to_string());
+        }
     }
     let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     // Limit and offset are parameters, so one cached statement serves every page.
