@@ -225,7 +225,7 @@ async fn counts_reopen_from_the_shutdown_snapshot_until_the_next_write() {
 }
 
 #[tokio::test]
-async fn status_listings_use_the_unfinished_index_and_completed_ones_still_list() {
+async fn status_listings_use_the_partial_indexes_and_completed_ones_still_list() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
     for (i, status) in [
@@ -288,13 +288,15 @@ async fn status_listings_use_the_unfinished_index_and_completed_ones_still_list(
             .unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     };
-    assert!(
-        plan(vec![JobStatus::Failed]).contains("jobs_unfinished_by_status"),
-        "{}",
-        plan(vec![JobStatus::Failed])
-    );
-    assert!(plan(vec![JobStatus::Queued]).contains("jobs_unfinished_by_status"));
-    assert!(!plan(vec![JobStatus::Completed]).contains("jobs_unfinished_by_status"));
+    let uses = |statuses: Vec<JobStatus>, index: &str| {
+        let plan = plan(statuses);
+        assert!(plan.contains(index), "{plan}");
+    };
+    uses(vec![JobStatus::Failed], "jobs_ended_badly");
+    uses(vec![JobStatus::Cancelled, JobStatus::Failed], "jobs_ended_badly");
+    uses(vec![JobStatus::Queued], "jobs_active");
+    uses(vec![JobStatus::Running, JobStatus::Queued], "jobs_active");
+    uses(vec![JobStatus::Completed], "jobs_by_created");
 }
 
 #[tokio::test]
