@@ -47,12 +47,8 @@ pub(super) struct Checkpoints {
 
 impl Checkpoints {
     /// Hooks the writer's connection and starts the checkpoint thread on its own connection.
-    pub(super) fn start(
-        writer: &Connection,
-        path: &Path,
-        open: fn(&Path) -> anyhow::Result<Connection>,
-    ) -> anyhow::Result<Self> {
-        let conn = open(path)?;
+    pub(super) fn start(writer: &Connection, path: &Path) -> anyhow::Result<Self> {
+        let conn = super::open_connection(path)?;
         // At most one wake-up pending: commits during a checkpoint ask for one more, not many.
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
@@ -91,11 +87,7 @@ impl Checkpoints {
 /// A passive checkpoint: copies what it can without waiting on any connection.
 fn checkpoint(conn: &Connection, by: &'static str) {
     let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
     });
     match outcome {
         Ok((busy, frames, copied)) => tracing::trace!(by, busy, frames, copied, "WAL checkpoint"),

@@ -107,23 +107,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
         );
         CREATE TABLE job_tally_valid (one INTEGER PRIMARY KEY CHECK (one = 1));",
     ),
-    // Completed jobs leave the status index: finishing a job then deletes one entry instead of
-    // moving it, and the commit no longer dirties the index's ever-growing `completed` tail.
-    // Listing completed jobs walks `jobs_by_created` / `jobs_by_pipeline`, where they dominate.
-    // Queries must repeat the index's predicate to use it (`UNFINISHED`).
-    (
-        6,
-        "DROP INDEX jobs_by_status;
-        CREATE INDEX jobs_unfinished_by_status ON jobs(status, created_at) WHERE status <> 'completed';",
-    ),
     // Queued and running jobs share one index in creation order, so a claim rewrites its entry
     // in place and a finish deletes it from the same leaf (the oldest active jobs): a commit
     // dirties one index page instead of one per status region (~21% fewer WAL frames per
     // burn-down commit). Failed and cancelled jobs get their own index, which the happy path
-    // never touches. Queries repeat a predicate to use either (`status_index_predicate`).
+    // never touches; completed ones are listed through `jobs_by_created` / `jobs_by_pipeline`,
+    // where they dominate. Queries repeat a predicate to use either (`status_index_predicate`).
     (
-        7,
-        "DROP INDEX jobs_unfinished_by_status;
+        6,
+        "DROP INDEX jobs_by_status;
         CREATE INDEX jobs_active ON jobs(created_at) WHERE status IN ('queued', 'running');
         CREATE INDEX jobs_ended_badly ON jobs(status, created_at) WHERE status IN ('failed', 'cancelled');",
     ),
@@ -329,7 +321,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let (tally, snapshot_valid) = Tally::load(&conn).context("counting jobs")?;
         let tally = Arc::new(tally);
-        let checkpoints = Checkpoints::start(&conn, path, open_connection)?;
+        let checkpoints = Checkpoints::start(&conn, path)?;
         let (tx, rx) = mpsc::channel();
         let writer_tally = tally.clone();
         std::thread::Builder::new()
@@ -469,28 +461,15 @@ fn writer_loop(
 fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>, tally: &Tally, invalidate: bool, save: bool) -> bool {
     let mut replies: Vec<Deferred> = Vec::with_capacity(batch.len());
     let mut deltas = Vec::new();
-    // BEGIN and COMMIT through the statement cache: `Connection::transaction` prepares both
-    // again for every batch, and the writer commits thousands of batches a second.
-    let commit = (|| -> anyhow::Result<()> {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let body = (|| -> anyhow::Result<()> {
-            if invalidate {
-                conn.execute("DELETE FROM job_tally_valid", [])?;
-            }
-            for op in batch {
-                replies.push(apply_op(conn, op, &mut deltas));
-            }
-            conn.prepare_cached("COMMIT")?.execute([])?;
-            Ok(())
-        })();
-        if body.is_err() && !conn.is_autocommit() {
-            // Nothing of a failed batch may stay behind for the next one.
-            if let Err(e) = conn.execute_batch("ROLLBACK") {
-                tracing::error!(error = %e, "rolling back a failed SQLite batch failed");
-            }
+    let commit = in_transaction(conn, |conn| {
+        if invalidate {
+            conn.execute("DELETE FROM job_tally_valid", [])?;
         }
-        body
-    })();
+        for op in batch {
+            replies.push(apply_op(conn, op, &mut deltas));
+        }
+        Ok(())
+    });
     let failure = commit.err().map(|e| format!("{e:#}"));
     let mut saved = true;
     match &failure {
@@ -509,6 +488,24 @@ fn apply_batch(conn: &mut Connection, batch: Vec<WriteOp>, tally: &Tally, invali
         reply(failure.as_deref());
     }
     failure.is_none() && saved
+}
+
+/// Runs `body` in one write transaction and commits it; rolls back when either fails.
+/// BEGIN and COMMIT come from the statement cache: `Connection::transaction` prepares both
+/// again for every batch, and the writer commits thousands of batches a second.
+fn in_transaction(conn: &Connection, body: impl FnOnce(&Connection) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = body(conn).and_then(|()| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    });
+    if done.is_err() && !conn.is_autocommit() {
+        // Nothing of a failed batch may stay behind for the next one.
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "rolling back a failed SQLite batch failed");
+        }
+    }
+    done
 }
 
 fn send<T: Send + 'static>(reply: Reply<T>, res: StoreResult<T>) -> Deferred {

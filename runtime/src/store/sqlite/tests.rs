@@ -228,14 +228,7 @@ async fn counts_reopen_from_the_shutdown_snapshot_until_the_next_write() {
 async fn status_listings_use_the_partial_indexes_and_completed_ones_still_list() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-    for (i, status) in [
-        JobStatus::Completed,
-        JobStatus::Failed,
-        JobStatus::Completed,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, status) in [JobStatus::Completed, JobStatus::Failed, JobStatus::Completed].into_iter().enumerate() {
         let mut j = job(&format!("j{i}"));
         j.created_at = Utc::now() + chrono::Duration::milliseconds(i as i64);
         store.insert(&j).await.unwrap();
@@ -245,51 +238,21 @@ async fn status_listings_use_the_partial_indexes_and_completed_ones_still_list()
     let ids = |statuses: Vec<JobStatus>| {
         let store = &store;
         async move {
-            let page = store
-                .list(&JobFilter {
-                    statuses,
-                    limit: 10,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            (
-                page.total,
-                page.jobs.into_iter().map(|j| j.id).collect::<Vec<_>>(),
-            )
+            let page = store.list(&JobFilter { statuses, limit: 10, ..Default::default() }).await.unwrap();
+            (page.total, page.jobs.into_iter().map(|j| j.id).collect::<Vec<_>>())
         }
     };
-    assert_eq!(
-        ids(vec![JobStatus::Completed]).await,
-        (2, vec!["j2".to_string(), "j0".to_string()])
-    );
-    assert_eq!(
-        ids(vec![JobStatus::Failed]).await,
-        (1, vec!["j1".to_string()])
-    );
-    assert_eq!(
-        ids(vec![JobStatus::Failed, JobStatus::Completed]).await.0,
-        3
-    );
+    assert_eq!(ids(vec![JobStatus::Completed]).await, (2, vec!["j2".to_string(), "j0".to_string()]));
+    assert_eq!(ids(vec![JobStatus::Failed]).await, (1, vec!["j1".to_string()]));
+    assert_eq!(ids(vec![JobStatus::Failed, JobStatus::Completed]).await.0, 3);
 
     // Without the repeated predicate SQLite would not use the partial index.
     let conn = open_connection(&store.path).unwrap();
-    let plan = |statuses: Vec<JobStatus>| {
-        let (sql, args) = read::page_query(&JobFilter {
-            statuses,
-            limit: 10,
-            ..Default::default()
-        });
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                r.get::<_, String>(3)
-            })
-            .unwrap();
-        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
-    };
     let uses = |statuses: Vec<JobStatus>, index: &str| {
-        let plan = plan(statuses);
+        let (sql, args) = read::page_query(&JobFilter { statuses, limit: 10, ..Default::default() });
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(3)).unwrap();
+        let plan = rows.map(Result::unwrap).collect::<Vec<_>>().join("; ");
         assert!(plan.contains(index), "{plan}");
     };
     uses(vec![JobStatus::Failed], "jobs_ended_badly");
@@ -311,9 +274,7 @@ async fn the_wal_is_checkpointed_off_the_commit_path_and_stays_bounded() {
         let mut tasks = Vec::new();
         for i in 0..1000 {
             let s = store.clone();
-            tasks.push(tokio::spawn(async move {
-                s.insert(&job(&format!("r{round}-j{i}"))).await
-            }));
+            tasks.push(tokio::spawn(async move { s.insert(&job(&format!("r{round}-j{i}"))).await }));
         }
         for t in tasks {
             t.await.unwrap().unwrap();
@@ -324,19 +285,6 @@ async fn the_wal_is_checkpointed_off_the_commit_path_and_stays_bounded() {
     let bound = 8192 * (4096 + 24);
     assert!(largest_wal <= bound, "WAL grew to {largest_wal} bytes");
     // The rows reached the database file itself (checkpointed), not only the WAL.
-    assert!(
-        std::fs::metadata(&path).unwrap().len() > 2_000_000,
-        "database file not checkpointed"
-    );
-    assert_eq!(
-        store
-            .list(&JobFilter {
-                limit: 1,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .total,
-        20_000
-    );
+    assert!(std::fs::metadata(&path).unwrap().len() > 2_000_000, "database file not checkpointed");
+    assert_eq!(store.list(&JobFilter { limit: 1, ..Default::default() }).await.unwrap().total, 20_000);
 }
