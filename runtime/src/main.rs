@@ -1,7 +1,8 @@
 //! The `alephauto` binary: parses the command line and hands over to the library.
 
 /// mimalloc instead of glibc malloc: per-job and per-request allocations (JSON, events,
-/// store rows) spent ~12% of the server's CPU in glibc's allocator under load.
+/// store rows) spent ~12% of the server's CPU in glibc's allocator under load. The crate's
+/// `override` feature also routes C `malloc` (the bundled SQLite's) to it.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
