@@ -193,6 +193,27 @@ async fn the_json_listing_is_exactly_the_serialised_jobs() {
 }
 
 #[tokio::test]
+async fn a_cached_listing_is_not_compiled_again_for_each_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    for i in 0..3 {
+        store.insert(&job(&format!("j{i}"))).await.unwrap();
+    }
+    let conn = open_connection(&store.path).unwrap();
+    for statuses in [vec![], vec![JobStatus::Queued]] {
+        for (limit, offset) in [(50, 0), (2, 1), (50, 0)] {
+            let filter = JobFilter { statuses: statuses.clone(), limit, offset, ..Default::default() };
+            assert!(read::list_json(&conn, &filter, 3).unwrap().count > 0);
+        }
+        // Without QPSG, SQLite's planner reads the bound LIMIT and every step re-prepares.
+        let (sql, _) = read::page_query(&JobFilter { statuses, ..Default::default() });
+        let stmt = conn.prepare_cached(&sql).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0, "{sql}");
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::Run), 3, "{sql}");
+    }
+}
+
+#[tokio::test]
 async fn counts_reopen_from_the_shutdown_snapshot_until_the_next_write() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");
