@@ -72,8 +72,10 @@ echo "bench: building (release); Node tools, polyglot components and the effectu
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 node_tools >target/bench/prepare-tools.log 2>&1 &
 tools_pid=$!
-# effectum pins rusqlite 0.31, whose libsqlite3-sys cannot join the workspace's graph.
-CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q \
+# effectum pins rusqlite 0.31, whose libsqlite3-sys cannot join the workspace's graph. Its
+# SQLite is built as its users get it: without the runtime's LIBSQLITE3_FLAGS
+# (.cargo/config.toml), which cost effectum ~20% of its WAL burn-down rate here.
+LIBSQLITE3_FLAGS="" CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q \
     --manifest-path bench/peers/effectum/Cargo.toml >target/bench/prepare-effectum.log 2>&1 &
 effectum_pid=$!
 cargo build --release --locked -p alephauto -p alephauto-bench -p bench-peer-apalis
