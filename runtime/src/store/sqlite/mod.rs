@@ -113,7 +113,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // dirties one index page instead of one per status region (~21% fewer WAL frames per
     // burn-down commit). Failed and cancelled jobs get their own index, which the happy path
     // never touches; completed ones are listed through `jobs_by_created` / `jobs_by_pipeline`,
-    // where they dominate. Queries repeat a predicate to use either (`status_index_predicate`).
+    // where they dominate. Queries repeat a predicate to use either (`StatusIndex::predicate`).
     (
         6,
         "DROP INDEX jobs_by_status;
@@ -127,18 +127,36 @@ const ACTIVE: &str = "status IN ('queued', 'running')";
 /// The predicate of `jobs_ended_badly`.
 const ENDED_BADLY: &str = "status IN ('failed', 'cancelled')";
 
-/// The partial index's predicate that covers every status of a filter, if one does: SQLite
-/// uses a partial index only when the query repeats its predicate.
-fn status_index_predicate(statuses: &[JobStatus]) -> Option<&'static str> {
-    use JobStatus::{Cancelled, Failed, Queued, Running};
-    if statuses.is_empty() {
-        None
-    } else if statuses.iter().all(|s| matches!(s, Queued | Running)) {
-        Some(ACTIVE)
-    } else if statuses.iter().all(|s| matches!(s, Failed | Cancelled)) {
-        Some(ENDED_BADLY)
-    } else {
-        None
+/// A partial status index (migration 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusIndex {
+    /// `jobs_active`: queued and running jobs together, in creation order.
+    Active,
+    /// `jobs_ended_badly`: by status, then creation order.
+    EndedBadly,
+}
+
+impl StatusIndex {
+    /// The partial index that covers every status of a filter, if one does.
+    fn covering(statuses: &[JobStatus]) -> Option<Self> {
+        use JobStatus::{Cancelled, Failed, Queued, Running};
+        if statuses.is_empty() {
+            None
+        } else if statuses.iter().all(|s| matches!(s, Queued | Running)) {
+            Some(Self::Active)
+        } else if statuses.iter().all(|s| matches!(s, Failed | Cancelled)) {
+            Some(Self::EndedBadly)
+        } else {
+            None
+        }
+    }
+
+    /// The index's predicate: SQLite uses a partial index only when the query repeats it.
+    fn predicate(self) -> &'static str {
+        match self {
+            Self::Active => ACTIVE,
+            Self::EndedBadly => ENDED_BADLY,
+        }
     }
 }
 
@@ -408,9 +426,10 @@ fn with_reader<T>(
 fn cheap_page(filter: &JobFilter) -> bool {
     let one_index = match (&filter.pipeline_id, filter.statuses.as_slice()) {
         (_, []) => true,
-        (None, statuses) => match status_index_predicate(statuses) {
-            Some(ACTIVE) => true,
-            Some(_) => statuses.len() == 1,
+        // `jobs_ended_badly` is in creation order within one status only.
+        (None, statuses) => match StatusIndex::covering(statuses) {
+            Some(StatusIndex::Active) => true,
+            Some(StatusIndex::EndedBadly) => statuses.len() == 1,
             None => false,
         },
         _ => false,

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{JOB_COLUMNS, status_index_predicate};
+use super::{JOB_COLUMNS, StatusIndex};
 use crate::queue::job::{Job, JobStatus, Progress};
 use crate::store::{JobFilter, JobPage, JsonPage, LogEntry};
 
@@ -79,8 +79,8 @@ pub(super) fn page_query(filter: &JobFilter) -> (String, Vec<rusqlite::types::Va
             marks.push(format!("?{}", args.len()));
         }
         clauses.push(format!("status IN ({})", marks.join(", ")));
-        if let Some(predicate) = status_index_predicate(&filter.statuses) {
-            clauses.push(predicate.to_string());
+        if let Some(index) = StatusIndex::covering(&filter.statuses) {
+            clauses.push(index.predicate().to_string());
         }
     }
     let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
