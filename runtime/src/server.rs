@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -153,6 +154,12 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let app = api::router(state, config.server.max_body_bytes);
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
+    // Small request/response exchanges: send each response at once, not after Nagle's delay.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+        }
+    });
     let db_label = if db.contains("://") { "postgres".to_string() } else { db.clone() };
     tracing::info!(%addr, db = %db_label, pipelines = registry.pipeline_ids().len(), ms = started.elapsed().as_millis() as u64, "listening");
 

@@ -59,7 +59,7 @@ pub(super) fn pump(inner: &Arc<Inner>, pipeline: &str) {
         while l.running < l.max_concurrent {
             let Some(job) = l.queued.pop_front() else { break };
             l.running += 1;
-            start.push(job);
+            start.push(*job);
         }
     }
     for job in start {
@@ -232,7 +232,7 @@ fn take_successor(inner: &Arc<Inner>, pipeline: &str) -> Option<(Job, Arc<Atomic
     if inner.cluster.get().is_some() || !inner.dispatching.load(Ordering::Acquire) {
         return None;
     }
-    let next = inner.lanes.get(pipeline)?.lock().ok()?.queued.pop_front()?;
+    let next = *inner.lanes.get(pipeline)?.lock().ok()?.queued.pop_front()?;
     let flag = Arc::new(AtomicBool::new(false));
     if let Ok(mut running) = inner.running.lock() {
         running.insert(next.id.clone(), flag.clone());
@@ -253,7 +253,7 @@ fn give_back(inner: &Arc<Inner>, job: Job) {
     if let Some(lane) = inner.lanes.get(&job.pipeline_id)
         && let Ok(mut l) = lane.lock()
     {
-        l.queued.push_front(job);
+        l.queued.push_front(Box::new(job));
     }
 }
 
@@ -267,7 +267,7 @@ fn schedule_retry(inner: Arc<Inner>, job: Job, delay: Duration) {
         let pipeline = job.pipeline_id.clone();
         if let Some(lane) = inner.lanes.get(&pipeline)
             && let Ok(mut l) = lane.lock() {
-                l.queued.push_back(job);
+                l.queued.push_back(Box::new(job));
             }
         pump(&inner, &pipeline);
     });

@@ -48,7 +48,7 @@ pub(super) struct Checkpoints {
 impl Checkpoints {
     /// Hooks the writer's connection and starts the checkpoint thread on its own connection.
     pub(super) fn start(writer: &Connection, path: &Path) -> anyhow::Result<Self> {
-        let conn = super::open_connection(path)?;
+        let conn = super::schema::open_connection(path)?;
         // At most one wake-up pending: commits during a checkpoint ask for one more, not many.
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{JOB_COLUMNS, StatusIndex};
+use super::schema::{JOB_COLUMNS, StatusIndex};
 use crate::queue::job::{Job, JobStatus, Progress};
 use crate::store::{JobFilter, JobPage, JsonPage, LogEntry};
 

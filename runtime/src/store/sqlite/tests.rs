@@ -1,6 +1,7 @@
 //! Unit tests of the SQLite store: WAL and its checkpoints, migrations, fencing, listing, group commit, logs.
 use super::*;
 use serde_json::json;
+use crate::queue::job::{JobStatus, format_ts};
 
 fn job(id: &str) -> Job {
     Job::new(id.into(), "p".into(), json!({"x": 1}), Utc::now())
