@@ -19,7 +19,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     if std::env::var_os("ALEPHAUTO_SKIP_GUEST_BUILD").is_some() {
-        println!("cargo:warning=ALEPHAUTO_SKIP_GUEST_BUILD is set: guest components were not rebuilt");
+        println!("cargo:warning=ALEPHAUTO_SKIP_GUEST_BUILD is set: the guest components are left to the caller (scripts/bench.sh builds them beside this build)");
         return;
     }
     for workspace in ["workers", "tests/fixtures"] {

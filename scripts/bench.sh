@@ -67,7 +67,7 @@ node_tools() {
     fi
     ./scripts/build-polyglot.sh
 }
-echo "bench: building (release); Node tools, polyglot components and the effectum peer in the background" >&2
+echo "bench: building (release); guest components, Node tools, polyglot components and the effectum peer in the background" >&2
 # A failed foreground build must not leave the background ones running.
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 node_tools >target/bench/prepare-tools.log 2>&1 &
@@ -78,7 +78,19 @@ tools_pid=$!
 LIBSQLITE3_FLAGS="" CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q \
     --manifest-path bench/peers/effectum/Cargo.toml >target/bench/prepare-effectum.log 2>&1 &
 effectum_pid=$!
-cargo build --release --locked -p alephauto -p alephauto-bench -p bench-peer-apalis
+# The guest components are only needed by the table, not by the compiler: built beside the
+# host build instead of in the runtime's build script (which the runtime crate waits for),
+# they fill the cores while the host build's last crates compile one at a time. Same
+# commands and target folder as runtime/build.rs.
+guests() {
+    for ws in workers tests/fixtures; do
+        cargo build --release --target wasm32-wasip2 --manifest-path "$ws/Cargo.toml" --target-dir target/wasm
+    done
+}
+guests >target/bench/prepare-guests.log 2>&1 &
+guests_pid=$!
+ALEPHAUTO_SKIP_GUEST_BUILD=1 cargo build --release --locked -p alephauto -p alephauto-bench -p bench-peer-apalis
+wait "$guests_pid" || { cat target/bench/prepare-guests.log >&2; echo "bench: building the guest components failed" >&2; exit 1; }
 wait "$effectum_pid" || { cat target/bench/prepare-effectum.log >&2; echo "bench: building the effectum peer failed" >&2; exit 1; }
 wait "$tools_pid" || { cat target/bench/prepare-tools.log >&2; echo "bench: installing the Node tools or the polyglot components failed" >&2; exit 1; }
 

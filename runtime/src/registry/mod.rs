@@ -4,6 +4,7 @@
 //! `shutdown` calls every loaded guest's `shutdown` and drops the workers.
 
 pub mod breaker;
+mod params;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use anyhow::{Context, anyhow};
 use serde_json::Value;
 
 use self::breaker::{Breaker, BreakerSettings};
+use self::params::ParamSchema;
 use self::worker::{GitWorkflowInfo, Worker, WorkerInfo};
 use crate::config::{Config, PipelineConfig};
 use crate::sandbox::cache::LoadSource;
@@ -236,7 +238,7 @@ impl Registry {
         }
         let schema: Value = serde_json::from_str(&described.params_schema)
             .with_context(|| format!("worker {} declared a parameter schema that is not JSON", described.id))?;
-        let validator = jsonschema::validator_for(&schema)
+        let param_schema = ParamSchema::compile(&schema)
             .map_err(|e| anyhow!("worker {} declared an invalid parameter schema: {e}", described.id))?;
         if described.id != id {
             tracing::info!(pipeline = id, worker = %described.id, "component reports a different id; the configured id is used");
@@ -277,7 +279,7 @@ impl Registry {
             init_time: Duration::ZERO,
             from_cache: loaded.source == LoadSource::Cached,
 
-            validator,
+            schema: param_schema,
             control: tokio::sync::Mutex::new(Some((store, instance))),
         })
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use wasmtime::Store;
 
+use super::params::ParamSchema;
 use crate::config::PipelineConfig;
 use crate::sandbox::bindings::PipelineWorker;
 use crate::sandbox::grants::{self, Grant};
@@ -80,7 +81,7 @@ pub struct Worker {
     pub wants_output: bool,
     /// Whether the parameter schema declares any path (`x-alephauto-path`) anywhere.
     pub takes_paths: bool,
-    pub(crate) validator: jsonschema::Validator,
+    pub(crate) schema: ParamSchema,
     pub(crate) control: tokio::sync::Mutex<Option<(Store<HostState>, PipelineWorker)>>,
 }
 
@@ -104,9 +105,7 @@ impl Worker {
             }
         };
         apply_defaults(&self.info.params_schema, &mut params);
-        if let Some(err) = self.validator.iter_errors(&params).next() {
-            return Err(param_error(&err));
-        }
+        self.schema.check(&params)?;
         let grants = grants::resolve(&self.info.params_schema, &mut params, &self.roots, self.config.allow_write)
             .map_err(|e| ParamError { field: e.field, message: e.message })?;
         Ok(ValidParams { params, grants })
@@ -137,22 +136,4 @@ fn apply_defaults(schema: &Value, params: &mut Value) {
                 obj.insert(name.clone(), default.clone());
             }
     }
-}
-
-fn param_error(err: &jsonschema::ValidationError<'_>) -> ParamError {
-    let mut field = err.instance_path().to_string().trim_start_matches('/').to_string();
-    let message = err.to_string();
-    if let jsonschema::error::ValidationErrorKind::Required { property } = err.kind() {
-        let name = property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string());
-        field = if field.is_empty() { name } else { format!("{field}/{name}") };
-    }
-    if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = err.kind()
-        && let Some(first) = unexpected.first() {
-            field = if field.is_empty() { first.clone() } else { format!("{field}/{first}") };
-            return ParamError { field, message: "is not a known parameter".into() };
-        }
-    if field.is_empty() {
-        field = "parameters".into();
-    }
-    ParamError { field, message }
 }
