@@ -116,4 +116,13 @@ mod tests {
         assert!(err.contains("self-contained"), "{err}");
         assert!(ParamSchema::compile(&json!({"type": "objekt"})).is_err(), "checked against the meta-schema");
     }
+
+    #[test]
+    fn a_declared_draft_needs_no_loader() {
+        for draft in ["http://json-schema.org/draft-07/schema#", "https://json-schema.org/draft/2020-12/schema"] {
+            let s = ParamSchema::compile(&json!({"$schema": draft, "type": "object", "required": ["a"]}))
+                .unwrap_or_else(|e| panic!("{draft}: {e}"));
+            assert_eq!(s.check(&json!({})).unwrap_err().field, "a");
+        }
+    }
 }
