@@ -54,21 +54,21 @@ fn param_error(err: &boon::ValidationError<'_, '_>) -> ParamError {
     while let Some(first) = leaf.causes.first() {
         leaf = first;
     }
-    let mut field = leaf.instance_location.to_string().trim_start_matches('/').to_string();
-    let join = |field: &str, name: &str| if field.is_empty() { name.to_string() } else { format!("{field}/{name}") };
+    let location = leaf.instance_location.to_string();
+    let at = location.trim_start_matches('/');
+    let under = |name: &str| if at.is_empty() { name.to_string() } else { format!("{at}/{name}") };
     match &leaf.kind {
         boon::ErrorKind::AdditionalProperties { got } if !got.is_empty() => {
-            return ParamError { field: join(&field, &got[0]), message: "is not a known parameter".into() };
+            ParamError { field: under(&got[0]), message: "is not a known parameter".into() }
         }
         boon::ErrorKind::Required { want } if !want.is_empty() => {
-            return ParamError { field: join(&field, want[0]), message: "is required".into() };
+            ParamError { field: under(want[0]), message: "is required".into() }
         }
-        _ => {}
+        kind => {
+            let field = if at.is_empty() { "parameters".to_string() } else { at.to_string() };
+            ParamError { field, message: kind.to_string() }
+        }
     }
-    if field.is_empty() {
-        field = "parameters".into();
-    }
-    ParamError { field, message: leaf.kind.to_string() }
 }
 
 #[cfg(test)]
