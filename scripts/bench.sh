@@ -48,17 +48,17 @@ apt_install() {
 missing=()
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "bench: installing ${missing[*]}" >&2
-    apt_install "${missing[@]}"
-fi
 
 # On a fresh machine the builds are most of the time, and the two cores are the limit:
-# the Node tools, the polyglot components and the effectum peer (its own workspace) are
-# prepared in the background while the workspace builds, so waits on the network and
+# wrk and Node.js (Debian), the Node tools, the polyglot components and the effectum peer
+# (its own workspace) are prepared in the background while the workspace builds, so waits on the network and
 # single-crate tails of one build fill with work from the others.
 mkdir -p target/bench
 node_tools() {
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "bench: installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
     if [ ! -x bench/node_modules/.bin/repomix ] || ! cmp -s bench/package-lock.json bench/node_modules/.bench-installed-lock; then
         # `npm install`, not `npm ci`: npm drops the platform-specific optional packages of the
         # aliased jscpd 5 (`jscpd5`) from the lockfile and then refuses `npm ci`; every version
@@ -67,7 +67,7 @@ node_tools() {
     fi
     ./scripts/build-polyglot.sh
 }
-echo "bench: building (release); guest components, Node tools, polyglot components and the effectum peer in the background" >&2
+echo "bench: building (release); ${missing[*]+"${missing[*]} (Debian), "}guest components, Node tools, polyglot components and the effectum peer in the background" >&2
 # A failed foreground build must not leave the background ones running.
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 node_tools >target/bench/prepare-tools.log 2>&1 &
@@ -92,7 +92,7 @@ guests_pid=$!
 ALEPHAUTO_SKIP_GUEST_BUILD=1 cargo build --release --locked -p alephauto -p alephauto-bench -p bench-peer-apalis
 wait "$guests_pid" || { cat target/bench/prepare-guests.log >&2; echo "bench: building the guest components failed" >&2; exit 1; }
 wait "$effectum_pid" || { cat target/bench/prepare-effectum.log >&2; echo "bench: building the effectum peer failed" >&2; exit 1; }
-wait "$tools_pid" || { cat target/bench/prepare-tools.log >&2; echo "bench: installing the Node tools or the polyglot components failed" >&2; exit 1; }
+wait "$tools_pid" || { cat target/bench/prepare-tools.log >&2; echo "bench: installing wrk, the Node tools or the polyglot components failed" >&2; exit 1; }
 
 target/release/bench --wrk "$(command -v wrk)" --node-modules bench/node_modules \
     --out target/bench/latest.md "${write_doc[@]+"${write_doc[@]}"}" "${pass[@]+"${pass[@]}"}"
