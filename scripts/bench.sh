@@ -51,8 +51,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 
 # On a fresh machine the builds are most of the time, and the two cores are the limit:
 # wrk and Node.js (Debian), the Node tools, the polyglot components and the effectum peer
-# (its own workspace) are prepared in the background while the workspace builds, so waits on the network and
-# single-crate tails of one build fill with work from the others.
+# (its own workspace) are prepared in the background while the workspace builds, so waits
+# on the network and single-crate tails of one build fill with work from the others.
 mkdir -p target/bench
 node_tools() {
     if [ "${#missing[@]}" -gt 0 ]; then
