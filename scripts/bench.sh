@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark table documented in BENCHMARKS.md, reproduced from scratch on this machine:
 # builds the runtime, the bench and the peer queues (release), installs the pinned Node tools
-# (bench/package-lock.json), the polyglot components and wrk when missing, then runs `bench`
-# and prints the table
+# (bench/package-lock.json) and wrk when missing, then runs `bench` and prints the table
 # (also written to target/bench/latest.md).
 #
 #   scripts/bench.sh               the full table (about 2 minutes after the first build)
 #   scripts/bench.sh --write-doc   ... and replace the figures in BENCHMARKS.md
+#   scripts/bench.sh --polyglot    ... plus the JavaScript and Python workers' rows in section 1
+#                                  (builds them with scripts/build-polyglot.sh: npm + pip, ~1 min)
 #   scripts/bench.sh --smoke       tiny sizes, debug build, no peers / npm / wrk / polyglot, 50 PostgreSQL
 #                                  jobs (a skip row without a server); asserts no timings
 #
@@ -16,12 +17,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 smoke=0
+polyglot=0
 write_doc=()
 pass=()
 for arg in "$@"; do
     case "$arg" in
         --smoke) smoke=1 ;;
         --write-doc) write_doc=(--write-doc BENCHMARKS.md) ;;
+        --polyglot) polyglot=1; pass+=("$arg") ;;
         *) pass+=("$arg") ;;
     esac
 done
@@ -50,8 +53,8 @@ command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 
 # On a fresh machine the builds are most of the time, and the two cores are the limit:
-# wrk and Node.js (Debian), the Node tools, the polyglot components and the effectum peer
-# (its own workspace) are prepared in the background while the workspace builds, so waits
+# wrk and Node.js (Debian), the Node tools (and with --polyglot the polyglot components) and
+# the effectum peer (its own workspace) are prepared in the background while the workspace builds, so waits
 # on the network and single-crate tails of one build fill with work from the others.
 mkdir -p target/bench
 node_tools() {
@@ -65,9 +68,11 @@ node_tools() {
         # is still exact (package.json) and locked (package-lock.json).
         (cd bench && npm install --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.bench-installed-lock)
     fi
-    ./scripts/build-polyglot.sh
+    if [ "$polyglot" = 1 ]; then ./scripts/build-polyglot.sh; fi
 }
-echo "bench: building (release); ${missing[*]+"${missing[*]} (Debian), "}guest components, Node tools, polyglot components and the effectum peer in the background" >&2
+background="guest components, Node tools, "
+if [ "$polyglot" = 1 ]; then background+="polyglot components, "; fi
+echo "bench: building (release); ${missing[*]+"${missing[*]} (Debian), "}${background}the effectum peer in the background" >&2
 # A failed foreground build must not leave the background ones running.
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 node_tools >target/bench/prepare-tools.log 2>&1 &

@@ -1,15 +1,16 @@
 //! `bench`: AlephAuto's benchmark table (see BENCHMARKS.md; run it with `scripts/bench.sh`).
 //!
 //! ```text
-//! bench [--smoke] [--skip-instantiate] [--skip-peers] [--skip-http] [--skip-tools] [--skip-pg]
-//!       [--wrk PATH] [--node-modules DIR] [--alephauto PATH] [--out FILE] [--write-doc FILE]
+//! bench [--smoke] [--polyglot] [--skip-instantiate] [--skip-peers] [--skip-http] [--skip-tools]
+//!       [--skip-pg] [--wrk PATH] [--node-modules DIR] [--alephauto PATH] [--out FILE] [--write-doc FILE]
 //! ```
 //!
 //! `--smoke` runs every in-process part with tiny sizes and skips the peers, wrk and the
 //! npm tools and the polyglot components, and runs the PostgreSQL section with 50 jobs (a
 //! skip row when no server answers); it asserts nothing about timings (it keeps the suite
 //! from rotting). PostgreSQL: `ALEPHAUTO_BENCH_PG` (else `ALEPHAUTO_TEST_PG`, else
-//! postgres://postgres@127.0.0.1:5432/test).
+//! postgres://postgres@127.0.0.1:5432/test). `--polyglot` adds section 1's rows for the
+//! JavaScript and Python components (`scripts/build-polyglot.sh` builds them).
 
 mod cluster;
 mod http;
@@ -46,6 +47,7 @@ pub fn repo_root() -> PathBuf {
 struct Args {
     smoke: bool,
     instantiate: bool,
+    polyglot: bool,
     peers: bool,
     http: bool,
     tools: bool,
@@ -62,6 +64,7 @@ fn parse_args() -> Result<Args> {
     let mut a = Args {
         smoke: false,
         instantiate: true,
+        polyglot: false,
         peers: true,
         http: true,
         tools: true,
@@ -77,6 +80,7 @@ fn parse_args() -> Result<Args> {
         let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--smoke" => a.smoke = true,
+            "--polyglot" => a.polyglot = true,
             "--skip-instantiate" => a.instantiate = false,
             "--skip-peers" => a.peers = false,
             "--skip-http" => a.http = false,
@@ -88,7 +92,7 @@ fn parse_args() -> Result<Args> {
             "--out" => a.out = Some(PathBuf::from(value("--out")?)),
             "--write-doc" => a.write_doc = Some(PathBuf::from(value("--write-doc")?)),
             "-h" | "--help" => {
-                println!("{}", include_str!("main.rs").lines().take(13).map(|l| l.trim_start_matches("//!")).collect::<Vec<_>>().join("\n"));
+                println!("{}", include_str!("main.rs").lines().take_while(|l| l.starts_with("//!")).map(|l| l.trim_start_matches("//!")).collect::<Vec<_>>().join("\n"));
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -138,7 +142,7 @@ fn main() -> Result<()> {
     let (iters, n, conc, lat_rate, lat_secs, n_eff, n_apalis, wrk_secs, poly_iters, n_pg) = if args.smoke {
         (200, 300, 8, 200, 1, 0, 0, 0, 0, 50)
     } else {
-        (10_000, 50_000, 8, 1_000, 5, 20_000, 1_000, 10, 1_000, 3_000)
+        (10_000, 50_000, 8, 1_000, 5, 20_000, 1_000, 5, 1_000, 3_000)
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -149,7 +153,9 @@ fn main() -> Result<()> {
     if args.instantiate {
         eprintln!("1. instantiation");
         rt.block_on(instantiate::run(&mut report, iters))?;
-        rt.block_on(instantiate::polyglot(&mut report, poly_iters))?;
+        if args.polyglot {
+            rt.block_on(instantiate::polyglot(&mut report, poly_iters))?;
+        }
     }
     eprintln!("2. queue");
     let (figures, queue_dir) = rt.block_on(queue::run(&mut report, n, if args.smoke { 1 } else { 5 }, conc, lat_rate, lat_secs))?;
