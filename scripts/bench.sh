@@ -78,9 +78,12 @@ trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 node_tools >target/bench/prepare-tools.log 2>&1 &
 tools_pid=$!
 # effectum pins rusqlite 0.31, whose libsqlite3-sys cannot join the workspace's graph. Its
-# SQLite is built as its users get it: without the runtime's LIBSQLITE3_FLAGS
-# (.cargo/config.toml), which slowed effectum's WAL burn-down here (10.1k vs 12.7-16.5k jobs/s).
-LIBSQLITE3_FLAGS="" CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q \
+# SQLite keeps libsqlite3-sys 0.28's options rather than taking the runtime's
+# LIBSQLITE3_FLAGS (.cargo/config.toml), which slowed effectum's WAL burn-down here (10.1k vs
+# 12.7-16.5k jobs/s), less the full-text, R-tree and dbstat modules: no queue statement
+# uses them, and they are a third of the C compile.
+LIBSQLITE3_FLAGS="-USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_DBSTAT_VTAB" \
+    CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q \
     --manifest-path bench/peers/effectum/Cargo.toml >target/bench/prepare-effectum.log 2>&1 &
 effectum_pid=$!
 # The guest components are only needed by the table, not by the compiler: built beside the

@@ -142,7 +142,7 @@ fn main() -> Result<()> {
     let (iters, n, conc, lat_rate, lat_secs, n_eff, n_apalis, wrk_secs, poly_iters, n_pg) = if args.smoke {
         (200, 300, 8, 200, 1, 0, 0, 0, 0, 50)
     } else {
-        (10_000, 50_000, 8, 1_000, 5, 20_000, 1_000, 5, 1_000, 3_000)
+        (10_000, 50_000, 8, 1_000, 3, 20_000, 1_000, 5, 1_000, 2_000)
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -58,10 +58,12 @@ pub fn run(report: &mut Report, ours: QueueFigures, n_effectum: usize, n_apalis:
     let mut peers: Vec<(String, f64)> = Vec::new();
     let mut peer_enqueue: Vec<(String, f64)> = Vec::new();
     // The fastest peer (WAL forced) is what the 2x target compares against, so it gets the
-    // same treatment as our burn-down: the median of 3 rounds. As shipped it is ~6x slower.
-    for (label, extra, rounds) in
-        [("effectum 0.7, as shipped", &[][..], 1), ("effectum 0.7, WAL forced", &["wal"][..], 3)]
-    {
+    // same treatment as our burn-down: the median of 3 rounds. As shipped it is ~5x slower,
+    // so it runs half the jobs (still seconds of steady burn-down).
+    for (label, extra, rounds, n_effectum) in [
+        ("effectum 0.7, as shipped", &[][..], 1, n_effectum / 2),
+        ("effectum 0.7, WAL forced", &["wal"][..], 3, n_effectum),
+    ] {
         let mut burns = Vec::new();
         let mut enqueues = Vec::new();
         let mut mode = String::new();
