@@ -89,10 +89,13 @@ effectum_pid=$!
 # The guest components are only needed by the table, not by the compiler: built beside the
 # host build instead of in the runtime's build script (which the runtime crate waits for),
 # they fill the cores while the host build's last crates compile one at a time. Same
-# commands and target folder as runtime/build.rs.
+# commands and target folder as runtime/build.rs. The table runs three components: repomix,
+# duplicate-detection and the no-op test fixture (the HTTP section configures every built-in
+# pipeline, but workers load lazily and it triggers only the no-op one); the other six
+# workers would cost ~8 CPU-s more.
 guests() {
-    cargo build --release --target wasm32-wasip2 --manifest-path workers/Cargo.toml --target-dir target/wasm
-    # Of the test fixtures the table runs only the no-op worker.
+    cargo build --release --target wasm32-wasip2 --manifest-path workers/Cargo.toml --target-dir target/wasm \
+        -p repomix -p duplicate-detection
     cargo build --release --target wasm32-wasip2 --manifest-path tests/fixtures/Cargo.toml --target-dir target/wasm -p fixture-noop
 }
 guests >target/bench/prepare-guests.log 2>&1 &
