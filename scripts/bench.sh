@@ -18,7 +18,6 @@ cd "$(dirname "$0")/.."
 
 smoke=0
 polyglot=0
-step=""
 write_doc=()
 pass=()
 for arg in "$@"; do
@@ -26,43 +25,10 @@ for arg in "$@"; do
         --smoke) smoke=1 ;;
         --write-doc) write_doc=(--write-doc BENCHMARKS.md) ;;
         --polyglot) polyglot=1; pass+=("$arg") ;;
-        --step=*) step="${arg#--step=}" ;;
         *) pass+=("$arg") ;;
     esac
 done
 
-# The three builds, each a step that scripts/bench-build.mk runs as a job of one GNU make.
-build_step() {
-    case "$1" in
-        host) ALEPHAUTO_SKIP_GUEST_BUILD=1 cargo build --release --locked -p alephauto -p alephauto-bench -p bench-peer-apalis ;;
-        # effectum pins rusqlite 0.31, whose libsqlite3-sys cannot join the workspace's graph.
-        # Its SQLite keeps libsqlite3-sys 0.28's options rather than taking the runtime's
-        # LIBSQLITE3_FLAGS (.cargo/config.toml), which slowed effectum's WAL burn-down here
-        # (10.1k vs 12.7-16.5k jobs/s), less the full-text, R-tree and dbstat modules: no
-        # queue statement uses them, and they are a third of the C compile.
-        effectum) LIBSQLITE3_FLAGS="-USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_DBSTAT_VTAB" \
-            CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q \
-            --manifest-path bench/peers/effectum/Cargo.toml >target/bench/prepare-effectum.log 2>&1 \
-            || { cat target/bench/prepare-effectum.log >&2; echo "bench: building the effectum peer failed" >&2; return 1; } ;;
-        # The guest components are only needed by the table, not by the compiler: built
-        # beside the host build instead of in the runtime's build script (which the runtime
-        # crate waits for). Same commands and target folder as runtime/build.rs. The table
-        # runs three components: repomix, duplicate-detection and the no-op test fixture (the
-        # HTTP section configures every built-in pipeline, but workers load lazily and it
-        # triggers only the no-op one); the other six workers would cost ~8 CPU-s more.
-        guests) { cargo build --release --target wasm32-wasip2 --manifest-path workers/Cargo.toml --target-dir target/wasm \
-                -p repomix -p duplicate-detection \
-            && cargo build --release --target wasm32-wasip2 --manifest-path tests/fixtures/Cargo.toml --target-dir target/wasm -p fixture-noop
-            } >target/bench/prepare-guests.log 2>&1 \
-            || { cat target/bench/prepare-guests.log >&2; echo "bench: building the guest components failed" >&2; return 1; } ;;
-        *) echo "bench: unknown step $1" >&2; return 2 ;;
-    esac
-}
-mkdir -p target/bench
-if [ -n "$step" ]; then
-    build_step "$step"
-    exit
-fi
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 
 if [ "$smoke" = 1 ]; then
@@ -87,9 +53,9 @@ command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 
 # On a fresh machine the builds are most of the time, and the two cores are the limit:
-# wrk and Node.js (Debian), the Node tools (and with --polyglot the polyglot components) are
-# prepared in the background (mostly waits on the network) while the workspace, the effectum
-# peer (its own workspace) and the guest components build side by side.
+# wrk and Node.js (Debian), the Node tools (and with --polyglot the polyglot components) and
+# the effectum peer (its own workspace) are prepared in the background while the workspace builds, so waits
+# on the network and single-crate tails of one build fill with work from the others.
 mkdir -p target/bench
 node_tools() {
     if [ "${#missing[@]}" -gt 0 ]; then
@@ -104,28 +70,39 @@ node_tools() {
     fi
     if [ "$polyglot" = 1 ]; then ./scripts/build-polyglot.sh; fi
 }
-background="Node tools, "
+background="guest components, Node tools, "
 if [ "$polyglot" = 1 ]; then background+="polyglot components, "; fi
-echo "bench: building (release) with the effectum peer and the guest components; ${missing[*]+"${missing[*]} (Debian), "}${background%, } in the background" >&2
+echo "bench: building (release); ${missing[*]+"${missing[*]} (Debian), "}${background}the effectum peer in the background" >&2
 # A failed foreground build must not leave the background ones running.
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 node_tools >target/bench/prepare-tools.log 2>&1 &
 tools_pid=$!
-if command -v make >/dev/null 2>&1; then
-    # One jobserver for the three builds: cargo and rustc take their job slots from make's,
-    # so no more compilers run than there are cores. Three independent cargo builds would
-    # run up to six on two cores, and oversubscribed they cost ~6-9% more CPU time (two
-    # effectum builds at once: 172 user-s each, against 157-163 alone).
-    make -s -j"$(nproc)" -f scripts/bench-build.mk
-else
-    build_step effectum &
-    effectum_pid=$!
-    build_step guests &
-    guests_pid=$!
-    build_step host
-    wait "$guests_pid"
-    wait "$effectum_pid"
-fi
+# effectum pins rusqlite 0.31, whose libsqlite3-sys cannot join the workspace's graph. Its
+# SQLite keeps libsqlite3-sys 0.28's options rather than taking the runtime's
+# LIBSQLITE3_FLAGS (.cargo/config.toml), which slowed effectum's WAL burn-down here (10.1k vs
+# 12.7-16.5k jobs/s), less the full-text, R-tree and dbstat modules: no queue statement
+# uses them, and they are a third of the C compile.
+LIBSQLITE3_FLAGS="-USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_DBSTAT_VTAB" \
+    CARGO_TARGET_DIR=target/bench-peers cargo build --release --locked -q \
+    --manifest-path bench/peers/effectum/Cargo.toml >target/bench/prepare-effectum.log 2>&1 &
+effectum_pid=$!
+# The guest components are only needed by the table, not by the compiler: built beside the
+# host build instead of in the runtime's build script (which the runtime crate waits for),
+# they fill the cores while the host build's last crates compile one at a time. Same
+# commands and target folder as runtime/build.rs. The table runs three components: repomix,
+# duplicate-detection and the no-op test fixture (the HTTP section configures every built-in
+# pipeline, but workers load lazily and it triggers only the no-op one); the other six
+# workers would cost ~8 CPU-s more.
+guests() {
+    cargo build --release --target wasm32-wasip2 --manifest-path workers/Cargo.toml --target-dir target/wasm \
+        -p repomix -p duplicate-detection
+    cargo build --release --target wasm32-wasip2 --manifest-path tests/fixtures/Cargo.toml --target-dir target/wasm -p fixture-noop
+}
+guests >target/bench/prepare-guests.log 2>&1 &
+guests_pid=$!
+ALEPHAUTO_SKIP_GUEST_BUILD=1 cargo build --release --locked -p alephauto -p alephauto-bench -p bench-peer-apalis
+wait "$guests_pid" || { cat target/bench/prepare-guests.log >&2; echo "bench: building the guest components failed" >&2; exit 1; }
+wait "$effectum_pid" || { cat target/bench/prepare-effectum.log >&2; echo "bench: building the effectum peer failed" >&2; exit 1; }
 wait "$tools_pid" || { cat target/bench/prepare-tools.log >&2; echo "bench: installing wrk, the Node tools or the polyglot components failed" >&2; exit 1; }
 
 target/release/bench --wrk "$(command -v wrk)" --node-modules bench/node_modules \
