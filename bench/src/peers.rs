@@ -60,7 +60,7 @@ pub fn run(report: &mut Report, ours: QueueFigures, n_effectum: usize, n_apalis:
     // The fastest peer (WAL forced) is what the 2x target compares against, so it gets the
     // same treatment as our burn-down: the median of 3 rounds. As shipped it is ~5x slower,
     // so it runs half the jobs (still seconds of steady burn-down).
-    for (label, extra, rounds, n_effectum) in [
+    for (label, extra, rounds, n) in [
         ("effectum 0.7, as shipped", &[][..], 1, n_effectum / 2),
         ("effectum 0.7, WAL forced", &["wal"][..], 3, n_effectum),
     ] {
@@ -68,7 +68,7 @@ pub fn run(report: &mut Report, ours: QueueFigures, n_effectum: usize, n_apalis:
         let mut enqueues = Vec::new();
         let mut mode = String::new();
         for _ in 0..rounds {
-            let v = run_peer(&effectum, dir.path(), n_effectum, conc, extra)?;
+            let v = run_peer(&effectum, dir.path(), n, conc, extra)?;
             burns.push(rate(&v, "burn_s"));
             enqueues.push(rate(&v, "enqueue_s"));
             mode = v["journal_mode"].as_str().unwrap_or("?").to_string();
@@ -84,7 +84,7 @@ pub fn run(report: &mut Report, ours: QueueFigures, n_effectum: usize, n_apalis:
             S,
             format!("{label}: burn-down / enqueue"),
             format!("{} / {}", fmt_rate(burn, "jobs/s"), fmt_rate(enq, "jobs/s")),
-            format!("{} jobs, max_concurrency {conc}, journal_mode={mode}{spread}", group(n_effectum as u64)),
+            format!("{} jobs, max_concurrency {conc}, journal_mode={mode}{spread}", group(n as u64)),
         );
         peers.push((label.to_string(), burn));
         peer_enqueue.push((label.to_string(), enq));

@@ -128,17 +128,13 @@ pub async fn run(
         paused.registry().get_worker("noop").await?;
         enqueues.push(trigger_all(&paused, n, conc).await?);
         drop(paused);
-        let copies = [false, true].map(|native| {
-            dir.path().join(format!("{}-{round}.db", if native { "native-queue" } else { "queue" }))
-        });
-        for copy in &copies {
-            copy_database(&backlog, copy)?;
-        }
         // Every store of the round stays open (idle) until the round ends: closing one
         // checkpoints its WAL, which would overlap the next burn-down.
         let mut round_stores = vec![store];
-        for (native, copy) in [false, true].into_iter().zip(&copies) {
-            let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(copy)?);
+        for native in [false, true] {
+            let copy = dir.path().join(format!("{}-{round}.db", if native { "native-queue" } else { "queue" }));
+            copy_database(&backlog, &copy)?;
+            let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&copy)?);
             let (queue, events) =
                 build_queue(sandbox.clone(), store.clone(), vec![("noop", noop_pipeline(conc))], &outputs, n + 4096);
             queue.registry().get_worker("noop").await?;
@@ -150,7 +146,6 @@ pub async fn run(
             if native { &mut native_burns } else { &mut wasm_burns }.push(burn);
             round_stores.push(store);
         }
-        drop(round_stores);
     }
     let (enqueue, burn, native_q_burn) = (median(&enqueues), median(&wasm_burns), median(&native_burns));
     let spread = |burns: &[Duration]| {
