@@ -4,7 +4,7 @@
 # (bench/package-lock.json) and wrk when missing, then runs `bench` and prints the table
 # (also written to target/bench/latest.md).
 #
-#   scripts/bench.sh               the full table (about 2 minutes after the first build)
+#   scripts/bench.sh               the full table (about 1-2 minutes after the first build)
 #   scripts/bench.sh --write-doc   ... and replace the figures in BENCHMARKS.md
 #   scripts/bench.sh --polyglot    ... plus the JavaScript and Python workers' rows in section 1
 #                                  (builds them with scripts/build-polyglot.sh: npm + pip, ~1 min)
@@ -87,9 +87,9 @@ LIBSQLITE3_FLAGS="-USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE
     --manifest-path bench/peers/effectum/Cargo.toml >target/bench/prepare-effectum.log 2>&1 &
 effectum_pid=$!
 # The guest components are only needed by the table, not by the compiler: built beside the
-# host build instead of in the runtime's build script (which the runtime crate waits for),
-# they fill the cores while the host build's last crates compile one at a time. Same
-# commands and target folder as runtime/build.rs. The table runs three components: repomix,
+# host build instead of in the runtime's build script, so the runtime crate (the start of the
+# build's single-crate tail) does not wait for them. Same commands and target folder as
+# runtime/build.rs. The table runs three components: repomix,
 # duplicate-detection and the no-op test fixture (the HTTP section configures every built-in
 # pipeline, but workers load lazily and it triggers only the no-op one); the other six
 # workers would cost ~8 CPU-s more.
