@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::queue::QueueFigures;
-use crate::report::{Report, fmt_rate, group, median};
+use crate::report::{Report, fmt_rate, fmt_ratio_near, group, median};
 
 const S: &str = "3. Peer queues (same machine, same run)";
 
@@ -111,7 +111,7 @@ pub fn run(report: &mut Report, ours: QueueFigures, n_effectum: usize, n_apalis:
     report.target(
         S,
         format!("AlephAuto vs fastest peer ({best_name})"),
-        format!("{ratio:.2}×"),
+        fmt_ratio_near(ratio, 2.0),
         "≥ 2×",
         ratio >= 2.0,
         format!("AlephAuto {} through the wasm worker", fmt_rate(ours.burn_rate, "jobs/s")),

@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::instantiate::component;
-use crate::report::{Report, fmt_d, fmt_rate, group, median, p50_p99};
+use crate::report::{Report, fmt_d, fmt_rate, fmt_ratio_near, group, median, p50_p99};
 
 const S: &str = "2. Queue throughput (durable SQLite store)";
 
@@ -186,7 +186,7 @@ pub async fn run(
     report.target(
         S,
         "wasm vs native no-op (burn-down time ratio)",
-        format!("{ratio:.2}×"),
+        fmt_ratio_near(ratio, 1.3),
         "≤ 1.3×",
         ratio <= 1.3,
         "median wasm burn-down time ÷ median native-handler burn-down time, both through the real Queue: the sandbox's cost per job",

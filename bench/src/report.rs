@@ -124,6 +124,17 @@ pub fn fmt_d(d: Duration) -> String {
     }
 }
 
+/// A ratio checked against `threshold`: two decimals, or three when two would print the
+/// threshold itself for a value on either side of it (1.302× must not read as 1.30× next
+/// to "≤ 1.3×" and a miss).
+pub fn fmt_ratio_near(ratio: f64, threshold: f64) -> String {
+    if (ratio - threshold).abs() < 0.005 && ratio != threshold {
+        format!("{ratio:.3}×")
+    } else {
+        format!("{ratio:.2}×")
+    }
+}
+
 /// A rate with thousands separators.
 pub fn fmt_rate(per_s: f64, unit: &str) -> String {
     format!("{} {unit}", group(per_s.round() as u64))
@@ -145,4 +156,18 @@ pub fn group(n: u64) -> String {
 /// Mebibytes from kibibytes.
 pub fn fmt_mb(kib: u64) -> String {
     format!("{:.1} MB", kib as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_ratio_near;
+
+    #[test]
+    fn a_ratio_next_to_its_threshold_shows_which_side_it_is_on() {
+        assert_eq!(fmt_ratio_near(1.3024, 1.3), "1.302×");
+        assert_eq!(fmt_ratio_near(1.2971, 1.3), "1.297×");
+        assert_eq!(fmt_ratio_near(1.3, 1.3), "1.30×");
+        assert_eq!(fmt_ratio_near(1.21, 1.3), "1.21×");
+        assert_eq!(fmt_ratio_near(2.51, 2.0), "2.51×");
+    }
 }
