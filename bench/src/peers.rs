@@ -111,7 +111,7 @@ pub fn run(report: &mut Report, ours: QueueFigures, n_effectum: usize, n_apalis:
     report.target(
         S,
         format!("AlephAuto vs fastest peer ({best_name})"),
-        fmt_ratio_near(ratio, 2.0),
+        fmt_ratio_near(ratio, 2.0, 2),
         "≥ 2×",
         ratio >= 2.0,
         format!("AlephAuto {} through the wasm worker", fmt_rate(ours.burn_rate, "jobs/s")),

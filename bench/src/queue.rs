@@ -186,7 +186,7 @@ pub async fn run(
     report.target(
         S,
         "wasm vs native no-op (burn-down time ratio)",
-        fmt_ratio_near(ratio, 1.3),
+        fmt_ratio_near(ratio, 1.3, 2),
         "≤ 1.3×",
         ratio <= 1.3,
         "median wasm burn-down time ÷ median native-handler burn-down time, both through the real Queue: the sandbox's cost per job",

@@ -124,15 +124,15 @@ pub fn fmt_d(d: Duration) -> String {
     }
 }
 
-/// A ratio checked against `threshold`: two decimals, or three when two would print the
-/// threshold itself for a value on either side of it (1.302× must not read as 1.30× next
+/// A ratio checked against `threshold`, to `decimals` places, or more while fewer would
+/// print the threshold itself for a value beside it (1.302× must not read as 1.30× next
 /// to "≤ 1.3×" and a miss).
-pub fn fmt_ratio_near(ratio: f64, threshold: f64) -> String {
-    if (ratio - threshold).abs() < 0.005 && ratio != threshold {
-        format!("{ratio:.3}×")
-    } else {
-        format!("{ratio:.2}×")
+pub fn fmt_ratio_near(ratio: f64, threshold: f64, decimals: usize) -> String {
+    let mut places = decimals;
+    while ratio != threshold && places < 6 && format!("{ratio:.places$}") == format!("{threshold:.places$}") {
+        places += 1;
     }
+    format!("{ratio:.places$}×")
 }
 
 /// A rate with thousands separators.
@@ -164,10 +164,10 @@ mod tests {
 
     #[test]
     fn a_ratio_next_to_its_threshold_shows_which_side_it_is_on() {
-        assert_eq!(fmt_ratio_near(1.3024, 1.3), "1.302×");
-        assert_eq!(fmt_ratio_near(1.2971, 1.3), "1.297×");
-        assert_eq!(fmt_ratio_near(1.3, 1.3), "1.30×");
-        assert_eq!(fmt_ratio_near(1.21, 1.3), "1.21×");
-        assert_eq!(fmt_ratio_near(2.51, 2.0), "2.51×");
+        assert_eq!(fmt_ratio_near(1.3024, 1.3, 2), "1.302×");
+        assert_eq!(fmt_ratio_near(1.2971, 1.3, 2), "1.297×");
+        assert_eq!(fmt_ratio_near(1.3, 1.3, 2), "1.30×");
+        assert_eq!(fmt_ratio_near(1.21, 1.3, 2), "1.21×");
+        assert_eq!(fmt_ratio_near(2.51, 2.0, 2), "2.51×");
     }
 }

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::instantiate::component;
 use crate::queue::build_queue;
-use crate::report::{Report, fmt_d, group, median};
+use crate::report::{Report, fmt_d, fmt_ratio_near, group, median};
 
 const S: &str = "5. Real pipelines vs the Node tools (same checkout)";
 const RUNS: usize = 3;
@@ -167,7 +167,7 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
     report.target(
         S,
         "repomix worker vs `repomix` 1.14.1 CLI (wall time)",
-        format!("{speedup:.1}× faster ({} vs {})", fmt_d(ours), fmt_d(theirs)),
+        format!("{} faster ({} vs {})", fmt_ratio_near(speedup, 5.0, 1), fmt_d(ours), fmt_d(theirs)),
         "≥ 5×",
         speedup >= 5.0,
         format!(
@@ -253,7 +253,7 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
         let rep: Value = serde_json::from_str(&std::fs::read_to_string(out.join("jscpd-report.json"))?)?;
         let total = &rep["statistics"]["total"];
         let speedup = theirs.as_secs_f64() / ours.as_secs_f64();
-        let line = format!("{speedup:.2}× ({} vs {})", fmt_d(ours), fmt_d(theirs));
+        let line = format!("{} ({} vs {})", fmt_ratio_near(speedup, 1.0, 2), fmt_d(ours), fmt_d(theirs));
         let note = format!(
             "median of {RUNS}, process wall time; jscpd found {} clones, {} duplicated lines ({:.2}%) in {} files / {} lines",
             total["clones"],
