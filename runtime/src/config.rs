@@ -64,6 +64,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// File in the data folder that holds the API key generated on first run (mode 0600); the
+/// server and the CLI both read it.
+pub const API_KEY_FILE: &str = "api-key";
+
 /// Queue, storage and sandbox settings shared by all pipelines.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
