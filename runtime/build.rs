@@ -15,6 +15,9 @@ fn main() {
     let out = wasm_target.join("wasm32-wasip2").join("release");
     println!("cargo:rustc-env=ALEPHAUTO_BUILT_WORKERS_DIR={}", out.display());
     println!("cargo:rerun-if-env-changed=ALEPHAUTO_SKIP_GUEST_BUILD");
+    // The guests are built into the target folder: a build script output shared between
+    // checkouts (cargo's build-dir) must re-run when the target folder changes.
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     for dir in ["wit", "guest-sdk", "workers", "tests/fixtures"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
