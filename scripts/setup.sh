@@ -27,6 +27,21 @@ fi
 # and builds their components into target/polyglot/; skips a language whose tools are missing.
 ./scripts/build-polyglot.sh
 
+# The metrics test (tests/e2e/client.rs) parses /metrics with the reference Python parser,
+# prometheus_client, pinned, in its own venv under target/ (the test names this script when it
+# is missing).
+PROM_VENV=target/prom-venv
+PROM_CLIENT=prometheus_client==0.26.0
+if command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    if [ "$(cat "$PROM_VENV/.installed" 2>/dev/null)" != "$PROM_CLIENT" ]; then
+        python3 -m venv "$PROM_VENV"
+        "$PROM_VENV/bin/pip" install --quiet --disable-pip-version-check "$PROM_CLIENT"
+        echo "$PROM_CLIENT" > "$PROM_VENV/.installed"
+    fi
+else
+    echo "python3 with venv/ensurepip not found: the metrics parse test will fail until it is installed" >&2
+fi
+
 # The cluster tests use PostgreSQL at 127.0.0.1:5432; machines of this kind run it, but
 # start it when it is installed and stopped.
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -147,7 +147,7 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
     assert!(stdout.contains("\"steps\": 4"), "the result is printed: {stdout}");
 
     let out = tokio::task::block_in_place(|| cli(s, &["trigger", "echo", "--params-json", r#"{"failWith":"failed","message":"nope"}"#, "--wait"]));
-    assert_eq!(out.status.code(), Some(1), "a failed job exits non-zero");
+    assert_eq!(out.status.code(), Some(4), "a failed job exits with its own code");
     assert!(String::from_utf8_lossy(&out.stderr).contains("failed: nope"));
 
     // The same in a real terminal (a pseudo-terminal from util-linux `script`): the bar redraws in place.

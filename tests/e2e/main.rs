@@ -2,6 +2,7 @@
 //! files and real git repositories, driven the way a user drives them.
 
 mod cdp;
+mod client;
 mod support;
 
 mod cluster;

@@ -8,7 +8,7 @@ use alephauto::events::{EventKind, JobEvent};
 use alephauto::queue::job::{Job, JobFailure, JobStatus, Progress};
 use alephauto::store::postgres::PostgresStore;
 use alephauto::store::sqlite::SqliteStore;
-use alephauto::store::{ClusterNote, ClusterStore, Finish, JobFilter, JobStore, LogEntry, LogStream, StoreError};
+use alephauto::store::{ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobStore, LogEntry, LogStream, StoreError};
 use chrono::Utc;
 use serde_json::json;
 
@@ -72,7 +72,7 @@ async fn both_backends_list_count_and_log_alike() {
         store.mark_running("j6", 1, Utc::now()).await.unwrap();
         store.finish("j6", 1, &done(JobStatus::Completed)).await.unwrap();
         let page = store
-            .list(&JobFilter { pipeline_id: Some("even".into()), statuses: vec![JobStatus::Queued], limit: 2, offset: 1 })
+            .list(&JobFilter { pipeline_id: Some("even".into()), statuses: vec![JobStatus::Queued], limit: 2, offset: 1, after: None })
             .await
             .unwrap();
         assert_eq!(page.total, 3, "{name}");
@@ -99,6 +99,66 @@ async fn both_backends_list_count_and_log_alike() {
         assert_eq!(logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), vec!["one", "two", "three"], "{name}");
         assert_eq!(logs[0].fields, Some(json!({"k": 1})), "{name}");
     }
+}
+
+/// Every id of a walk by cursor, `limit` at a time.
+async fn walk(store: &dyn JobStore, mut filter: JobFilter) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let page = store.list(&filter).await.unwrap();
+        let json = store.list_json(&filter).await.unwrap();
+        assert_eq!(json.next, page.next, "both listings agree on the next page");
+        ids.extend(page.jobs.iter().map(|j| j.id.clone()));
+        match page.next {
+            Some(next) => filter.after = Some(Cursor::decode(&next.encode()).expect("a cursor round-trips")),
+            None => return ids,
+        }
+    }
+    panic!("the walk did not end");
+}
+
+#[tokio::test]
+async fn both_backends_page_by_cursor_stably_with_filters() {
+    for (name, store, _dir) in backends("cursor").await {
+        // Ten jobs share one creation time: the insertion sequence orders them.
+        for i in 0..25 {
+            let ms = if i < 10 { 0 } else { i };
+            let mut j = job(&format!("j{i:02}"), if i % 2 == 0 { "even" } else { "odd" }, ms);
+            if i < 10 {
+                j.created_at = store.get("j00").await.unwrap().map_or(j.created_at, |first| first.created_at);
+            }
+            store.insert(&j).await.unwrap();
+        }
+        for i in (0..25).step_by(3) {
+            let id = format!("j{i:02}");
+            store.mark_running(&id, 1, Utc::now()).await.unwrap();
+            store.finish(&id, 1, &done(JobStatus::Failed)).await.unwrap();
+        }
+        let newest_first = |keep: &dyn Fn(usize) -> bool| (0..25).rev().filter(|i| keep(*i)).map(|i| format!("j{i:02}")).collect::<Vec<_>>();
+        let all = walk(&*store, JobFilter { limit: 4, ..Default::default() }).await;
+        assert_eq!(all, newest_first(&|_| true), "{name}");
+        let even = walk(&*store, JobFilter { pipeline_id: Some("even".into()), limit: 3, ..Default::default() }).await;
+        assert_eq!(even, newest_first(&|i| i % 2 == 0), "{name}");
+        let failed = JobFilter { statuses: vec![JobStatus::Failed], limit: 2, ..Default::default() };
+        assert_eq!(walk(&*store, failed).await, newest_first(&|i| i % 3 == 0), "{name}");
+        let queued_odd =
+            JobFilter { pipeline_id: Some("odd".into()), statuses: vec![JobStatus::Queued], limit: 5, ..Default::default() };
+        assert_eq!(walk(&*store, queued_odd).await, newest_first(&|i| i % 2 == 1 && i % 3 != 0), "{name}");
+
+        // Stable under inserts: a page taken after new jobs arrive continues where the last one ended.
+        let first = store.list(&JobFilter { limit: 7, ..Default::default() }).await.unwrap();
+        for i in 0..5 {
+            store.insert(&job(&format!("new{i}"), "even", 1000 + i)).await.unwrap();
+        }
+        let rest = walk(&*store, JobFilter { limit: 7, after: first.next, ..Default::default() }).await;
+        let ids: Vec<String> = first.jobs.iter().map(|j| j.id.clone()).chain(rest).collect();
+        assert_eq!(ids, newest_first(&|_| true), "{name}");
+        // The last page says so; an exact multiple of the page size too.
+        let last = store.list(&JobFilter { limit: 30, ..Default::default() }).await.unwrap();
+        assert_eq!((last.jobs.len(), last.next), (30, None), "{name}");
+    }
+    assert!(Cursor::decode("nonsense").is_none());
+    assert!(Cursor::decode(&"f".repeat(32)).is_none(), "negative sequence");
 }
 
 #[tokio::test]

@@ -38,24 +38,33 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     params(("status" = Option<String>, Query, description = "Comma-separated statuses"),
         ("pipelineId" = Option<String>, Query, description = "Only this pipeline"),
         ("limit" = Option<u32>, Query, description = "1-1000, default 50"),
-        ("offset" = Option<u32>, Query, description = "Rows to skip")),
-    responses((status = 200, description = "A page of jobs", body = Object),
+        ("offset" = Option<u32>, Query, description = "Rows to skip (slow on deep pages: prefer `cursor`)"),
+        ("cursor" = Option<String>, Query, description = "Opaque: the `nextCursor` of the previous page; the page starts \
+            after that job (keyset pagination: constant cost at any depth, stable while jobs are added). Not with `offset`.")),
+    responses((status = 200, description = "A page of jobs: `jobs`, `total`, `limit`, `offset`, `hasMore`, and \
+            `nextCursor` (the `cursor` of the next page, null on the last one)", body = Object),
         (status = 400, description = "Bad query", body = super::openapi::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Query(q): Query<RawQuery>) -> Result<Response, ApiError> {
-    query::only(&q, &["limit", "offset", "status", "pipelineId"])?;
+    query::only(&q, &["limit", "offset", "status", "pipelineId", "cursor"])?;
     let limit = query::int_in(&q, "limit", 1, 1000, 50)?;
     let offset = query::offset(&q)?;
+    let after = query::cursor(&q)?;
+    if after.is_some() && q.contains_key("offset") {
+        return Err(ApiError::bad_request("INVALID_QUERY", "'cursor' and 'offset' cannot be combined: a cursor already says where the page starts"));
+    }
     let statuses = query::statuses(&q)?;
     let pipeline_id = q.get("pipelineId").cloned().filter(|p| !p.is_empty());
     if let Some(p) = &pipeline_id
         && !state.queue.registry().is_supported(p) {
             return Err(ApiError::bad_request("UNKNOWN_PIPELINE", format!("Unknown pipeline: {p}")));
         }
-    let page = state.queue.store().list_json(&JobFilter { pipeline_id, statuses, limit, offset }).await?;
-    let has_more = u64::from(offset) + (page.count as u64) < page.total;
+    let page = state.queue.store().list_json(&JobFilter { pipeline_id, statuses, limit, offset, after }).await?;
+    let has_more = page.next.is_some();
+    // Hex digits: no JSON escaping needed.
+    let next_cursor = page.next.map_or_else(|| "null".to_string(), |c| format!("\"{}\"", c.encode()));
     // The jobs arrive as JSON text from the store; the rest are numbers and a timestamp.
     let body = format!(
-        "{{\"jobs\":{},\"total\":{},\"limit\":{limit},\"offset\":{offset},\"hasMore\":{has_more},\"timestamp\":\"{}\"}}",
+        "{{\"jobs\":{},\"total\":{},\"limit\":{limit},\"offset\":{offset},\"hasMore\":{has_more},\"nextCursor\":{next_cursor},\"timestamp\":\"{}\"}}",
         page.jobs,
         page.total,
         format_ts(&Utc::now())

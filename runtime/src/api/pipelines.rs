@@ -158,7 +158,7 @@ pub async fn jobs(
     let page = state
         .queue
         .store()
-        .list(&JobFilter { pipeline_id: Some(id.clone()), statuses, limit, offset })
+        .list(&JobFilter { pipeline_id: Some(id.clone()), statuses, limit, offset, after: None })
         .await?;
     let has_more = u64::from(offset) + (page.jobs.len() as u64) < page.total;
     Ok(Json(json!({

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::error::ApiError;
 use crate::queue::job::JobStatus;
+use crate::store::Cursor;
 
 /// Raw query parameters.
 pub type RawQuery = HashMap<String, String>;
@@ -32,6 +33,14 @@ pub fn int_in(q: &RawQuery, key: &str, min: u32, max: u32, default: u32) -> Resu
 /// An offset (0 or more).
 pub fn offset(q: &RawQuery) -> Result<u32, ApiError> {
     int_in(q, "offset", 0, u32::MAX, 0)
+}
+
+/// A listing cursor (`nextCursor` of a previous page), when given.
+pub fn cursor(q: &RawQuery) -> Result<Option<Cursor>, ApiError> {
+    let Some(raw) = q.get("cursor") else { return Ok(None) };
+    Cursor::decode(raw.trim()).map(Some).ok_or_else(|| {
+        ApiError::bad_request("INVALID_CURSOR", "'cursor' is not a cursor this server handed out: pass a page's 'nextCursor' as it is")
+    })
 }
 
 /// A comma-separated list of statuses.

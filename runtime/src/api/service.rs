@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::metrics::{Metrics, PipelineLabel, StatusLabel};
+use crate::metrics::{Format, Metrics, PipelineLabel, StatusLabel};
 use crate::queue::job::{JobStatus, format_ts};
 use crate::store::JobFilter;
 
@@ -18,9 +18,15 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/health", get(health)).route("/api/status", get(status)).route("/metrics", get(metrics))
 }
 
-/// Prometheus metrics (OpenMetrics text).
-#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text")))]
-pub async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::IntoResponse, ApiError> {
+/// Prometheus metrics: OpenMetrics 1.0 when `Accept` prefers `application/openmetrics-text`,
+/// else the text format 0.0.4.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Metrics",
+    content((String = "text/plain; version=0.0.4"), (String = "application/openmetrics-text; version=1.0.0")))))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let format = Format::negotiate(headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()));
     let m = state.queue.metrics();
     let registry = state.queue.registry();
     let counts = state.queue.store().counts().await?;
@@ -40,8 +46,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl axum::respons
             m.jobs.get_or_create(&StatusLabel { pipeline: id.clone(), status: status.as_str().into() }).set(n as i64);
         }
     }
-    let body = m.encode().map_err(ApiError::internal)?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
+    let body = m.encode_as(format).map_err(ApiError::internal)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, format.content_type())], body))
 }
 
 /// Liveness.
@@ -76,7 +82,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             "coolingDown": st.as_ref().is_some_and(|s| s.cooling_down),
         }));
     }
-    let filter = |statuses: Vec<JobStatus>, limit| JobFilter { pipeline_id: None, statuses, limit, offset: 0 };
+    let filter = |statuses: Vec<JobStatus>, limit| JobFilter { pipeline_id: None, statuses, limit, offset: 0, after: None };
     let running_jobs = store.list(&filter(vec![JobStatus::Running], 100)).await?;
     let queued_jobs = store.list(&filter(vec![JobStatus::Queued], 100)).await?;
     let recent = store.list(&filter(vec![JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled], 20)).await?;

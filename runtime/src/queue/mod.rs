@@ -413,6 +413,9 @@ impl Queue {
                         l.queued.retain(|j| j.id != id);
                     }
                 let job = inner.store.get(id).await?.ok_or_else(|| ControlError::NotFound(id.into()))?;
+                // The attempt's own finish is fenced out now, so the cancel is what counts it.
+                let ran = job.started_at.zip(job.completed_at).and_then(|(s, e)| (e - s).to_std().ok());
+                inner.metrics.job_finished(&job.pipeline_id, JobStatus::Cancelled.as_str(), ran.unwrap_or_default());
                 inner.publish_of(EventKind::Cancelled, &job).await;
                 Ok(job)
             }

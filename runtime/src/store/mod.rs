@@ -68,6 +68,50 @@ pub struct JobFilter {
     pub limit: u32,
     /// Rows to skip.
     pub offset: u32,
+    /// Only jobs after this position of the newest-first order (keyset pagination); the
+    /// offset then counts from there.
+    pub after: Option<Cursor>,
+}
+
+/// A position in the newest-first listing: the sort key (creation time, then insertion
+/// sequence) of the last job of a page. Jobs inserted later sort before it, so a walk by
+/// cursor neither repeats nor skips a job while new ones arrive, and each page costs an index
+/// seek instead of a walk over every row before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// `created_at` in microseconds since the Unix epoch.
+    pub created_us: i64,
+    /// The store's insertion sequence (SQLite `rowid`, PostgreSQL `seq`).
+    pub seq: i64,
+}
+
+impl Cursor {
+    /// The cursor of a job created at `created_at` with sequence `seq`.
+    pub fn new(created_at: &DateTime<Utc>, seq: i64) -> Self {
+        Self { created_us: created_at.timestamp_micros(), seq }
+    }
+
+    /// `created_at` as a time.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_micros(self.created_us)
+    }
+
+    /// The opaque text form the API hands out: 32 hex digits.
+    pub fn encode(&self) -> String {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.created_us.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.seq.to_be_bytes());
+        hex::encode(bytes)
+    }
+
+    /// Parses `encode`'s form; None for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        let bytes: [u8; 16] = hex::decode(text).ok()?.try_into().ok()?;
+        let created_us = i64::from_be_bytes(bytes[..8].try_into().ok()?);
+        let seq = i64::from_be_bytes(bytes[8..].try_into().ok()?);
+        let cursor = Self { created_us, seq };
+        (cursor.created_at().is_some() && seq >= 0).then_some(cursor)
+    }
 }
 
 /// One page of jobs, newest first.
@@ -77,6 +121,8 @@ pub struct JobPage {
     pub jobs: Vec<Job>,
     /// Jobs matching the filter in all.
     pub total: u64,
+    /// Where the next page starts, when more jobs match after this one.
+    pub next: Option<Cursor>,
 }
 
 /// One page of jobs already serialised as the API's JSON array, newest first.
@@ -88,6 +134,8 @@ pub struct JsonPage {
     pub count: usize,
     /// Jobs matching the filter in all.
     pub total: u64,
+    /// Where the next page starts, when more jobs match after this one.
+    pub next: Option<Cursor>,
 }
 
 /// Per-pipeline counts and the time of the last finished job.
@@ -171,7 +219,7 @@ pub trait JobStore: Send + Sync + 'static {
     async fn list_json(&self, filter: &JobFilter) -> StoreResult<JsonPage> {
         let page = self.list(filter).await?;
         let jobs = serde_json::to_string(&page.jobs).map_err(|e| StoreError::Backend(e.into()))?;
-        Ok(JsonPage { jobs, count: page.jobs.len(), total: page.total })
+        Ok(JsonPage { jobs, count: page.jobs.len(), total: page.total, next: page.next })
     }
     /// Counts per pipeline.
     async fn counts(&self) -> StoreResult<std::collections::HashMap<String, PipelineCounts>>;

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, broadcast};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
-use super::{ClusterNote, ClusterStore, Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError, StoreResult};
+use super::{ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError, StoreResult};
 use crate::events::JobEvent;
 use crate::queue::job::{Job, JobFailure, JobStatus, Progress};
 
@@ -347,14 +347,37 @@ impl JobStore for PostgresStore {
             .await
             .map_err(backend)?
             .get(0);
-        let rows = client
-            .query(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY created_at DESC, seq DESC LIMIT $3 OFFSET $4"),
-                &[&filter.pipeline_id, &statuses, &i64::from(filter.limit), &i64::from(filter.offset)],
-            )
-            .await
-            .map_err(backend)?;
-        Ok(JobPage { jobs: rows.iter().map(to_job).collect::<StoreResult<_>>()?, total: total as u64 })
+        // One row more than the page tells whether another follows.
+        let (limit, offset) = (i64::from(filter.limit) + 1, i64::from(filter.offset));
+        let order = "ORDER BY created_at DESC, seq DESC LIMIT $3 OFFSET $4";
+        let rows = match filter.after {
+            None => client
+                .query(&format!("SELECT {JOB_COLUMNS}, seq FROM jobs {where_sql} {order}"), &[
+                    &filter.pipeline_id,
+                    &statuses,
+                    &limit,
+                    &offset,
+                ])
+                .await
+                .map_err(backend)?,
+            Some(after) => {
+                // A row comparison: an index range on `jobs_created (created_at, seq)`.
+                let created = after.created_at().ok_or_else(|| backend(anyhow!("cursor time out of range")))?;
+                client
+                    .query(
+                        &format!("SELECT {JOB_COLUMNS}, seq FROM jobs {where_sql} AND (created_at, seq) < ($5, $6) {order}"),
+                        &[&filter.pipeline_id, &statuses, &limit, &offset, &created, &after.seq],
+                    )
+                    .await
+                    .map_err(backend)?
+            }
+        };
+        let page = &rows[..rows.len().min(filter.limit as usize)];
+        let next = match (rows.len() > page.len(), page.last()) {
+            (true, Some(last)) => Some(Cursor::new(&last.get(4), last.get(15))),
+            _ => None,
+        };
+        Ok(JobPage { jobs: page.iter().map(to_job).collect::<StoreResult<_>>()?, total: total as u64, next })
     }
 
     async fn counts(&self) -> StoreResult<HashMap<String, PipelineCounts>> {

@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::schema::{JOB_COLUMNS, StatusIndex};
-use crate::queue::job::{Job, JobStatus, Progress};
-use crate::store::{JobFilter, JobPage, JsonPage, LogEntry};
+use crate::queue::job::{Job, JobStatus, Progress, format_ts};
+use crate::store::{Cursor, JobFilter, JobPage, JsonPage, LogEntry};
 
 pub(super) fn parse_ts(s: Option<String>) -> anyhow::Result<Option<DateTime<Utc>>> {
     s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).context("bad timestamp in store"))
@@ -64,7 +64,11 @@ pub(super) fn get_job(conn: &Connection, id: &str) -> anyhow::Result<Option<Job>
     row.transpose()
 }
 
-/// The query of a listing page: SQL and its arguments (limit and offset last).
+/// Column index of the `rowid` a listing selects after `JOB_COLUMNS`.
+const ROWID: usize = 15;
+
+/// The query of a listing page: SQL and its arguments (limit and offset last). It asks for one
+/// row more than the page, which tells whether another page follows.
 pub(super) fn page_query(filter: &JobFilter) -> (String, Vec<rusqlite::types::Value>) {
     let mut clauses = Vec::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -83,26 +87,47 @@ pub(super) fn page_query(filter: &JobFilter) -> (String, Vec<rusqlite::types::Va
             clauses.push(index.predicate().to_string());
         }
     }
+    if let Some(after) = filter.after {
+        // Timestamps are stored as `format_ts` text, which sorts as time does. The first
+        // condition alone is an index range on `created_at`; the second breaks ties.
+        let created = after.created_at().map(|t| format_ts(&t)).unwrap_or_default();
+        args.push(created.into());
+        args.push(after.seq.into());
+        let (c, q) = (args.len() - 1, args.len());
+        clauses.push(format!("created_at <= ?{c} AND (created_at < ?{c} OR rowid < ?{q})"));
+    }
     let where_sql = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     // Limit and offset are parameters, so one cached statement serves every page.
     let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY created_at DESC, rowid DESC LIMIT ?{} OFFSET ?{}",
+        "SELECT {JOB_COLUMNS}, rowid FROM jobs {where_sql} ORDER BY created_at DESC, rowid DESC LIMIT ?{} OFFSET ?{}",
         args.len() + 1,
         args.len() + 2
     );
-    args.push(i64::from(filter.limit).into());
+    args.push((i64::from(filter.limit) + 1).into());
     args.push(i64::from(filter.offset).into());
     (sql, args)
+}
+
+/// The cursor of a listing row (selected by `page_query`).
+fn row_cursor(r: &rusqlite::Row<'_>) -> anyhow::Result<Cursor> {
+    let created = parse_ts(Some(r.get::<_, String>(4)?))?.context("missing created_at")?;
+    Ok(Cursor::new(&created, r.get(ROWID)?))
 }
 
 pub(super) fn list_jobs(conn: &Connection, filter: &JobFilter, total: u64) -> anyhow::Result<JobPage> {
     let (sql, args) = page_query(filter);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let jobs = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), row_to_job)?
-        .map(|r| r.map_err(anyhow::Error::from).and_then(|j| j))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(JobPage { jobs, total })
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    let (mut jobs, mut next, mut last) = (Vec::new(), None, None);
+    while let Some(r) = rows.next()? {
+        if jobs.len() == filter.limit as usize {
+            next = last;
+            break;
+        }
+        jobs.push(row_to_job(r)??);
+        last = Some(row_cursor(r)?);
+    }
+    Ok(JobPage { jobs, total, next })
 }
 
 /// A job row as the API shows it (the field order and names of `Job`'s serialisation),
@@ -147,9 +172,14 @@ pub(super) fn list_json(conn: &Connection, filter: &JobFilter, total: u64) -> an
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
     let mut out = Vec::with_capacity(512 * filter.limit.min(100) as usize);
+    let mut last_cursor = None;
     out.push(b'[');
-    let mut count = 0;
+    let (mut count, mut next) = (0, None);
     while let Some(r) = rows.next()? {
+        if count == filter.limit {
+            next = last_cursor;
+            break;
+        }
         if count > 0 {
             out.push(b',');
         }
@@ -175,10 +205,14 @@ pub(super) fn list_json(conn: &Connection, filter: &JobFilter, total: u64) -> an
         };
         serde_json::to_writer(&mut out, &job)?;
         count += 1;
+        if count == filter.limit {
+            // Only the page's last row needs its key: whether it is the last one the next row tells.
+            last_cursor = Some(row_cursor(r)?);
+        }
     }
     out.push(b']');
     // serde_json wrote it from checked pieces: valid UTF-8.
-    Ok(JsonPage { jobs: String::from_utf8(out).context("listing JSON")?, count, total })
+    Ok(JsonPage { jobs: String::from_utf8(out).context("listing JSON")?, count: count as usize, total, next })
 }
 
 pub(super) fn read_logs(conn: &Connection, id: &str) -> anyhow::Result<Vec<LogEntry>> {

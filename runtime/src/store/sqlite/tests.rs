@@ -65,7 +65,7 @@ async fn listing_filters_and_pages_newest_first() {
     }
     store.mark_running("j4", 1, Utc::now()).await.unwrap();
     let page = store
-        .list(&JobFilter { pipeline_id: Some("p".into()), statuses: vec![JobStatus::Queued], limit: 2, offset: 1 })
+        .list(&JobFilter { pipeline_id: Some("p".into()), statuses: vec![JobStatus::Queued], limit: 2, offset: 1, after: None })
         .await
         .unwrap();
     assert_eq!(page.total, 4);
@@ -182,7 +182,7 @@ async fn the_json_listing_is_exactly_the_serialised_jobs() {
         JobFilter { limit: 50, ..Default::default() },
         JobFilter { limit: 1, offset: 1, ..Default::default() },
         JobFilter { statuses: vec![JobStatus::Completed, JobStatus::Cancelled], limit: 10, ..Default::default() },
-        JobFilter { pipeline_id: Some("p".into()), statuses: vec![JobStatus::Queued], limit: 10, offset: 0 },
+        JobFilter { pipeline_id: Some("p".into()), statuses: vec![JobStatus::Queued], limit: 10, offset: 0, after: None },
         JobFilter { pipeline_id: Some("nope".into()), limit: 10, ..Default::default() },
     ];
     for filter in filters {
@@ -309,4 +309,47 @@ async fn the_wal_is_checkpointed_off_the_commit_path_and_stays_bounded() {
     // The rows reached the database file itself (checkpointed), not only the WAL.
     assert!(std::fs::metadata(&path).unwrap().len() > 2_000_000, "database file not checkpointed");
     assert_eq!(store.list(&JobFilter { limit: 1, ..Default::default() }).await.unwrap().total, 20_000);
+}
+
+#[tokio::test]
+async fn a_cursor_page_seeks_its_index_instead_of_walking_the_rows_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    for i in 0..2000 {
+        let mut j = job(&format!("j{i}"));
+        j.created_at = Utc::now() + chrono::Duration::milliseconds(i / 3);
+        store.insert(&j).await.unwrap();
+    }
+    let conn = open_connection(&store.path).unwrap();
+    let deep = store.list(&JobFilter { limit: 10, offset: 1500, ..Default::default() }).await.unwrap();
+    let after = deep.next.expect("more pages");
+    for (statuses, pipeline_id) in [(vec![], None), (vec![JobStatus::Completed], None), (vec![], Some("p".to_string()))] {
+        let filter = JobFilter { statuses, pipeline_id, limit: 10, after: Some(after), ..Default::default() };
+        let (sql, args) = read::page_query(&filter);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(3)).unwrap();
+        let plan = rows.map(Result::unwrap).collect::<Vec<_>>().join("; ");
+        assert!(plan.contains("USING INDEX") && plan.contains("created_at<?"), "a range seek: {plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+        // The SQLite VM steps over the page's rows, not over the 1,500 before it.
+        let steps = |f: &JobFilter| {
+            let (sql, args) = read::page_query(f);
+            let mut stmt = conn.prepare(&sql).unwrap();
+            assert!(stmt.query_map(rusqlite::params_from_iter(args.iter()), |_| Ok(())).unwrap().count() <= 11);
+            stmt.get_status(rusqlite::StatementStatus::VmStep)
+        };
+        let by_offset = JobFilter { after: None, offset: 1510, ..filter.clone() };
+        if filter.statuses.is_empty() {
+            assert!(steps(&filter) * 10 < steps(&by_offset), "{} against {}", steps(&filter), steps(&by_offset));
+        }
+        let page = store.list(&filter).await.unwrap();
+        let by_offset = store.list(&JobFilter { after: None, offset: 1510, ..filter.clone() }).await.unwrap();
+        if filter.statuses.is_empty() {
+            assert_eq!(
+                page.jobs.iter().map(|j| &j.id).collect::<Vec<_>>(),
+                by_offset.jobs.iter().map(|j| &j.id).collect::<Vec<_>>(),
+                "the cursor page is the offset page"
+            );
+        }
+    }
 }
