@@ -31,7 +31,11 @@ pub struct Server {
 impl Server {
     /// Starts the binary with every built-in pipeline plus `noop`, data in a temp folder.
     pub fn start(bin: &Path, roots: &[PathBuf]) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
+        Self::start_in(bin, roots, tempfile::tempdir()?)
+    }
+
+    /// Like `start`, with the data in `dir/data` (which may hold a database already).
+    pub fn start_in(bin: &Path, roots: &[PathBuf], dir: tempfile::TempDir) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let mut config = Config::default();
@@ -214,7 +218,8 @@ pub fn run(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, secs: u32) ->
         "VmRSS 0.5 s after listening; 8 built-in pipelines + noop configured, none loaded (workers are lazy)",
     );
     let Some(wrk_bin) = wrk_bin else {
-        return Ok(vec![server.stop()?]);
+        let idle = server.stop()?;
+        return Ok(vec![idle, deep_pages(report, bin, None, 2_000, 0)?]);
     };
     let addr = server.addr;
 
@@ -328,5 +333,114 @@ pub fn run(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, secs: u32) ->
             )
         },
     );
-    Ok(vec![server.stop()?])
+    let listed = server.stop()?;
+    Ok(vec![listed, deep_pages(report, bin, Some(wrk_bin), DEEP_JOBS, secs)?])
+}
+
+/// Jobs stored for the deep-page rows.
+const DEEP_JOBS: usize = 200_000;
+/// The depth of the slow listing (`offset=30000`).
+const DEEP_OFFSET: usize = 30_000;
+
+/// Writes `n` completed `noop` jobs into the database of the data folder `data`, oldest first,
+/// two per millisecond (ties are ordered by the insertion sequence).
+async fn seed(data: &Path, n: usize) -> Result<()> {
+    use alephauto::queue::job::{Job, JobStatus};
+    use alephauto::store::JobStore;
+    use futures::StreamExt;
+    let store = alephauto::store::sqlite::SqliteStore::open(&data.join("alephauto.db"))?;
+    let base = chrono::Utc::now() - chrono::Duration::seconds(n as i64);
+    let mut inserts = futures::stream::iter(0..n)
+        .map(|i| {
+            let created = base + chrono::Duration::milliseconds(i as i64 / 2);
+            let mut job = Job::new(format!("noop-seed-{i:07}"), "noop".into(), serde_json::json!({}), created);
+            job.status = JobStatus::Completed;
+            job.started_at = Some(created);
+            job.completed_at = Some(created + chrono::Duration::milliseconds(1));
+            job.result = Some(serde_json::json!({"ok": true}));
+            let store = &store;
+            async move { store.insert(&job).await }
+        })
+        // Many in flight: the writer commits them in groups.
+        .buffer_unordered(512);
+    while let Some(r) = inserts.next().await {
+        r?;
+    }
+    store.flush().await?;
+    Ok(())
+}
+
+/// The `jobs` array of a listing body (chunked or not).
+fn jobs_of(body: &str) -> Result<(serde_json::Value, Option<String>)> {
+    let json = body.find('{').zip(body.rfind('}')).map(|(a, b)| &body[a..=b]).unwrap_or("{}");
+    let v: serde_json::Value = serde_json::from_str(json).with_context(|| format!("bad /api/jobs body: {body}"))?;
+    Ok((v["jobs"].clone(), v["nextCursor"].as_str().map(str::to_string)))
+}
+
+/// Section 4's deep pages: `n` jobs stored, the page at depth `DEEP_OFFSET` (and one near the
+/// end) by offset and by cursor. Both must list the same jobs; with wrk, their rates.
+fn deep_pages(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, n: usize, secs: u32) -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let seeded = Instant::now();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(seed(&data, n))?;
+    let seeded = seeded.elapsed();
+    let server = Server::start_in(bin, &[], dir)?;
+    let addr = server.addr;
+    let (shallow, deep) = (DEEP_OFFSET.min(n / 2), n - 100);
+    let page = "/api/jobs?limit=50&status=completed";
+    let mut rows = Vec::new();
+    for depth in [shallow, deep] {
+        // The cursor of the page before: where the page at `depth` starts.
+        let (_, cursor) = jobs_of(&get(addr, &format!("{page}&offset={}", depth - 50))?)?;
+        let cursor = cursor.context("no nextCursor before a deep page")?;
+        let by_offset = format!("{page}&offset={depth}");
+        let by_cursor = format!("{page}&cursor={cursor}");
+        let (a, b) = (jobs_of(&get(addr, &by_offset)?)?.0, jobs_of(&get(addr, &by_cursor)?)?.0);
+        if a != b || a.as_array().is_none_or(Vec::is_empty) {
+            bail!("the cursor page at depth {depth} differs from the offset page:\n{a}\n{b}");
+        }
+        rows.push((depth, by_offset, by_cursor));
+    }
+    let Some(wrk_bin) = wrk_bin else {
+        report.add(S4, "deep pages (smoke)", "checked", format!("{} jobs: the cursor and offset pages agree at depths {shallow} and {deep}", group(n as u64)));
+        return server.stop();
+    };
+    let url = |path: &str| format!("http://{addr}{path}");
+    let (depth, by_offset, _) = &rows[0];
+    let base = wrk(wrk_bin, &url(by_offset), None, 32, secs)?;
+    report.add(
+        S4,
+        format!("GET /api/jobs, offset {}, status=completed", group(*depth as u64)),
+        fmt_rate(base.rps, "req/s"),
+        format!(
+            "the baseline of the cursor rows: wrk -t2 -c32 -d{secs}s, {} jobs stored (seeded in {}), {} errors; p50 / p99 {} / {}",
+            group(n as u64),
+            fmt_d(seeded),
+            base.errors,
+            fmt_d(base.p50),
+            fmt_d(base.p99)
+        ),
+    );
+    for (depth, _, by_cursor) in &rows {
+        let depth = *depth;
+        let t = wrk(wrk_bin, &url(by_cursor), None, 32, secs)?;
+        report.target(
+            S4,
+            format!("GET /api/jobs, cursor at depth {}, status=completed", group(depth as u64)),
+            fmt_rate(t.rps, "req/s"),
+            "≥ 5,000 req/s",
+            t.rps >= 5_000.0 && t.errors == 0,
+            format!(
+                "wrk -t2 -c32 -d{secs}s, the same page as offset={depth}, {} jobs stored, {} errors; p50 / p99 {} / {}; {:.0}× the offset listing",
+                group(n as u64),
+                t.errors,
+                fmt_d(t.p50),
+                fmt_d(t.p99),
+                t.rps / base.rps.max(1e-9)
+            ),
+        );
+    }
+    server.stop()
 }
