@@ -69,20 +69,68 @@ impl Scope {
 
     /// Finds the repository containing the canonical `start`, searching upwards no further
     /// than the outermost grant holding it, and opens it confined (see the module docs).
+    ///
+    /// The git folders are located and checked by hand *before* gitoxide opens anything:
+    /// opening reads the config, HEAD and alternates, and a planted FIFO there would block
+    /// the reading thread for good.
     pub fn open(&self, start: &Path, ctx: &Ctx) -> Result<gix::Repository, GitError> {
         let root = self.discover(start)?;
+        let (git_dir, common_dir) = self.locate(&root)?;
+        let mut budget = ctx.walk_budget;
+        self.walk(&git_dir, ctx, &mut budget)?;
+        if !common_dir.starts_with(&git_dir) {
+            self.walk(&common_dir, ctx, &mut budget)?;
+        }
+        self.alternates(&common_dir.join("objects"), 0)?;
         let options = gix::open::Options::isolated()
             .with_enforced_trust(gix::sec::Trust::Reduced)
             // Spelled out rather than relying on the default: no repository-local section is
             // read for anything gitoxide treats as sensitive (programs, paths).
-            .filter_config_section(|meta| {
-                meta.source.kind() != gix::config::source::Kind::Repository
-            })
+            .filter_config_section(|meta| meta.source.kind() != gix::config::source::Kind::Repository)
             .open_path_as_is(false);
         let repo = gix::open_opts(&root, options)
             .map_err(|e| GitError::NotARepository(format!("{}: {e}", root.display())))?;
-        self.verify(&repo, ctx)?;
+        // gitoxide must have settled on the folders checked above.
+        if self.confined("git dir", repo.git_dir())? != git_dir
+            || self.confined("common dir", repo.common_dir())? != common_dir
+        {
+            return Err(GitError::Denied(format!(
+                "{} resolves to git folders other than the ones checked",
+                root.display()
+            )));
+        }
+        if let Some(work) = repo.workdir() {
+            self.confined("work tree", work)?;
+        }
         Ok(repo)
+    }
+
+    /// The canonical git dir and common dir of the repository at `root`, as git resolves
+    /// them (a `.git` folder or `gitdir:` file, a `commondir` file; `root` itself when bare),
+    /// each checked to lie inside the scope.
+    fn locate(&self, root: &Path) -> Result<(PathBuf, PathBuf), GitError> {
+        let dot = root.join(".git");
+        let git_dir = match std::fs::symlink_metadata(&dot) {
+            Ok(meta) if meta.is_file() => {
+                let text = read_capped(&dot, 4096)?;
+                let target = text.trim_end().strip_prefix("gitdir:").map(str::trim).ok_or_else(|| {
+                    GitError::NotARepository(format!("{} is not a gitdir file", dot.display()))
+                })?;
+                self.confined("git dir", &root.join(target))?
+            }
+            Ok(_) => self.confined("git dir", &dot)?,
+            Err(_) => self.confined("git dir", root)?,
+        };
+        let file = git_dir.join("commondir");
+        let common_dir = match std::fs::symlink_metadata(&file) {
+            Ok(meta) if meta.is_file() => {
+                let text = read_capped(&file, 4096)?;
+                self.confined("common dir", &git_dir.join(text.trim_end()))?
+            }
+            Ok(_) => return Err(GitError::Denied(format!("{} is not a regular file", file.display()))),
+            Err(_) => git_dir.clone(),
+        };
+        Ok((git_dir, common_dir))
     }
 
     /// The nearest folder at or above `start` holding `.git`, or being a bare repository.
@@ -115,22 +163,6 @@ impl Scope {
             }
             dir = dir.parent().unwrap_or(top);
         }
-    }
-
-    /// Checks every place the opened repository reads from.
-    fn verify(&self, repo: &gix::Repository, ctx: &Ctx) -> Result<(), GitError> {
-        let git_dir = self.confined("git dir", repo.git_dir())?;
-        let common_dir = self.confined("common dir", repo.common_dir())?;
-        if let Some(work) = repo.workdir() {
-            self.confined("work tree", work)?;
-        }
-        self.alternates(&common_dir.join("objects"), 0)?;
-        let mut budget = ctx.walk_budget;
-        self.walk(&git_dir, ctx, &mut budget)?;
-        if !common_dir.starts_with(&git_dir) {
-            self.walk(&common_dir, ctx, &mut budget)?;
-        }
-        Ok(())
     }
 
     /// Checks the alternate object folders listed under `objects`, recursively.

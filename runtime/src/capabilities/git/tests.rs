@@ -362,6 +362,14 @@ async fn repositories_pointing_outside_the_grants_are_denied() {
         .await;
     assert!(!format!("{files:?}").contains("secret"), "{files:?}");
 
+    // A FIFO where git reads its config would block the reader for good: refused first.
+    let fifo = root.join("fifo");
+    git(&root, &["init", "-q", "fifo"]);
+    std::fs::remove_file(fifo.join(".git/config")).unwrap();
+    assert!(Command::new("mkfifo").arg(fifo.join(".git/config")).status().unwrap().success());
+    let res = status_of(&q, &fifo).await;
+    assert!(matches!(res, Err(GitError::Denied(_))), "{res:?}");
+
     // A repository above the grant is not discovered from inside it.
     let inner = query(&[&repo.join("src")]);
     let res = inner
