@@ -105,6 +105,8 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let git_settings = GitSettings {
         timeout: Duration::from_secs(config.git.command_timeout_secs),
         max_output: config.git.max_output_bytes,
+        // Every job's output folder lives here: never a repository a guest may query.
+        forbidden: vec![data_dir.clone()],
     };
     let engine = EngineSettings { pooling: config.runtime.pooling_allocator, ..EngineSettings::default() };
     let cache_dir = config.runtime.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache"));

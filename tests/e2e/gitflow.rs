@@ -176,8 +176,9 @@ async fn guest_git_queries_are_confined_to_the_grant_and_time_out() {
     assert_eq!(r["log"]["ok"], 1);
     assert_eq!(r["other"]["error"], "denied", "{r}");
 
-    // A git log that hangs (a FIFO where git reads its alternates) fails that call after the
-    // configured timeout; the job and the server carry on.
+    // A FIFO where git reads its alternates (which would block a reader forever) is refused
+    // before anything reads it; the job and the server carry on. (A history too long for the
+    // timeout is covered by the capability's unit tests.)
     let fifo = work.join(".git/objects/info/alternates");
     std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
     let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
@@ -185,7 +186,7 @@ async fn guest_git_queries_are_confined_to_the_grant_and_time_out() {
     let started = Instant::now();
     let job = server.run("git-probe", json!({"repo": work.display().to_string()})).await;
     assert_eq!(job["status"], "completed", "{job}");
-    assert_eq!(job["result"]["log"]["error"], "timeout", "{job}");
+    assert_eq!(job["result"]["log"]["error"], "denied", "{job}");
     assert!(started.elapsed() < Duration::from_secs(30));
     std::fs::remove_file(&fifo).unwrap();
     let (code, _) = server.get("/health").await;

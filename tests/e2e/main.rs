@@ -11,6 +11,7 @@ mod dashboard;
 mod gitflow;
 mod hardening;
 mod hostile;
+mod hostile_git;
 mod pipelines;
 mod polyglot;
 mod registry;

@@ -1,6 +1,9 @@
 //! A git CLI runner for the workflow: argument vectors only (never a shell string),
 //! no terminal prompts, a per-command timeout and a cap on captured output. It uses
-//! the user's git config, so credential helpers and SSH setup keep working for push.
+//! the user's global git config, so credential helpers and SSH setup keep working for
+//! push, but runs with a cleared environment (the server's API key and forge token never
+//! reach git or anything it starts) and with every repository setting that would run a
+//! program during the workflow's commands overridden on the command line (`HARDENING`).
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -12,6 +15,35 @@ use tokio::process::Command;
 
 /// Bytes of stderr kept for error messages; the rest is drained and dropped.
 const STDERR_KEEP: usize = 16 * 1024;
+
+/// Given before every command: `-c` beats the repository's config, so hooks, fsmonitor,
+/// pagers, editors, signing, askpass, the `ext::` transport, submodule recursion and
+/// automatic gc/maintenance never run whatever a config names. (Filter drivers, diff
+/// drivers and the SSH command cannot be switched off by name; `guard` refuses a repository
+/// whose own config sets them, and catches a job that adds them.)
+#[rustfmt::skip]
+const HARDENING: &[&str] = &[
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.fsmonitor=false",
+    "-c", "core.pager=cat",
+    "-c", "core.editor=:",
+    "-c", "core.askPass=",
+    "-c", "commit.gpgSign=false",
+    "-c", "tag.gpgSign=false",
+    "-c", "push.gpgSign=false",
+    "-c", "protocol.ext.allow=never",
+    "-c", "push.recurseSubmodules=no",
+    "-c", "submodule.recurse=false",
+    "-c", "diff.ignoreSubmodules=all",
+    "-c", "gc.auto=0",
+    "-c", "maintenance.auto=false",
+    "-c", "core.untrackedCache=false",
+];
+
+/// Variables of the server's environment git may see: where programs are, the user's
+/// global config (identity, credential helpers) and the SSH agent, proxies. Nothing else
+/// (the API key and forge token live in the server's environment).
+const PASSED_ENV: &[&str] = &["PATH", "HOME", "XDG_CONFIG_HOME", "SSH_AUTH_SOCK", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"];
 
 /// What a finished git command printed and how it exited.
 #[derive(Debug)]
@@ -40,11 +72,22 @@ impl Git {
     /// Runs `git -C dir args...`; errors only when git cannot run to the end.
     pub async fn output(&self, dir: &Path, args: &[&str]) -> anyhow::Result<Output> {
         let what = describe(args);
-        let mut child = Command::new("git")
+        let mut command = Command::new("git");
+        command.env_clear();
+        for key in PASSED_ENV {
+            if let Some(value) = std::env::var_os(key) {
+                command.env(key, value);
+            }
+        }
+        let mut child = command
             .arg("-C")
             .arg(dir)
+            .args(HARDENING)
             .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_PAGER", "cat")
+            .env("GIT_EDITOR", ":")
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -7,9 +7,17 @@
 //! from `begin` until `complete`/`abort`, so two jobs on one repository never
 //! interleave their git steps. git runs through the CLI (argument vectors only) so the
 //! user's git config and credential helpers apply to push.
+//!
+//! The guest may have written the repository, `.git` included, so nothing it writes may
+//! steer the host: `begin` refuses a repository whose own config names a program
+//! (`guard::check_config`), records the push URL, the forge URL and the commit identity,
+//! and snapshots the git metadata and refs; `complete` and `abort` compare before running
+//! any git command, and on a difference restore the repository, push nothing and fail the
+//! job with `SECURITY` (`guard::Tampered`). Every git command runs hardened (`git`).
 
 mod forge;
 mod git;
+mod guard;
 mod slug;
 #[cfg(test)]
 mod tests;
@@ -25,12 +33,13 @@ use tokio::sync::OwnedMutexGuard;
 
 use self::forge::{ForgeClient, PullRequest};
 use self::git::Git;
+use self::guard::{Snapshot, Tampered, Unsafe};
 use crate::config::GitConfig;
 use crate::queue::job::GitInfo;
 
 /// Identity used for job commits when the repository has none configured.
-const FALLBACK_NAME: &str = "user.name=AlephAuto";
-const FALLBACK_EMAIL: &str = "user.email=alephauto@localhost";
+const FALLBACK_NAME: &str = "AlephAuto";
+const FALLBACK_EMAIL: &str = "alephauto@localhost";
 /// Changed files listed in a pull request body.
 const PR_FILES_LISTED: usize = 50;
 
@@ -81,6 +90,14 @@ pub struct GitSession {
     job_id: String,
     commit_title: String,
     description: Option<String>,
+    /// The git metadata and refs right after the job branch was created.
+    snapshot: Snapshot,
+    /// The configured remote's push URL and fetch URL before the job ran (none when the
+    /// remote is not configured); the job never decides where the host pushes.
+    push_url: Option<String>,
+    fetch_url: Option<String>,
+    /// The commit identity before the job ran.
+    identity: (String, String),
 }
 
 impl fmt::Debug for GitSession {
@@ -91,6 +108,7 @@ impl fmt::Debug for GitSession {
             .field("branch", &self.branch)
             .field("pipeline_id", &self.pipeline_id)
             .field("job_id", &self.job_id)
+            .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +166,26 @@ impl GitWorkflow {
     /// them instead would hide the user's work behind an automatic step, so we refuse.
     pub async fn begin(&self, request: BeginRequest<'_>) -> anyhow::Result<Option<GitSession>> {
         let git = &self.shared.git;
+        // Nothing below may run a program a repository config names, nor follow a planted
+        // `core.worktree`: refuse such a config before the first command that could (status
+        // runs filters and fsmonitor; the top level follows core.worktree).
+        let dirs = git
+            .output(request.repo, &["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"])
+            .await
+            .with_context(|| format!("checking whether {} is a git work tree", request.repo.display()))?;
+        if !dirs.status.success() {
+            tracing::debug!(job = request.job_id, repo = %request.repo.display(), "not a git work tree; no git workflow");
+            return Ok(None);
+        }
+        let mut git_dirs = Vec::new();
+        for dir in dirs.stdout.lines().filter(|l| !l.is_empty()) {
+            git_dirs.push(tokio::fs::canonicalize(dir).await.with_context(|| format!("resolving git folder {dir}"))?);
+        }
+        let (Some(git_dir), Some(common_dir)) = (git_dirs.first().cloned(), git_dirs.last().cloned()) else {
+            bail!("git did not name the git folders of {}", request.repo.display());
+        };
+        guard::check_config(git, request.repo, &common_dir, &git_dir).await?;
+
         let top = git
             .output(request.repo, &["rev-parse", "--show-toplevel"])
             .await
@@ -159,6 +197,8 @@ impl GitWorkflow {
         let top = top.stdout.trim_end_matches(['\n', '\r']);
         let repo = tokio::fs::canonicalize(top).await.with_context(|| format!("resolving work tree {top}"))?;
         let lock = self.lock(&repo).await;
+        // Again under the lock: a job that held it may have changed (and restored) the config.
+        guard::check_config(git, &repo, &common_dir, &git_dir).await?;
 
         // Checked under the lock: a job still running on this repository has a dirty tree.
         let status = git
@@ -189,6 +229,21 @@ impl GitWorkflow {
             branch => Original::Branch(branch.to_string()),
         };
 
+        // Where to push, the forge's repository and who commits: decided now, before the job.
+        let remote = self.shared.remote.as_str();
+        let (push_url, fetch_url) = if remote.is_empty() || remote.starts_with('-') {
+            (None, None)
+        } else {
+            (
+                self.remote_url(&repo, &["remote", "get-url", "--push", remote]).await,
+                self.remote_url(&repo, &["remote", "get-url", remote]).await,
+            )
+        };
+        let identity = (
+            self.configured(&repo, "user.name").await.unwrap_or_else(|| FALLBACK_NAME.to_string()),
+            self.configured(&repo, "user.email").await.unwrap_or_else(|| FALLBACK_EMAIL.to_string()),
+        );
+
         let folder = repo.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let ms = chrono::Utc::now().timestamp_millis();
         let branch = slug::branch_name(request.branch_prefix, request.pipeline_id, request.description, &folder, ms);
@@ -199,6 +254,14 @@ impl GitWorkflow {
             .await
             .with_context(|| format!("creating job branch {branch}"))?;
         tracing::info!(job = request.job_id, repo = %repo.display(), branch = %branch, original = original.name(), "job branch checked out");
+        let snapshot = match Snapshot::take(git, &repo, &[git_dir, common_dir]).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = git.run(&repo, &["switch", "--quiet", "--no-guess", original.name()]).await;
+                let _ = git.run(&repo, &["branch", "-D", &branch]).await;
+                return Err(e.context(format!("recording the git metadata of {}", repo.display())));
+            }
+        };
 
         Ok(Some(GitSession {
             _lock: lock,
@@ -209,6 +272,10 @@ impl GitWorkflow {
             job_id: request.job_id.to_string(),
             commit_title: request.commit_title.to_string(),
             description: request.description.map(str::to_string),
+            snapshot,
+            push_url,
+            fetch_url,
+            identity,
         }))
     }
 
@@ -217,6 +284,7 @@ impl GitWorkflow {
     /// On any error the job branch is deleted (locally and, if pushed, on the remote)
     /// and the original branch is restored before the error is returned.
     pub async fn complete(&self, session: GitSession, job_id: &str, dry_run: bool) -> anyhow::Result<GitInfo> {
+        self.check_untouched(&session).await?;
         let mut pushed = false;
         match self.finish(&session, job_id, dry_run, &mut pushed).await {
             Ok(info) => Ok(info),
@@ -234,10 +302,34 @@ impl GitWorkflow {
     /// Restores the original branch and removes the job branch.
     ///
     /// Discards the job's changes (tracked and untracked, not ignored files); `begin`
-    /// refused a dirty tree, so nothing of the user's is lost. Errors are logged.
-    pub async fn abort(&self, session: GitSession) {
+    /// refused a dirty tree, so nothing of the user's is lost. Errors are logged; the
+    /// error returned is `Tampered`: the job changed the git metadata (restored as well).
+    pub async fn abort(&self, session: GitSession) -> anyhow::Result<()> {
+        self.check_untouched(&session).await?;
         self.roll_back(&session).await;
         tracing::info!(job = %session.job_id, branch = %session.branch, "git workflow aborted; job branch removed");
+        Ok(())
+    }
+
+    /// Compares the git metadata and refs with the snapshot taken before the job, before
+    /// any git command runs; on a difference restores them, rolls back and fails.
+    async fn check_untouched(&self, s: &GitSession) -> anyhow::Result<()> {
+        let git = &self.shared.git;
+        let allowed = format!("refs/heads/{}", s.branch);
+        let tampered = match s.snapshot.verify_metadata() {
+            Err(t) => Some(anyhow::Error::from(t)),
+            // The config is as recorded, so git may run to compare the refs.
+            Ok(()) => s.snapshot.verify_refs(git, &allowed).await.err(),
+        };
+        let Some(err) = tampered else { return Ok(()) };
+        tracing::error!(job = %s.job_id, repo = %s.repo.display(), error = format!("{err:#}"), "the job changed the repository's git metadata; restoring it");
+        if let Err(e) = s.snapshot.restore(git).await {
+            tracing::error!(job = %s.job_id, repo = %s.repo.display(), error = format!("{e:#}"), "restoring the git metadata failed");
+            self.roll_back(s).await;
+            return Err(err.context(format!("{e:#}")));
+        }
+        self.roll_back(s).await;
+        Err(err)
     }
 
     /// The success path of `complete`; sets `pushed` once the branch is on the remote.
@@ -245,7 +337,10 @@ impl GitWorkflow {
         let git = &self.shared.git;
         let repo = s.repo.as_path();
         git.run(repo, &["add", "-A"]).await.context("staging the job's changes")?;
-        let diff = git.output(repo, &["diff", "--cached", "--quiet"]).await.context("checking for staged changes")?;
+        let diff = git
+            .output(repo, &["diff", "--cached", "--quiet", "--no-ext-diff", "--no-textconv"])
+            .await
+            .context("checking for staged changes")?;
         let changed = match diff.status.code() {
             Some(0) => false,
             Some(1) => true,
@@ -263,7 +358,7 @@ impl GitWorkflow {
 
         // --no-renames: a rename lists both the removed and the added path.
         let names = git
-            .run(repo, &["diff", "--cached", "--name-only", "--no-renames", "-z"])
+            .run(repo, &["diff", "--cached", "--name-only", "--no-renames", "--no-ext-diff", "-z"])
             .await
             .context("listing changed files")?;
         let files: Vec<String> = names.split('\0').filter(|n| !n.is_empty()).map(str::to_string).collect();
@@ -272,14 +367,10 @@ impl GitWorkflow {
             t => t.to_string(),
         };
         let body = format!("Job ID: {job_id}\nFiles changed: {}", files.len());
-        let mut args: Vec<&str> = Vec::new();
-        if !self.configured(repo, "user.name").await {
-            args.extend(["-c", FALLBACK_NAME]);
-        }
-        if !self.configured(repo, "user.email").await {
-            args.extend(["-c", FALLBACK_EMAIL]);
-        }
-        args.extend(["commit", "--quiet", "-m", &title, "-m", &body]);
+        // The identity recorded before the job ran, whatever the config says now.
+        let name = format!("user.name={}", s.identity.0);
+        let email = format!("user.email={}", s.identity.1);
+        let args = ["-c", &name, "-c", &email, "commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", &title, "-m", &body];
         git.run(repo, &args).await.context("committing the job's changes")?;
         let sha = git.run(repo, &["rev-parse", "HEAD"]).await.context("reading the job commit")?.trim().to_string();
 
@@ -301,7 +392,13 @@ impl GitWorkflow {
         if remote.is_empty() || remote.starts_with('-') {
             bail!("invalid git remote name {remote:?}");
         }
-        git.run(repo, &["push", "--quiet", "--set-upstream", remote, &s.branch])
+        // The URL recorded before the job: neither a changed remote nor a push refspec
+        // written since decides where this goes. (The URL is not quoted: it may hold a token.)
+        let Some(url) = s.push_url.as_deref() else {
+            bail!("the repository had no remote {remote:?} before the job; nothing pushed");
+        };
+        let refspec = format!("refs/heads/{0}:refs/heads/{0}", s.branch);
+        git.run(repo, &["push", "--quiet", "--no-verify", url, &refspec])
             .await
             .with_context(|| format!("pushing {} to {remote}", s.branch))?;
         *pushed = true;
@@ -312,12 +409,9 @@ impl GitWorkflow {
                 tracing::warn!(job = job_id, branch = %s.branch, "job started on a detached HEAD; no pull request opened");
                 return Ok(info);
             };
-            let url = git
-                .run(repo, &["remote", "get-url", remote])
-                .await
-                .with_context(|| format!("reading the URL of remote {remote}"))?;
+            let url = s.fetch_url.as_deref().unwrap_or(url);
             // The URL is not quoted in the error: it may carry credentials.
-            let (owner, name) = forge::owner_and_repo(&url)
+            let (owner, name) = forge::owner_and_repo(url)
                 .with_context(|| format!("cannot tell owner/repository from the URL of remote {remote}"))?;
             let pr_body = pr_body(s.description.as_deref(), &body, &info.changed_files);
             let pr = PullRequest { title: &title, head: &s.branch, base, body: &pr_body };
@@ -364,16 +458,22 @@ impl GitWorkflow {
 
     /// Removes a pushed job branch from the remote; logs what fails.
     async fn delete_remote_branch(&self, s: &GitSession) {
-        let res = self.shared.git.run(&s.repo, &["push", "--quiet", &self.shared.remote, "--delete", &s.branch]).await;
+        let Some(url) = s.push_url.as_deref() else { return };
+        let res = self.shared.git.run(&s.repo, &["push", "--quiet", "--no-verify", url, "--delete", &s.branch]).await;
         log_failure(s, "deleting the pushed job branch", res);
     }
 
-    /// Whether `key` has a non-empty value in the repository's effective git config.
-    async fn configured(&self, repo: &Path, key: &str) -> bool {
-        match self.shared.git.output(repo, &["config", "--get", key]).await {
-            Ok(out) => out.status.success() && !out.stdout.trim().is_empty(),
-            Err(_) => false,
-        }
+    /// The URL `git remote get-url` prints with `args`; none when the remote is not set.
+    async fn remote_url(&self, repo: &Path, args: &[&str]) -> Option<String> {
+        let out = self.shared.git.output(repo, args).await.ok()?;
+        out.status.success().then(|| out.stdout.trim().to_string())
+    }
+
+    /// `key`'s non-empty value in the repository's effective git config.
+    async fn configured(&self, repo: &Path, key: &str) -> Option<String> {
+        let out = self.shared.git.output(repo, &["config", "--get", key]).await.ok()?;
+        let value = out.stdout.trim();
+        (out.status.success() && !value.is_empty()).then(|| value.to_string())
     }
 
     /// The lock for `repo`, waiting while another job holds it.
@@ -385,6 +485,16 @@ impl GitWorkflow {
             locks.entry(repo.to_path_buf()).or_default().clone()
         };
         mutex.lock_owned().await
+    }
+}
+
+/// The job failure code for a workflow error: `SECURITY` when the job changed the git
+/// metadata or the repository's own config names a program, else `GIT_WORKFLOW_FAILED`.
+pub fn failure_code(err: &anyhow::Error) -> &'static str {
+    if err.downcast_ref::<Tampered>().is_some() || err.downcast_ref::<Unsafe>().is_some() {
+        "SECURITY"
+    } else {
+        "GIT_WORKFLOW_FAILED"
     }
 }
 

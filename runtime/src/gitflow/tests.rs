@@ -232,7 +232,7 @@ async fn abort_leaves_the_repository_exactly_as_before() {
     std::fs::remove_file(fx.work.join(".gitignore")).unwrap();
     std::fs::create_dir_all(fx.work.join("out/deep")).unwrap();
     std::fs::write(fx.work.join("out/deep/x.txt"), "x\n").unwrap();
-    flow.abort(session).await;
+    flow.abort(session).await.unwrap();
 
     assert_eq!(fx.current_branch(), "main");
     assert_eq!(git(&fx.work, &["rev-parse", "HEAD"]), head);
@@ -296,7 +296,7 @@ async fn sessions_on_one_repository_serialize() {
     let second = tokio::time::timeout(Duration::from_secs(10), second).await.unwrap().unwrap().unwrap().unwrap();
     assert!(fx.current_branch().contains("-second-"));
     assert!(!fx.work.join("first.txt").exists(), "second job starts from main");
-    flow.abort(second).await;
+    flow.abort(second).await.unwrap();
 
     assert_eq!(fx.current_branch(), "main");
     assert_eq!(fx.local_branches(), [info.branch_name.unwrap(), "main".to_string()]);
@@ -323,7 +323,7 @@ async fn a_subdirectory_uses_its_work_tree() {
     let flow = GitWorkflow::new(&config(None));
     let session = flow.begin(request(&fx.work.join("sub"), None)).await.unwrap().unwrap();
     assert!(fx.current_branch().starts_with("consolidate/duplicate-detection-project-"));
-    flow.abort(session).await;
+    flow.abort(session).await.unwrap();
     assert_eq!(fx.local_branches(), ["main"]);
 }
 
@@ -349,4 +349,121 @@ fn pr_bodies_list_files_with_a_limit() {
     let body = pr_body(Some("  Why  "), "Job ID: j\nFiles changed: 60", &files);
     assert!(body.starts_with("Why\n\nJob ID: j\nFiles changed: 60\n\n- `f0`\n"), "{body}");
     assert!(body.ends_with("- … and 10 more\n"), "{body}");
+}
+
+/// A second bare repository a tampering job would like the host to push to.
+fn elsewhere(fx: &Fixture) -> PathBuf {
+    let other = fx.work.parent().unwrap().join("remotes/evil/loot.git");
+    std::fs::create_dir_all(&other).unwrap();
+    git(&other, &["init", "--quiet", "--bare", "-b", "main"]);
+    other
+}
+
+#[tokio::test]
+async fn a_job_that_rewrites_the_git_config_fails_with_security_and_nothing_runs_or_is_pushed() {
+    let fx = Fixture::new();
+    let other = elsewhere(&fx);
+    let marker = fx.work.parent().unwrap().join("PWNED");
+    let config_before = std::fs::read(fx.work.join(".git/config")).unwrap();
+    let head = git(&fx.work, &["rev-parse", "HEAD"]);
+    let (base, requests) = fake_forge(StatusCode::CREATED).await;
+    let flow = GitWorkflow::new(&config(Some(&base)));
+    let session = flow.begin(request(&fx.work, Some("evil"))).await.unwrap().unwrap();
+    let branch = fx.current_branch();
+
+    // What a guest with a write grant on the work tree does during its run.
+    std::fs::write(fx.work.join("new.txt"), "payload\n").unwrap();
+    let cmd = format!("touch {}", marker.display());
+    git(&fx.work, &["config", "remote.origin.url", other.to_str().unwrap()]);
+    git(&fx.work, &["config", "remote.origin.pushurl", other.to_str().unwrap()]);
+    git(&fx.work, &["config", "core.fsmonitor", &cmd]);
+    git(&fx.work, &["config", "filter.evil.clean", &cmd]);
+    git(&fx.work, &["config", "user.name", "Mallory"]);
+    std::fs::write(fx.work.join(".gitattributes"), "* filter=evil\n").unwrap();
+    let hook = fx.work.join(".git/hooks/pre-commit");
+    std::fs::write(&hook, format!("#!/bin/sh\n{cmd}\n")).unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&hook).unwrap().permissions(), 0o755);
+    Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
+
+    let err = flow.complete(session, "job-1", false).await.unwrap_err();
+    assert_eq!(failure_code(&err), "SECURITY", "{err:#}");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("config") && msg.contains("nothing was pushed"), "{msg}");
+    assert!(!marker.exists(), "a planted command ran");
+    // Restored: the config byte for byte, no hook, main checked out, no job branch, clean tree.
+    assert_eq!(std::fs::read(fx.work.join(".git/config")).unwrap(), config_before);
+    assert!(!hook.exists());
+    assert_eq!(fx.current_branch(), "main");
+    assert_eq!(git(&fx.work, &["rev-parse", "HEAD"]), head);
+    assert_eq!(fx.local_branches(), ["main"]);
+    assert_eq!(fx.status(), "!! keep.log\n");
+    // Nothing pushed anywhere, no pull request.
+    assert!(!fx.remote_has(&branch));
+    assert_eq!(git(&other, &["for-each-ref"]), "", "nothing reaches the planted remote");
+    assert!(requests.lock().unwrap().is_empty());
+
+    // The next job on the repository runs normally and pushes to the real origin.
+    let session = flow.begin(request(&fx.work, Some("next"))).await.unwrap().unwrap();
+    std::fs::write(fx.work.join("next.txt"), "next\n").unwrap();
+    let info = flow.complete(session, "job-2", false).await.unwrap();
+    assert!(fx.remote_has(info.branch_name.as_deref().unwrap()));
+    assert!(!marker.exists());
+}
+
+#[tokio::test]
+async fn moved_refs_and_a_failed_job_that_tampered_are_caught_too() {
+    let fx = Fixture::new();
+    let flow = GitWorkflow::new(&config(None));
+    let main = git(&fx.work, &["rev-parse", "main"]);
+
+    // A job that moves `main` (and creates a tag) and then fails.
+    let session = flow.begin(request(&fx.work, None)).await.unwrap().unwrap();
+    std::fs::write(fx.work.join("x.txt"), "x\n").unwrap();
+    git(&fx.work, &["add", "-A"]);
+    git(&fx.work, &["commit", "--quiet", "-m", "sneaky"]);
+    git(&fx.work, &["update-ref", "refs/heads/main", "HEAD"]);
+    git(&fx.work, &["tag", "planted"]);
+    let err = flow.abort(session).await.unwrap_err();
+    assert_eq!(failure_code(&err), "SECURITY", "{err:#}");
+    assert_eq!(git(&fx.work, &["rev-parse", "main"]), main);
+    assert_eq!(git(&fx.work, &["tag"]), "");
+    assert_eq!(fx.current_branch(), "main");
+    assert_eq!(fx.local_branches(), ["main"]);
+
+    // A `.git` folder swapped for a `.git` file pointing at another repository.
+    let session = flow.begin(request(&fx.work, None)).await.unwrap().unwrap();
+    let moved = fx.work.parent().unwrap().join("moved.git");
+    std::fs::rename(fx.work.join(".git"), &moved).unwrap();
+    std::fs::write(fx.work.join(".git"), format!("gitdir: {}\n", fx.bare.display())).unwrap();
+    let err = flow.complete(session, "job-1", false).await.unwrap_err();
+    assert_eq!(failure_code(&err), "SECURITY", "{err:#}");
+    assert!(format!("{err:#}").contains(".git"), "{err:#}");
+    assert!(!fx.remote_has("main") || git(&fx.bare, &["for-each-ref", "refs/heads"]).lines().count() == 1);
+}
+
+#[tokio::test]
+async fn a_repository_whose_own_config_runs_programs_is_refused() {
+    let fx = Fixture::new();
+    let marker = fx.work.parent().unwrap().join("PWNED");
+    let cmd = format!("touch {}", marker.display());
+    let flow = GitWorkflow::new(&config(None));
+    // Planted earlier, e.g. by a job of another pipeline with a write grant.
+    std::fs::write(fx.work.join(".gitattributes"), "* filter=evil\n").unwrap();
+    git(&fx.work, &["add", ".gitattributes"]);
+    git(&fx.work, &["commit", "--quiet", "-m", "attrs"]);
+    for (key, value) in [("core.fsmonitor", cmd.as_str()), ("filter.evil.clean", cmd.as_str()), ("core.worktree", "/")] {
+        git(&fx.work, &["config", key, value]);
+        // A stat-dirty tracked file: `git status` would run the filter and fsmonitor on it.
+        std::fs::write(fx.work.join("README.md"), "# Project\n").unwrap();
+        let err = flow.begin(request(&fx.work, None)).await.unwrap_err();
+        assert_eq!(failure_code(&err), "SECURITY", "{err:#}");
+        assert!(format!("{err:#}").contains(key), "{err:#}");
+        assert!(!marker.exists(), "{key}: a planted command ran");
+        assert_eq!(fx.local_branches(), ["main"]);
+        git(&fx.work, &["config", "--unset", key]);
+    }
+    // fsmonitor switched off is fine.
+    git(&fx.work, &["config", "core.fsmonitor", "false"]);
+    let session = flow.begin(request(&fx.work, None)).await.unwrap().unwrap();
+    flow.abort(session).await.unwrap();
 }

@@ -318,13 +318,15 @@ async fn run_attempt(inner: &Arc<Inner>, job: &Job, cancel: Arc<AtomicBool>, jou
                 }
                 Outcome::Completed(result, Some(git))
             }
-            Err(e) => Outcome::Failed(failure("GIT_WORKFLOW_FAILED", format!("{e:#}"), false), None),
+            Err(e) => Outcome::Failed(failure(crate::gitflow::failure_code(&e), format!("{e:#}"), false), None),
         },
         Err(f) => {
-            inner.git.abort(session).await;
-            match f {
-                Some(f) => Outcome::Failed(f, None),
-                None => Outcome::Interrupted,
+            // A job that changed the git metadata fails with SECURITY whatever else it did.
+            let tampered = inner.git.abort(session).await.err();
+            match (f, tampered) {
+                (Some(_), Some(e)) => Outcome::Failed(failure(crate::gitflow::failure_code(&e), format!("{e:#}"), false), None),
+                (Some(f), None) => Outcome::Failed(f, None),
+                (None, _) => Outcome::Interrupted,
             }
         }
     }
@@ -351,7 +353,7 @@ async fn begin_git(
         commit_title: &flow.commit_title,
         description: params.get("description").and_then(Value::as_str),
     };
-    inner.git.begin(request).await.map_err(|e| failure("GIT_WORKFLOW_FAILED", format!("{e:#}"), false))
+    inner.git.begin(request).await.map_err(|e| failure(crate::gitflow::failure_code(&e), format!("{e:#}"), false))
 }
 
 /// Runs the guest; Err(None) means interrupted (cancel or shutdown).
