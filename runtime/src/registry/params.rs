@@ -160,6 +160,15 @@ fn param_error(err: &boon::ValidationError<'_, '_>) -> ParamError {
         boon::ErrorKind::Required { want } if !want.is_empty() => {
             ParamError { field: under(want[0]), message: "is required".into() }
         }
+        // Said without the value: boon's own messages start by quoting it whole.
+        boon::ErrorKind::Pattern { want, .. } => ParamError {
+            field: if at.is_empty() { "parameters".to_string() } else { at.to_string() },
+            message: format!("does not match the pattern {:?}", crate::sandbox::grants::shorten(want, 100)),
+        },
+        boon::ErrorKind::Format { want, .. } => ParamError {
+            field: if at.is_empty() { "parameters".to_string() } else { at.to_string() },
+            message: format!("is not a valid {want}"),
+        },
         kind => {
             let field = if at.is_empty() { "parameters".to_string() } else { at.to_string() };
             ParamError { field, message: kind.to_string() }

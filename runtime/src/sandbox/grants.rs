@@ -321,7 +321,7 @@ impl<'a> Walk<'a> {
             return Err(SchemaError(format!(
                 "the parameter schema nests deeper than {MAX_SCHEMA_DEPTH} subschemas ($refs followed) at {} \
                  (host walk budget; a $ref loop?)",
-                shorten(&self.location(), 200)
+                shorten(&self.location(), 120)
             )));
         }
         self.stats.nodes += 1;
@@ -329,7 +329,7 @@ impl<'a> Walk<'a> {
             return Err(SchemaError(format!(
                 "the parameter schema expands to more than {MAX_SCHEMA_NODES} subschemas ($refs followed; host walk \
                  budget), reached at {}: look for $ref loops or anyOf/oneOf/allOf fan-out",
-                shorten(&self.location(), 200)
+                shorten(&self.location(), 120)
             )));
         }
         let count = self.fan_out.last_mut().expect("a location is always open");
@@ -338,7 +338,7 @@ impl<'a> Walk<'a> {
             return Err(SchemaError(format!(
                 "more than {MAX_SCHEMA_FAN_OUT} subschemas apply to one parameter value (host validation budget), \
                  reached at {}: look for $ref loops or anyOf/oneOf/allOf fan-out",
-                shorten(&self.location(), 200)
+                shorten(&self.location(), 120)
             )));
         }
         let Value::Object(map) = node else {
@@ -347,7 +347,7 @@ impl<'a> Walk<'a> {
         if depth > 0 && (map.get("$id").is_some_and(Value::is_string) || map.get("id").is_some_and(Value::is_string)) {
             return Err(SchemaError(format!(
                 "{}: a nested $id is not supported in parameter schemas (references resolve against the root)",
-                shorten(&self.location(), 200)
+                shorten(&self.location(), 120)
             )));
         }
         if map.contains_key("pattern")
