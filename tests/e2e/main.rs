@@ -12,6 +12,7 @@ mod gitflow;
 mod hardening;
 mod hostile;
 mod hostile_git;
+mod hostile_schema;
 mod pipelines;
 mod polyglot;
 mod registry;

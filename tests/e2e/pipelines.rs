@@ -95,8 +95,20 @@ pub fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
 async fn the_pipeline_list_has_all_eight_with_their_parameter_schemas() {
     let ids: Vec<&str> = ALL.iter().map(|(id, _)| *id).collect();
     let server = Server::start(&config(&ids));
-    let (code, list) = server.get("/api/pipelines").await;
-    assert_eq!(code, 200, "{list}");
+    // Listing never waits long on initialisation: ask until every worker is ready (a cold
+    // compile of eight components takes longer than the listing's grace).
+    let started = std::time::Instant::now();
+    let list = loop {
+        let (code, list) = server.get("/api/pipelines").await;
+        assert_eq!(code, 200, "{list}");
+        let states: Vec<&str> = list["pipelines"].as_array().expect("pipelines array").iter().map(|p| p["state"].as_str().unwrap_or("")).collect();
+        assert!(!states.contains(&"failed"), "{list}");
+        if states.iter().all(|s| *s == "ready") {
+            break list;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "workers never became ready: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let pipelines = list["pipelines"].as_array().expect("pipelines array");
     let mut listed: Vec<&str> = pipelines.iter().filter_map(|p| p["id"].as_str()).collect();
     listed.sort();

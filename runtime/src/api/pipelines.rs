@@ -25,13 +25,20 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Every pipeline with its state, counts and parameter schema.
+///
+/// Answers from what is known: it starts loading workers not yet loaded and waits at most
+/// one second for them, never for an initialisation already under way. `state` says where
+/// each worker stands: `ready` (loaded; `paramsSchema` is set), `initialising` (under way),
+/// `failed` (the latest attempt failed: `lastError`) or `not_loaded`.
 #[utoipa::path(get, path = "/api/pipelines", tag = "pipelines",
-    responses((status = 200, description = "Pipelines", body = Object)))]
+    responses((status = 200, description = "Pipelines, each with `state`: ready | initialising | failed | not_loaded", body = Object)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let registry = state.queue.registry();
     let ids = registry.pipeline_ids();
-    // Schemas come from the workers themselves, so listing loads them (cached, shared).
-    futures::future::join_all(ids.iter().map(|id| registry.get_worker(id))).await;
+    // Schemas come from the workers themselves, so listing starts loading them (cached,
+    // shared) but never waits on a worker's init beyond a short grace; one still under way
+    // is listed with `state: initialising`.
+    registry.start_loading(&ids, crate::registry::LIST_GRACE).await;
     let counts = state.queue.store().counts().await?;
     let mut out = Vec::new();
     for id in ids {
@@ -57,6 +64,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
             "version": info.map(|i| i.version.clone()),
             "status": status,
             "workerLoaded": st.loaded,
+            "state": st.state.as_str(),
             "queued": n(JobStatus::Queued),
             "running": n(JobStatus::Running),
             "completed": n(JobStatus::Completed),

@@ -290,7 +290,7 @@ async fn run_attempt(inner: &Arc<Inner>, job: &Job, cancel: Arc<AtomicBool>, jou
     // it at the trigger; the guest still checks its own input).
     let params = job_params(&job.data);
     let valid = if worker.takes_paths {
-        match worker.validate(params) {
+        match worker.validate(params).await {
             Ok(v) => v,
             Err(e) => return Outcome::Failed(failure("INVALID_INPUT", e.to_string(), false), None),
         }

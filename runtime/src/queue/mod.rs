@@ -305,7 +305,7 @@ impl Queue {
         }
         let worker = inner.registry.get_worker(pipeline).await?;
         let params = if params.is_object() { job_params(&params) } else { params };
-        let valid = worker.validate(params)?;
+        let valid = worker.validate(params).await?;
         // Persisting and queueing must finish even when the caller goes away (an HTTP client
         // that disconnects drops its handler): otherwise a job could be stored but never queued.
         let queue = self.clone();

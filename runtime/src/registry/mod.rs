@@ -21,6 +21,7 @@ use self::params::ParamSchema;
 use self::worker::{GitWorkflowInfo, Worker, WorkerInfo};
 use crate::config::{Config, PipelineConfig};
 use crate::sandbox::cache::LoadSource;
+use crate::sandbox::grants::{PathPlan, shorten};
 use crate::sandbox::journal::Journal;
 use crate::sandbox::{Sandbox, StoreSpec};
 
@@ -29,6 +30,18 @@ pub const OUTPUT_KEYWORD: &str = "x-alephauto-output";
 
 /// How long `describe` + `init` may take.
 const INIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Whole worker creation (compile, describe, init): also ends an `init` waiting in a host
+/// call (a sleep), which epoch interruption cannot reach.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Largest parameter schema a worker may declare, serialised.
+pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+/// Longest id, name or version a worker may declare.
+const MAX_LABEL_BYTES: usize = 200;
+/// Longest description a worker may declare.
+const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
+/// How long a listing waits for an initialisation it started itself; it never waits for
+/// one already under way (`GET /api/pipelines` shows that as `initialising`).
+pub const LIST_GRACE: Duration = Duration::from_secs(1);
 
 /// Why `get_worker` could not return a worker.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,6 +83,33 @@ struct Entry {
     init_lock: tokio::sync::Mutex<()>,
     breaker: Mutex<Breaker>,
     init_attempts: AtomicU64,
+    /// Whether an initialisation is under way.
+    initialising: AtomicBool,
+}
+
+/// Where a pipeline's worker stands, for listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Not loaded, nothing under way (never asked for, or shut down).
+    NotLoaded,
+    /// An initialisation is under way.
+    Initialising,
+    /// Loaded and initialised.
+    Ready,
+    /// The latest initialisation failed (see `last_error`).
+    Failed,
+}
+
+impl WorkerState {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotLoaded => "not_loaded",
+            Self::Initialising => "initialising",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// A pipeline's registry state, for the API and metrics.
@@ -77,6 +117,8 @@ struct Entry {
 pub struct EntryStatus {
     /// Whether a worker is loaded.
     pub loaded: bool,
+    /// Where its worker stands.
+    pub state: WorkerState,
     /// Whether the breaker refuses now.
     pub cooling_down: bool,
     /// Consecutive initialisation failures.
@@ -112,13 +154,17 @@ impl Registry {
             .pipelines
             .iter()
             .map(|(id, p)| {
-                (id.clone(), Entry {
-                    config: p.clone(),
-                    ready: RwLock::new(None),
-                    init_lock: tokio::sync::Mutex::new(()),
-                    breaker: Mutex::new(Breaker::new(breaker)),
-                    init_attempts: AtomicU64::new(0),
-                })
+                (
+                    id.clone(),
+                    Entry {
+                        config: p.clone(),
+                        ready: RwLock::new(None),
+                        init_lock: tokio::sync::Mutex::new(()),
+                        breaker: Mutex::new(Breaker::new(breaker)),
+                        init_attempts: AtomicU64::new(0),
+                        initialising: AtomicBool::new(false),
+                    },
+                )
             })
             .collect();
         Self { sandbox, entries, max_log_bytes: config.runtime.max_log_bytes, closed: AtomicBool::new(false) }
@@ -171,7 +217,19 @@ impl Registry {
         self.check_breaker(id, entry)?;
         entry.init_attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        match self.init_worker(id, &entry.config).await {
+        // Cleared however this future ends (a caller that goes away drops it mid-way).
+        struct Initialising<'a>(&'a AtomicBool);
+        impl Drop for Initialising<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        entry.initialising.store(true, Ordering::Release);
+        let _initialising = Initialising(&entry.initialising);
+        let created = tokio::time::timeout(CREATE_TIMEOUT, self.init_worker(id, &entry.config))
+            .await
+            .unwrap_or_else(|_| Err(anyhow!("did not finish within {} s", CREATE_TIMEOUT.as_secs())));
+        match created {
             Ok(mut worker) => {
                 worker.init_time = started.elapsed();
                 let worker = Arc::new(worker);
@@ -181,7 +239,12 @@ impl Registry {
                 if let Ok(mut slot) = entry.ready.write() {
                     *slot = Some(worker.clone());
                 }
-                tracing::info!(pipeline = id, ms = worker.init_time.as_millis() as u64, cached = worker.from_cache, "worker initialised");
+                tracing::info!(
+                    pipeline = id,
+                    ms = worker.init_time.as_millis() as u64,
+                    cached = worker.from_cache,
+                    "worker initialised"
+                );
                 Ok(worker)
             }
             Err(e) => {
@@ -195,11 +258,43 @@ impl Registry {
         }
     }
 
+    /// Starts initialising every pipeline in `ids` that is enabled, not loaded, not under way
+    /// and not cooling down, in the background; waits for them at most `grace`. Never waits
+    /// for an initialisation already under way.
+    pub async fn start_loading(self: &Arc<Self>, ids: &[String], grace: Duration) {
+        let mut started = Vec::new();
+        for id in ids {
+            let Some(entry) = self.entries.get(id) else {
+                continue;
+            };
+            let cooling = entry.breaker.lock().map(|b| b.is_open(Instant::now())).unwrap_or(true);
+            if !entry.config.enabled
+                || cooling
+                || self.loaded(id).is_some()
+                || entry.initialising.load(Ordering::Acquire)
+                || self.closed.load(Ordering::Acquire)
+            {
+                continue;
+            }
+            let registry = self.clone();
+            let id = id.clone();
+            // Detached: the initialisation finishes (and is cached) even if the listing is gone.
+            started.push(tokio::spawn(async move {
+                if let Err(e) = registry.get_worker(&id).await {
+                    tracing::debug!(pipeline = %id, error = %e, "background initialisation failed");
+                }
+            }));
+        }
+        if !started.is_empty() {
+            let _ = tokio::time::timeout(grace, futures::future::join_all(started)).await;
+        }
+    }
+
     fn check_breaker(&self, id: &str, entry: &Entry) -> Result<(), RegistryError> {
-        let breaker = entry.breaker.lock().map_err(|_| RegistryError::InitFailed {
-            id: id.to_string(),
-            message: "breaker lock poisoned".into(),
-        })?;
+        let breaker = entry
+            .breaker
+            .lock()
+            .map_err(|_| RegistryError::InitFailed { id: id.to_string(), message: "breaker lock poisoned".into() })?;
         breaker.check(Instant::now()).map_err(|retry_after| RegistryError::Cooldown {
             id: id.to_string(),
             retry_after,
@@ -226,6 +321,16 @@ impl Registry {
             .await
             .map_err(|e| anyhow!("{}", crate::sandbox::classify(e, &store, INIT_TIMEOUT)))
             .context("calling describe")?;
+        // What describe returned is checked (and the schema walked, within budgets) before
+        // `init`: a worker whose self-description is over budget is never initialised.
+        check_described(&described)?;
+        let schema: Value = serde_json::from_str(&described.params_schema)
+            .with_context(|| format!("worker {} declared a parameter schema that is not JSON", described.id))?;
+        let paths = PathPlan::build(&schema)
+            .map_err(|e| anyhow!("worker {} declared a parameter schema the host refuses: {e}", described.id))?;
+        let param_schema = ParamSchema::compile(&schema, paths.stats().uses_patterns).map_err(|e| {
+            anyhow!("worker {} declared an invalid parameter schema: {}", described.id, shorten(&e, 1000))
+        })?;
         let settings = serde_json::to_string(&config.settings).context("serialising pipeline settings")?;
         guest
             .call_init(&mut store, &settings)
@@ -236,10 +341,6 @@ impl Registry {
         for line in journal.drain() {
             tracing::debug!(pipeline = id, stream = ?line.stream, "{}", line.message);
         }
-        let schema: Value = serde_json::from_str(&described.params_schema)
-            .with_context(|| format!("worker {} declared a parameter schema that is not JSON", described.id))?;
-        let param_schema = ParamSchema::compile(&schema)
-            .map_err(|e| anyhow!("worker {} declared an invalid parameter schema: {e}", described.id))?;
         if described.id != id {
             tracing::info!(pipeline = id, worker = %described.id, "component reports a different id; the configured id is used");
         }
@@ -260,10 +361,9 @@ impl Registry {
             name: described.name,
             description: described.description,
             params_schema: schema,
-            git_workflow: described.git_workflow.map(|g| GitWorkflowInfo {
-                branch_prefix: g.branch_prefix,
-                commit_title: g.commit_title,
-            }),
+            git_workflow: described
+                .git_workflow
+                .map(|g| GitWorkflowInfo { branch_prefix: g.branch_prefix, commit_title: g.commit_title }),
         };
         let wants_output = info.params_schema.get(OUTPUT_KEYWORD).and_then(Value::as_bool) != Some(false);
         // Conservative: any mention of the keyword, nested or in $defs, counts.
@@ -280,6 +380,7 @@ impl Registry {
             from_cache: loaded.source == LoadSource::Cached,
 
             schema: param_schema,
+            paths,
             control: tokio::sync::Mutex::new(Some((store, instance))),
         })
     }
@@ -303,8 +404,18 @@ impl Registry {
             .lock()
             .map(|b| (b.is_open(Instant::now()), b.failures(), b.last_error().map(str::to_string)))
             .unwrap_or((false, 0, None));
+        let state = if worker.is_some() {
+            WorkerState::Ready
+        } else if entry.initialising.load(Ordering::Acquire) {
+            WorkerState::Initialising
+        } else if last_error.is_some() {
+            WorkerState::Failed
+        } else {
+            WorkerState::NotLoaded
+        };
         Some(EntryStatus {
             loaded: worker.is_some(),
+            state,
             cooling_down,
             failures,
             last_error,
@@ -327,10 +438,39 @@ impl Registry {
                 let call = instance.alephauto_worker_worker().call_shutdown(&mut store);
                 match tokio::time::timeout(Duration::from_secs(10), call).await {
                     Ok(Ok(())) => tracing::info!(pipeline = %id, "worker shut down"),
-                    Ok(Err(e)) => tracing::warn!(pipeline = %id, error = %e, "worker shutdown trapped"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(pipeline = %id, error = %e, "worker shutdown trapped")
+                    }
                     Err(_) => tracing::warn!(pipeline = %id, "worker shutdown timed out"),
                 }
             }
         }
     }
+}
+
+/// Refuses a self-description over the host's budgets (before anything walks or stores it).
+fn check_described(d: &crate::sandbox::bindings::types::WorkerInfo) -> anyhow::Result<()> {
+    let fields = [
+        ("id", &d.id, MAX_LABEL_BYTES),
+        ("name", &d.name, MAX_LABEL_BYTES),
+        ("version", &d.version, MAX_LABEL_BYTES),
+        ("description", &d.description, MAX_DESCRIPTION_BYTES),
+        ("parameter schema", &d.params_schema, MAX_SCHEMA_BYTES),
+    ];
+    for (what, value, max) in fields {
+        if value.len() > max {
+            return Err(anyhow!(
+                "the worker's describe returned a {what} of {} bytes; the host limit is {max}",
+                value.len()
+            ));
+        }
+    }
+    if let Some(g) = &d.git_workflow
+        && (g.branch_prefix.len() > MAX_LABEL_BYTES || g.commit_title.len() > MAX_LABEL_BYTES)
+    {
+        return Err(anyhow!(
+            "the worker's describe returned a git workflow label over {MAX_LABEL_BYTES} bytes (host limit)"
+        ));
+    }
+    Ok(())
 }

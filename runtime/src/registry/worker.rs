@@ -2,6 +2,7 @@
 //! parameter validator, and the control instance that received `init`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,7 +12,7 @@ use wasmtime::Store;
 use super::params::ParamSchema;
 use crate::config::PipelineConfig;
 use crate::sandbox::bindings::PipelineWorker;
-use crate::sandbox::grants::{self, Grant};
+use crate::sandbox::grants::{self, Grant, PathPlan, shorten};
 use crate::sandbox::{HostState, WorkerPre};
 
 /// What a worker's `describe` returned, in API form.
@@ -52,6 +53,28 @@ pub struct ParamError {
     pub message: String,
 }
 
+impl ParamError {
+    /// The error with its field and message cut to a size fit for a response (a rejected
+    /// value is never echoed whole).
+    fn bounded(self) -> Self {
+        Self {
+            field: shorten(&self.field, MAX_ERROR_FIELD_BYTES),
+            message: shorten(&self.message, MAX_ERROR_MESSAGE_BYTES),
+        }
+    }
+}
+
+/// Longest parameter name quoted in an error.
+const MAX_ERROR_FIELD_BYTES: usize = 120;
+/// Longest error message.
+const MAX_ERROR_MESSAGE_BYTES: usize = 400;
+/// Wall-clock budget of one validation, waiting for a slot included.
+pub const VALIDATION_BUDGET: Duration = Duration::from_secs(2);
+/// Validations running at once (each on a blocking thread, never on the async runtime's).
+/// The input caps in `params` bound each one's work, so a validation that outlives its
+/// budget still ends soon; the slots bound how many such can run together.
+static VALIDATION_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Parameters that passed validation, and the folders they grant.
 #[derive(Debug, Clone)]
 pub struct ValidParams {
@@ -82,6 +105,8 @@ pub struct Worker {
     /// Whether the parameter schema declares any path (`x-alephauto-path`) anywhere.
     pub takes_paths: bool,
     pub(crate) schema: ParamSchema,
+    /// Where the schema's path parameters are, planned once at load.
+    pub(crate) paths: PathPlan,
     pub(crate) control: tokio::sync::Mutex<Option<(Store<HostState>, PipelineWorker)>>,
 }
 
@@ -92,8 +117,38 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// Validates trigger parameters: defaults, the declared schema, then path grants.
-    pub fn validate(&self, params: Value) -> Result<ValidParams, ParamError> {
+    /// Validates trigger parameters off the async threads, within [`VALIDATION_BUDGET`].
+    pub async fn validate(self: &Arc<Self>, params: Value) -> Result<ValidParams, ParamError> {
+        let worker = self.clone();
+        let run = async move {
+            let permit = VALIDATION_SLOTS.acquire().await.map_err(|e| ParamError {
+                field: "parameters".into(),
+                message: format!("validation is unavailable: {e}"),
+            })?;
+            tokio::task::spawn_blocking(move || {
+                let _slot = permit;
+                worker.validate_now(params)
+            })
+            .await
+            .map_err(|e| ParamError { field: "parameters".into(), message: format!("validation failed: {e}") })?
+        };
+        match tokio::time::timeout(VALIDATION_BUDGET, run).await {
+            Ok(result) => result.map_err(ParamError::bounded),
+            Err(_) => {
+                tracing::warn!(pipeline = %self.pipeline_id, "parameter validation over its time budget");
+                Err(ParamError {
+                    field: "parameters".into(),
+                    message: format!(
+                        "could not be validated within {} s (host budget); try smaller parameters",
+                        VALIDATION_BUDGET.as_secs()
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Validates on the calling thread: defaults, the declared schema, then path grants.
+    fn validate_now(&self, params: Value) -> Result<ValidParams, ParamError> {
         let mut params = match params {
             Value::Null => Value::Object(Map::new()),
             Value::Object(map) => Value::Object(map),
@@ -106,7 +161,7 @@ impl Worker {
         };
         apply_defaults(&self.info.params_schema, &mut params);
         self.schema.check(&params)?;
-        let grants = grants::resolve(&self.info.params_schema, &mut params, &self.roots, self.config.allow_write)
+        let grants = grants::resolve(&self.paths, &mut params, &self.roots, self.config.allow_write)
             .map_err(|e| ParamError { field: e.field, message: e.message })?;
         Ok(ValidParams { params, grants })
     }
