@@ -109,7 +109,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
-            data_dir: PathBuf::from("data"),
+            data_dir: default_data_dir(),
             max_attempts: 3,
             retry_base_ms: 1000,
             shutdown_timeout_secs: 30,
@@ -259,6 +259,14 @@ impl Default for Config {
     }
 }
 
+/// `$XDG_DATA_HOME/alephauto`, else `~/.local/share/alephauto`, else `data` beside the config:
+/// outside the working folder, which is often a checkout under the granted `~/code`.
+fn default_data_dir() -> PathBuf {
+    let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    let home = || std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"));
+    xdg.or_else(home).map(|d| d.join("alephauto")).unwrap_or_else(|| PathBuf::from("data"))
+}
+
 /// `~/code`, where the original tool found repositories. Never the whole home folder (it
 /// holds SSH keys, credentials and, often, this runtime's own data) nor the temp folder.
 fn default_roots() -> Vec<PathBuf> {
@@ -325,12 +333,21 @@ impl Config {
     fn parse(text: &str, base: &Path, file: Option<&Path>) -> Result<Self> {
         let mut config: Config = toml::from_str(text).context("invalid configuration TOML")?;
         config.resolve_paths(base);
-        // A guest that could read the file would learn the API key and forge token; one that
-        // could write it would widen its own roots at the next start.
-        let extra: Vec<Protected> = file
-            .map(|f| Protected { what: "the configuration file".into(), path: f.to_path_buf(), is_file: true })
-            .into_iter()
-            .collect();
+        // A guest that can read the file learns the secrets in it: refused when it holds any.
+        // Without secrets it is only warned about (a checkout under `~/code` holding
+        // `alephauto.toml` is the usual set-up), see SECURITY.md.
+        let mut extra = Vec::new();
+        if let Some(file) = file {
+            let holds_secret = config.server.api_key.is_some() || config.git.forge_token.is_some();
+            let place = Protected { what: "the configuration file".into(), path: file.to_path_buf(), is_file: true };
+            if holds_secret {
+                extra.push(place);
+            } else {
+                for problem in config.overlap_problems(std::slice::from_ref(&place)) {
+                    tracing::warn!("{problem}; keep secrets in ALEPHAUTO_API_KEY / ALEPHAUTO_FORGE_TOKEN, not in this file");
+                }
+            }
+        }
         config.validate_with(&extra)?;
         Ok(config)
     }
@@ -517,6 +534,15 @@ mod tests {
     }
 
     #[test]
+    fn the_default_data_folder_is_outside_the_default_roots() {
+        let c = Config::default();
+        if std::env::var_os("HOME").is_some() {
+            assert!(c.runtime.data_dir.is_absolute(), "{}", c.runtime.data_dir.display());
+        }
+        c.check_isolation().unwrap();
+    }
+
+    #[test]
     fn default_roots_are_narrow() {
         let roots = &Config::default().pipelines["repomix"].roots;
         if let Some(home) = std::env::var_os("HOME") {
@@ -580,8 +606,11 @@ mod tests {
         std::fs::create_dir_all(base.join("db")).unwrap();
         load(&base, &pg, &[&base.join("db")]).unwrap();
 
-        // The config file holds the API key and the roots themselves.
-        let err = refusal(load(&base, &data, &[&base.join("conf")]));
+        // The config file, once it holds a secret; without one it is only warned about.
+        std::fs::create_dir_all(base.join("conf")).unwrap();
+        load(&base, &data, &[&base.join("conf")]).unwrap();
+        let secret = format!("{data}\n[server]\napi_key = \"s3cret\"");
+        let err = refusal(load(&base, &secret, &[&base.join("conf")]));
         assert!(err.contains("contains the configuration file"), "{err}");
     }
 

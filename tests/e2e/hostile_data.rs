@@ -58,6 +58,7 @@ fn the_default_config_starts_with_narrow_roots_and_an_overlapping_one_is_refused
         .args(["serve", "--bind", "127.0.0.1:0"])
         .current_dir(&work_c)
         .env("HOME", &home_c)
+        .env_remove("XDG_DATA_HOME")
         .env_remove("ALEPHAUTO_API_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -68,7 +69,8 @@ fn the_default_config_starts_with_narrow_roots_and_an_overlapping_one_is_refused
     let _ = child.wait();
     assert!(listening, "the default configuration must start");
     let written: toml::Table = std::fs::read_to_string(work_c.join("alephauto.toml")).unwrap().parse().unwrap();
-    let data = work_c.join(written["runtime"]["data_dir"].as_str().unwrap());
+    let data = PathBuf::from(written["runtime"]["data_dir"].as_str().unwrap());
+    assert_eq!(data, home_c.join(".local/share/alephauto"), "the data folder is outside the working folder");
     assert!(data.join("alephauto.db").exists(), "the data folder is where the config says: {}", data.display());
     let pipelines = written["pipelines"].as_table().unwrap();
     assert_eq!(pipelines.len(), 8);
