@@ -198,7 +198,8 @@ pub fn run(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, secs: u32) ->
         drop(server.stop()?);
     }
     starts.sort();
-    let server = Server::start(bin, &[std::env::temp_dir()])?;
+    // No roots: the data folder lives in the temp folder, and a root may not contain it.
+    let server = Server::start(bin, &[])?;
     std::thread::sleep(Duration::from_millis(500));
     let (idle, _) = server.rss();
     report.target(

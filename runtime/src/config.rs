@@ -109,7 +109,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
-            data_dir: PathBuf::from("data"),
+            data_dir: default_data_dir(),
             max_attempts: 3,
             retry_base_ms: 1000,
             shutdown_timeout_secs: 30,
@@ -259,14 +259,60 @@ impl Default for Config {
     }
 }
 
-/// The home folder and the system temp folder: where users keep repositories.
+/// `$XDG_DATA_HOME/alephauto`, else `~/.local/share/alephauto`, else `data` beside the config:
+/// outside the working folder, which is often a checkout under the granted `~/code`.
+fn default_data_dir() -> PathBuf {
+    let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
+    let home = || std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"));
+    xdg.or_else(home).map(|d| d.join("alephauto")).unwrap_or_else(|| PathBuf::from("data"))
+}
+
+/// `~/code`, where the original tool found repositories. Never the whole home folder (it
+/// holds SSH keys, credentials and, often, this runtime's own data) nor the temp folder.
 fn default_roots() -> Vec<PathBuf> {
-    let mut roots = Vec::new();
-    if let Some(home) = std::env::var_os("HOME") {
-        roots.push(PathBuf::from(home));
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join("code")).into_iter().collect()
+}
+
+/// Something of the runtime's own that no pipeline root may overlap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protected {
+    /// What it is, for messages (`the data folder (runtime.data_dir)`).
+    pub what: String,
+    /// Its path, as configured (absolute once the configuration is resolved).
+    pub path: PathBuf,
+    /// A file (only a root containing it overlaps) rather than a folder.
+    pub is_file: bool,
+}
+
+/// Canonicalises the longest existing prefix of `path` and appends the rest, so folders
+/// created later (the data folder on first start) compare like existing ones; relative
+/// paths are taken from the working folder.
+pub fn canonical_lenient(path: &Path) -> PathBuf {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    if let Ok(c) = std::fs::canonicalize(&abs) {
+        return c;
     }
-    roots.push(std::env::temp_dir());
-    roots
+    let parts: Vec<_> = abs.components().collect();
+    for k in (1..parts.len()).rev() {
+        let prefix: PathBuf = parts[..k].iter().collect();
+        if let Ok(mut out) = std::fs::canonicalize(&prefix) {
+            for part in &parts[k..] {
+                match part {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => out.push(other),
+                }
+            }
+            return out;
+        }
+    }
+    abs
 }
 
 /// Replaces a leading `~` with the home folder.
@@ -281,9 +327,28 @@ pub fn expand_home(path: &Path) -> PathBuf {
 impl Config {
     /// Parses and validates a TOML document; `base` resolves relative paths.
     pub fn from_toml(text: &str, base: &Path) -> Result<Self> {
+        Self::parse(text, base, None)
+    }
+
+    fn parse(text: &str, base: &Path, file: Option<&Path>) -> Result<Self> {
         let mut config: Config = toml::from_str(text).context("invalid configuration TOML")?;
         config.resolve_paths(base);
-        config.validate()?;
+        // A guest that can read the file learns the secrets in it: refused when it holds any.
+        // Without secrets it is only warned about (a checkout under `~/code` holding
+        // `alephauto.toml` is the usual set-up), see SECURITY.md.
+        let mut extra = Vec::new();
+        if let Some(file) = file {
+            let holds_secret = config.server.api_key.is_some() || config.git.forge_token.is_some();
+            let place = Protected { what: "the configuration file".into(), path: file.to_path_buf(), is_file: true };
+            if holds_secret {
+                extra.push(place);
+            } else {
+                for problem in config.overlap_problems(std::slice::from_ref(&place)) {
+                    tracing::warn!("{problem}; keep secrets in ALEPHAUTO_API_KEY / ALEPHAUTO_FORGE_TOKEN, not in this file");
+                }
+            }
+        }
+        config.validate_with(&extra)?;
         Ok(config)
     }
 
@@ -299,7 +364,83 @@ impl Config {
         }
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::from_toml(&text, &base).with_context(|| format!("in {}", path.display()))
+        Self::parse(&text, &base, Some(path)).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// The SQLite file, when the database is one (not `postgres://`): `runtime.database_url`
+    /// or `<data_dir>/alephauto.db`.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match &self.runtime.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => None,
+            Some(file) => Some(PathBuf::from(file)),
+            None => Some(self.runtime.data_dir.join("alephauto.db")),
+        }
+    }
+
+    /// The cache folder: `runtime.cache_dir` or `<data_dir>/cache`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.runtime.cache_dir.clone().unwrap_or_else(|| self.runtime.data_dir.join("cache"))
+    }
+
+    /// Everything of the runtime's own that guests must never reach: the data folder (the
+    /// database, its WAL, the API key, every job's output folder), the compiled-code cache
+    /// (native code the host loads) and its key, and the SQLite file's folder.
+    pub fn protected_paths(&self) -> Vec<Protected> {
+        let data = &self.runtime.data_dir;
+        let cache = self.cache_dir();
+        let mut out = vec![
+            Protected { what: "the data folder (runtime.data_dir)".into(), path: data.clone(), is_file: false },
+            Protected { what: "the job outputs folder".into(), path: data.join("outputs"), is_file: false },
+            Protected { what: "the compiled-code cache (runtime.cache_dir)".into(), path: cache.clone(), is_file: false },
+        ];
+        if let Ok(key) = crate::sandbox::cache::key_path(&cache) {
+            out.push(Protected { what: "the compiled-code cache key".into(), path: key, is_file: true });
+        }
+        if let Some(folder) = self.sqlite_path().as_deref().and_then(Path::parent) {
+            let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+            out.push(Protected { what: "the SQLite database's folder".into(), path: folder.to_path_buf(), is_file: false });
+        }
+        out
+    }
+
+    /// Every root that overlaps something in `protected` (contains it, or lies inside a
+    /// protected folder), one message per root naming the pipeline, the root and the place.
+    fn overlap_problems(&self, protected: &[Protected]) -> Vec<String> {
+        let places: Vec<(&Protected, PathBuf)> = protected.iter().map(|p| (p, canonical_lenient(&p.path))).collect();
+        let mut problems = Vec::new();
+        for (id, p) in &self.pipelines {
+            for root in &p.roots {
+                let canonical = canonical_lenient(root);
+                let hit = places.iter().find_map(|(place, path)| {
+                    if path.starts_with(&canonical) {
+                        Some(format!("contains {} {}", place.what, path.display()))
+                    } else if !place.is_file && canonical.starts_with(path) {
+                        Some(format!("lies inside {} {}", place.what, path.display()))
+                    } else {
+                        None
+                    }
+                });
+                if let Some(hit) = hit {
+                    problems.push(format!(
+                        "pipelines.{id}.roots: {} {hit}; guests must never reach it (narrow the root, or move the data \
+                         folder, cache or database out of every root)",
+                        root.display()
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// Refuses a configuration in which a pipeline root overlaps the runtime's own files
+    /// (`protected_paths`; call again once `database_url` holds the `--db` choice).
+    pub fn check_isolation(&self) -> Result<()> {
+        let problems = self.overlap_problems(&self.protected_paths());
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
+        }
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -317,7 +458,14 @@ impl Config {
 
     /// Checks every setting and reports all problems at once.
     pub fn validate(&self) -> Result<()> {
-        let mut problems = Vec::new();
+        self.validate_with(&[])
+    }
+
+    /// `validate`, with more places no root may overlap.
+    fn validate_with(&self, extra: &[Protected]) -> Result<()> {
+        let mut protected = self.protected_paths();
+        protected.extend_from_slice(extra);
+        let mut problems = self.overlap_problems(&protected);
         for (id, p) in &self.pipelines {
             if !is_valid_pipeline_id(id) {
                 problems.push(format!("pipeline id {id:?} must match [a-z0-9][a-z0-9-]{{0,62}}"));
@@ -383,6 +531,98 @@ mod tests {
         let text = "[runtime]\nmax_attempts = 0\n[pipelines.Bad_Id]\ncomponent = \"x\"\nmax_concurrent = 0\n";
         let err = format!("{:#}", Config::from_toml(text, Path::new("/")).unwrap_err());
         assert!(err.contains("Bad_Id") && err.contains("max_concurrent") && err.contains("max_attempts"), "{err}");
+    }
+
+    #[test]
+    fn the_default_data_folder_is_outside_the_default_roots() {
+        let c = Config::default();
+        if std::env::var_os("HOME").is_some() {
+            assert!(c.runtime.data_dir.is_absolute(), "{}", c.runtime.data_dir.display());
+        }
+        c.check_isolation().unwrap();
+    }
+
+    #[test]
+    fn default_roots_are_narrow() {
+        let roots = &Config::default().pipelines["repomix"].roots;
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(roots, &vec![PathBuf::from(home).join("code")]);
+        }
+        assert!(!roots.contains(&std::env::temp_dir()));
+    }
+
+    /// A config with one pipeline granted `roots` and `runtime` lines, loaded from `dir`.
+    fn load(dir: &Path, runtime: &str, roots: &[&Path]) -> Result<Config> {
+        let roots: Vec<String> = roots.iter().map(|r| format!("{:?}", r.display().to_string())).collect();
+        let text = format!("[runtime]\n{runtime}\n[pipelines.probe]\ncomponent = \"x.wasm\"\nroots = [{}]\n", roots.join(", "));
+        let path = dir.join("conf").join("alephauto.toml");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        Config::load_or_init(&path)
+    }
+
+    fn refusal(result: Result<Config>) -> String {
+        format!("{:#}", result.expect_err("the configuration must be refused"))
+    }
+
+    #[test]
+    fn a_root_overlapping_the_data_folder_is_refused_naming_pipeline_root_and_folder() {
+        let t = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(t.path()).unwrap();
+        let state = base.join("state");
+        let data = format!("data_dir = {:?}", state.join("data").display().to_string());
+        // Containing it (the data folder does not exist yet).
+        let err = refusal(load(&base, &data, &[&state]));
+        assert!(err.contains("pipelines.probe.roots") && err.contains(&state.display().to_string()), "{err}");
+        assert!(err.contains("contains the data folder") && err.contains(&state.join("data").display().to_string()), "{err}");
+        // Lying inside it: another job's outputs.
+        let err = refusal(load(&base, &data, &[&state.join("data/outputs/job-1")]));
+        assert!(err.contains("lies inside the data folder"), "{err}");
+        // Through a symbolic link to the folder that holds it.
+        std::fs::create_dir_all(&state).unwrap();
+        std::os::unix::fs::symlink(&state, base.join("innocent")).unwrap();
+        let err = refusal(load(&base, &data, &[&base.join("innocent")]));
+        assert!(err.contains("contains the data folder"), "{err}");
+        // A sibling is fine.
+        std::fs::create_dir_all(base.join("repos")).unwrap();
+        load(&base, &data, &[&base.join("repos")]).unwrap();
+    }
+
+    #[test]
+    fn a_root_overlapping_the_cache_its_key_the_database_or_the_config_file_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(t.path()).unwrap();
+        let data = format!("data_dir = {:?}", base.join("data").display().to_string());
+        let cache = format!("{data}\ncache_dir = {:?}", base.join("shared/cache").display().to_string());
+        let err = refusal(load(&base, &cache, &[&base.join("shared")]));
+        assert!(err.contains("contains the compiled-code cache"), "{err}");
+        let err = refusal(load(&base, &cache, &[&base.join("shared/cache/sub")]));
+        assert!(err.contains("lies inside the compiled-code cache"), "{err}");
+
+        let db = format!("{data}\ndatabase_url = {:?}", base.join("db/jobs.db").display().to_string());
+        let err = refusal(load(&base, &db, &[&base.join("db")]));
+        assert!(err.contains("the SQLite database's folder"), "{err}");
+        let pg = format!("{data}\ndatabase_url = \"postgres://u@127.0.0.1/x\"");
+        std::fs::create_dir_all(base.join("db")).unwrap();
+        load(&base, &pg, &[&base.join("db")]).unwrap();
+
+        // The config file, once it holds a secret; without one it is only warned about.
+        std::fs::create_dir_all(base.join("conf")).unwrap();
+        load(&base, &data, &[&base.join("conf")]).unwrap();
+        let secret = format!("{data}\n[server]\napi_key = \"s3cret\"");
+        let err = refusal(load(&base, &secret, &[&base.join("conf")]));
+        assert!(err.contains("contains the configuration file"), "{err}");
+    }
+
+    #[test]
+    fn isolation_is_checked_again_for_a_database_chosen_later() {
+        let t = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(t.path()).unwrap();
+        let mut c = load(&base, &format!("data_dir = {:?}", base.join("data").display().to_string()), &[&base.join("repos")]).unwrap();
+        c.check_isolation().unwrap();
+        c.runtime.database_url = Some(base.join("repos/sneaky.db").display().to_string());
+        let err = format!("{:#}", c.check_isolation().unwrap_err());
+        assert!(err.contains("the SQLite database's folder"), "{err}");
     }
 
     #[test]

@@ -89,12 +89,17 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         );
     }
 
+    let mut config = config;
+    if opts.db.is_some() {
+        // `--db` wins over the file; checked below like a configured database.
+        config.runtime.database_url = opts.db;
+    }
+    // No root may reach the data folder, the cache or the database (also for a `--db`, or a
+    // configuration built in code rather than loaded).
+    config.check_isolation()?;
     let data_dir = config.runtime.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
-    let db = opts
-        .db
-        .or_else(|| config.runtime.database_url.clone())
-        .unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
+    let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
     let (store, cluster): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>) =
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
             let pg = Arc::new(PostgresStore::connect(&db).await?);
@@ -109,7 +114,7 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         forbidden: vec![data_dir.clone()],
     };
     let engine = EngineSettings { pooling: config.runtime.pooling_allocator, ..EngineSettings::default() };
-    let cache_dir = config.runtime.cache_dir.clone().unwrap_or_else(|| data_dir.join("cache"));
+    let cache_dir = config.cache_dir();
     let sandbox = Arc::new(Sandbox::new(&engine, &cache_dir, git_settings)?);
     let breaker = BreakerSettings {
         base: Duration::from_secs(config.runtime.breaker_cooldown_secs),

@@ -11,6 +11,7 @@ mod dashboard;
 mod gitflow;
 mod hardening;
 mod hostile;
+mod hostile_data;
 mod hostile_git;
 mod hostile_schema;
 mod pipelines;

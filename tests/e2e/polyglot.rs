@@ -198,7 +198,7 @@ async fn python_markdown_links_reports_broken_links_and_anchors() {
     let id = job["id"].as_str().unwrap();
     // The report file in the job's own output folder (a WASI write through the output grant).
     let report: Value = serde_json::from_str(
-        &std::fs::read_to_string(server.dir.join("data/outputs").join(id).join("markdown-links.json")).unwrap(),
+        &std::fs::read_to_string(server.data_dir().join("outputs").join(id).join("markdown-links.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(report["brokenCount"], 5);

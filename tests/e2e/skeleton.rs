@@ -52,7 +52,7 @@ async fn a_triggered_job_runs_in_wasm_and_is_persisted_with_its_events() {
     assert!(job["startedAt"].is_string() && job["completedAt"].is_string());
 
     // The worker wrote into its own output folder.
-    let written = std::fs::read_to_string(server.dir.join("data/outputs").join(&id).join("echo.txt")).unwrap();
+    let written = std::fs::read_to_string(server.data_dir().join("outputs").join(&id).join("echo.txt")).unwrap();
     assert!(written.contains("\"steps\":3"), "{written}");
 
     // Events arrive in lifecycle order.
@@ -150,7 +150,7 @@ async fn concurrent_triggers_get_distinct_persisted_ids_and_respect_concurrency(
     let (_, page) = server.get("/api/pipelines/noop/jobs?limit=100").await;
     assert_eq!(page["total"], 100);
     // noop declares "x-alephauto-output": false, so its jobs get no output folder at all.
-    assert!(!server.dir.join("data/outputs").join(&ids[0]).exists());
+    assert!(!server.data_dir().join("outputs").join(&ids[0]).exists());
     assert_eq!(page["jobs"].as_array().unwrap().len(), 100);
     assert_eq!(page["hasMore"], false);
 

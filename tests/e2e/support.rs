@@ -1,5 +1,6 @@
 //! Test support: a real `alephauto serve` process on a free loopback port with a
-//! temporary SQLite file, driven over HTTP; plus helpers for fixture trees.
+//! temporary SQLite file, driven over HTTP; plus helpers for fixture trees. The server's
+//! own files live in a temp folder beside the fixture folder, never inside a grant.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ pub fn component(stem: &str) -> String {
 }
 
 /// The compiled-component cache shared by all test servers (compiling once saves minutes).
-fn shared_cache() -> PathBuf {
+pub fn shared_cache() -> PathBuf {
     components_dir().join("..").join("..").join("e2e-cache")
 }
 
@@ -33,9 +34,12 @@ pub struct Server {
     child: Option<Child>,
     /// Base URL, e.g. `http://127.0.0.1:43121`.
     pub url: String,
-    /// The test's temp folder (config, db, data, fixture trees).
+    /// The test's fixture folder, `ROOT` in pipeline tables (what pipelines are granted).
     pub dir: PathBuf,
+    /// The server's own folder beside it (config, data folder, log), which no root may reach.
+    pub state: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    _state_temp: Option<tempfile::TempDir>,
     /// HTTP client.
     pub http: reqwest::Client,
     config_path: PathBuf,
@@ -49,14 +53,26 @@ impl Server {
 
     /// Like `start`, with extra `[runtime]` lines and top-level tables in `extra`.
     pub fn start_with(pipelines: &str, extra: &str) -> Server {
+        Self::start_full(pipelines, extra, true)
+    }
+
+    /// Like `start`, with a compiled-component cache of its own (`<data>/cache`), for tests
+    /// that change cache entries.
+    pub fn start_with_private_cache(pipelines: &str) -> Server {
+        Self::start_full(pipelines, "", false)
+    }
+
+    fn start_full(pipelines: &str, extra: &str, shared: bool) -> Server {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = std::fs::canonicalize(temp.path()).expect("canonical temp dir");
-        let config_path = dir.join("alephauto.toml");
+        let state_temp = tempfile::tempdir().expect("temp dir");
+        let state = std::fs::canonicalize(state_temp.path()).expect("canonical temp dir");
+        let config_path = state.join("alephauto.toml");
+        let cache = if shared { format!("cache_dir = {:?}\n", shared_cache().display().to_string()) } else { String::new() };
         let config = format!(
-            "[runtime]\ndata_dir = {:?}\ncache_dir = {:?}\nretry_base_ms = 50\nshutdown_timeout_secs = 10\n\
+            "[runtime]\ndata_dir = {:?}\n{cache}retry_base_ms = 50\nshutdown_timeout_secs = 10\n\
              breaker_cooldown_secs = 1\nbreaker_max_cooldown_secs = 2\n{extra}\n{}",
-            dir.join("data").display().to_string(),
-            shared_cache().display().to_string(),
+            state.join("data").display().to_string(),
             pipelines.replace("ROOT", &dir.display().to_string())
         );
         std::fs::write(&config_path, config).expect("write config");
@@ -64,12 +80,19 @@ impl Server {
             child: None,
             url: String::new(),
             dir,
+            state,
             _temp: Some(temp),
+            _state_temp: Some(state_temp),
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
             config_path,
         };
         server.spawn();
         server
+    }
+
+    /// The server's data folder (database, outputs).
+    pub fn data_dir(&self) -> PathBuf {
+        self.state.join("data")
     }
 
     /// Starts `alephauto serve` on `bind`; the receiver gets the URL once it listens.
@@ -80,7 +103,7 @@ impl Server {
             .env("RUST_LOG", "warn,alephauto=info")
             .env_remove("ALEPHAUTO_API_KEY")
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(self.dir.join("server.log")).expect("log file")))
+            .stderr(Stdio::from(std::fs::File::create(self.state.join("server.log")).expect("log file")))
             .spawn()
             .expect("start alephauto serve");
         let stdout = child.stdout.take().expect("stdout");
@@ -107,12 +130,12 @@ impl Server {
 
     /// The server's stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.state.join("server.log")).unwrap_or_default()
     }
 
     /// The SQLite file.
     pub fn db_path(&self) -> PathBuf {
-        self.dir.join("data").join("alephauto.db")
+        self.data_dir().join("alephauto.db")
     }
 
     /// SIGKILLs the process.

@@ -372,8 +372,9 @@ async fn run_guest(
     if let Some(dir) = &output_dir {
         match std::fs::create_dir(dir) {
             Ok(()) => {}
-            // An earlier attempt of the same job made it.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // An earlier attempt of the same job made it (a real folder, not a link to elsewhere).
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists
+                && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()) => {}
             Err(e) => return Err(Some(failure("OUTPUT_DIR", format!("creating {}: {e}", dir.display()), true))),
         }
         grants.push(Grant { param: "output".into(), dir: dir.clone(), access: Access::Write });

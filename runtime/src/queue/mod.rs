@@ -9,6 +9,7 @@ mod cluster;
 mod execute;
 pub mod ids;
 pub mod job;
+mod outputs;
 pub mod retry;
 
 use std::collections::{HashMap, VecDeque};
@@ -205,8 +206,7 @@ impl Queue {
         let (janitor, folders) = std::sync::mpsc::channel::<PathBuf>();
         let spawned = std::thread::Builder::new().name("output-janitor".into()).spawn(move || {
             for dir in folders {
-                // Fails, as intended, when the worker left files there.
-                let _ = std::fs::remove_dir(dir);
+                outputs::tidy(&dir);
             }
         });
         if let Err(e) = spawned {

@@ -139,6 +139,8 @@ pub struct Registry {
     entries: BTreeMap<String, Entry>,
     max_log_bytes: usize,
     closed: AtomicBool,
+    /// The runtime's own folders and files (`Config::protected_paths`) no grant may reach.
+    protected: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -167,7 +169,8 @@ impl Registry {
                 )
             })
             .collect();
-        Self { sandbox, entries, max_log_bytes: config.runtime.max_log_bytes, closed: AtomicBool::new(false) }
+        let protected = config.protected_paths().into_iter().map(|p| p.path).collect();
+        Self { sandbox, entries, max_log_bytes: config.runtime.max_log_bytes, closed: AtomicBool::new(false), protected }
     }
 
     /// The sandbox workers run in.
@@ -376,6 +379,8 @@ impl Registry {
             info,
             pre,
             roots,
+            // Resolved now, like the roots: the data folder exists once the server started.
+            protected: self.protected.iter().map(|p| crate::config::canonical_lenient(p)).collect(),
             init_time: Duration::ZERO,
             from_cache: loaded.source == LoadSource::Cached,
 

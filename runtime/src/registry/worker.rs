@@ -96,6 +96,8 @@ pub struct Worker {
     pub pre: WorkerPre,
     /// Canonical granted roots.
     pub roots: Vec<PathBuf>,
+    /// Canonical folders and files of the runtime's own (data, cache, database) no grant may reach.
+    pub protected: Vec<PathBuf>,
     /// Time `get_worker` spent creating it.
     pub init_time: Duration,
     /// Whether the component came from the compiled cache.
@@ -161,7 +163,7 @@ impl Worker {
         };
         apply_defaults(&self.info.params_schema, &mut params);
         self.schema.check(&params)?;
-        let grants = grants::resolve(&self.paths, &mut params, &self.roots, self.config.allow_write)
+        let grants = grants::resolve(&self.paths, &mut params, &self.roots, &self.protected, self.config.allow_write)
             .map_err(|e| ParamError { field: e.field, message: e.message })?;
         Ok(ValidParams { params, grants })
     }

@@ -45,12 +45,15 @@ pub struct PathError {
 }
 
 /// Resolves every annotated path in `params` (rewriting them to canonical form) and
-/// returns the grants. `roots` must already be canonical. `schema` is the worker's cached
-/// [`PathPlan`] (a raw schema `Value` is planned on the spot, for tests and tools).
+/// returns the grants. `roots` must already be canonical, and so must `protected`: the
+/// runtime's own folders and files (data folder, cache, database), which no grant may
+/// reach even when a root contains them. `schema` is the worker's cached [`PathPlan`] (a
+/// raw schema `Value` is planned on the spot, for tests and tools).
 pub fn resolve(
     schema: &(impl PathSource + ?Sized),
     params: &mut Value,
     roots: &[PathBuf],
+    protected: &[PathBuf],
     allow_write: bool,
 ) -> Result<Vec<Grant>, PathError> {
     let found = schema.find_paths(params)?;
@@ -67,6 +70,7 @@ pub fn resolve(
         } else {
             canonical.parent().map(Path::to_path_buf).unwrap_or_else(|| canonical.clone())
         };
+        check_grant(raw, &dir, roots, protected).map_err(|message| PathError { field: field.clone(), message })?;
         *raw = canonical.to_string_lossy().into_owned();
         let access = if access == Access::Write && allow_write { Access::Write } else { Access::Read };
         match grants.iter_mut().find(|g| g.dir == dir) {
@@ -98,6 +102,25 @@ fn check_path(raw: &str, roots: &[PathBuf]) -> Result<PathBuf, String> {
         ));
     }
     Ok(canonical)
+}
+
+/// Checks the folder a path grants: it stays inside a root (a root naming a file does not
+/// grant that file's folder) and neither lies inside nor contains anything protected.
+fn check_grant(raw: &str, dir: &Path, roots: &[PathBuf], protected: &[PathBuf]) -> Result<(), String> {
+    if !roots.iter().any(|root| dir.starts_with(root)) {
+        return Err(format!("{raw:?} would grant its folder {}, which is outside the folders this pipeline is granted", dir.display()));
+    }
+    if let Some(place) = protected.iter().find(|p| dir.starts_with(p)) {
+        return Err(format!("{raw:?} lies inside AlephAuto's own data ({}), which no job may reach", place.display()));
+    }
+    if let Some(place) = protected.iter().find(|p| p.starts_with(dir)) {
+        return Err(format!(
+            "{raw:?} would grant {}, which holds AlephAuto's own data ({}); no job may reach it",
+            dir.display(),
+            place.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Subschemas the host visits when expanding a worker's schema once (local `$ref`s followed,
@@ -595,7 +618,7 @@ mod tests {
             "label": "/etc",
             "repositories": [{"path": format!("{}/a/file.md", root_c.display())}]
         });
-        let grants = resolve(&schema(), &mut params, std::slice::from_ref(&root_c), true).unwrap();
+        let grants = resolve(&schema(), &mut params, std::slice::from_ref(&root_c), &[], true).unwrap();
         assert_eq!(params["repositoryPath"], json!(root_c.join("a").display().to_string()));
         assert_eq!(params["label"], json!("/etc"), "unannotated strings are untouched");
         // Both name folder `a` (the file's parent): one grant, the stronger access wins.
@@ -609,12 +632,12 @@ mod tests {
         let root_c = std::fs::canonicalize(root.path()).unwrap();
         let outside = tempfile::tempdir().unwrap();
         let mut params = json!({"repositoryPath": outside.path().display().to_string()});
-        let err = resolve(&schema(), &mut params, std::slice::from_ref(&root_c), true).unwrap_err();
+        let err = resolve(&schema(), &mut params, std::slice::from_ref(&root_c), &[], true).unwrap_err();
         assert_eq!(err.field, "repositoryPath");
         assert!(err.message.contains("outside"), "{}", err.message);
 
         let mut params = json!({"repositories": [{"path": "relative/dir"}]});
-        let err = resolve(&schema(), &mut params, &[root_c], true).unwrap_err();
+        let err = resolve(&schema(), &mut params, &[root_c], &[], true).unwrap_err();
         assert_eq!(err.field, "repositories/0/path");
         assert!(err.message.contains("absolute"));
     }
@@ -626,7 +649,44 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), root_c.join("escape")).unwrap();
         let mut params = json!({"repositoryPath": root_c.join("escape").display().to_string()});
-        assert!(resolve(&schema(), &mut params, &[root_c], true).is_err());
+        assert!(resolve(&schema(), &mut params, &[root_c], &[], true).is_err());
+    }
+
+    #[test]
+    fn paths_into_or_around_protected_data_are_refused_even_inside_a_root() {
+        let root = tempfile::tempdir().unwrap();
+        let root_c = std::fs::canonicalize(root.path()).unwrap();
+        let data = root_c.join("data");
+        std::fs::create_dir_all(data.join("outputs/job-1")).unwrap();
+        std::fs::write(data.join("alephauto.db-wal"), "wal").unwrap();
+        std::fs::create_dir_all(root_c.join("repo")).unwrap();
+        let protected = [data.clone()];
+        let roots = std::slice::from_ref(&root_c);
+        for (path, why) in [
+            (data.join("alephauto.db-wal"), "lies inside"),
+            (data.join("outputs/job-1"), "lies inside"),
+            (data.clone(), "lies inside"),
+            (root_c.clone(), "would grant"),
+        ] {
+            let mut params = json!({"repositoryPath": path.display().to_string()});
+            let err = resolve(&schema(), &mut params, roots, &protected, true).unwrap_err();
+            assert_eq!(err.field, "repositoryPath");
+            assert!(err.message.contains(why) && err.message.contains(&data.display().to_string()), "{}", err.message);
+        }
+        // A sibling of the data folder is fine.
+        let mut params = json!({"repositoryPath": root_c.join("repo").display().to_string()});
+        assert!(resolve(&schema(), &mut params, roots, &protected, true).is_ok());
+    }
+
+    #[test]
+    fn a_root_naming_a_file_does_not_grant_its_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let root_c = std::fs::canonicalize(root.path()).unwrap();
+        std::fs::write(root_c.join("notes.md"), "x").unwrap();
+        let file_root = root_c.join("notes.md");
+        let mut params = json!({"repositoryPath": file_root.display().to_string()});
+        let err = resolve(&schema(), &mut params, &[file_root], &[], true).unwrap_err();
+        assert!(err.message.contains("would grant its folder"), "{}", err.message);
     }
 
     #[test]
@@ -634,7 +694,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let root_c = std::fs::canonicalize(root.path()).unwrap();
         let mut params = json!({"repositoryPath": root_c.display().to_string()});
-        let grants = resolve(&schema(), &mut params, &[root_c], false).unwrap();
+        let grants = resolve(&schema(), &mut params, &[root_c], &[], false).unwrap();
         assert_eq!(grants[0].access, Access::Read);
     }
 

@@ -108,7 +108,7 @@ async fn git_activity_reports_commits_in_the_window_and_writes_reports_and_chart
     assert_eq!(r["errors"], json!([]));
 
     // Reports in the job's output folder: JSON, Markdown and three SVG charts.
-    let out = server.dir.join("data/outputs").join(job["id"].as_str().unwrap());
+    let out = server.data_dir().join("outputs").join(job["id"].as_str().unwrap());
     let paths = &r["reportPaths"];
     let report: Value = serde_json::from_str(&read(paths["json"].as_str().unwrap())).unwrap();
     assert_eq!(report["totals"], r["totals"]);
@@ -146,7 +146,7 @@ async fn git_activity_json_only_without_charts_for_listed_repositories() {
     assert_eq!(r["commitsByMonth"], json!([{"month": "2024-04", "commits": 1}, {"month": "2024-05", "commits": 1}]));
     assert!(r["reportPaths"].get("markdown").is_none(), "{r}");
     assert_eq!(r["reportPaths"]["charts"], json!([]));
-    let out = server.dir.join("data/outputs").join(job["id"].as_str().unwrap());
+    let out = server.data_dir().join("outputs").join(job["id"].as_str().unwrap());
     let mut written: Vec<String> =
         std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     written.sort();

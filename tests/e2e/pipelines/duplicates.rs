@@ -94,7 +94,7 @@ async fn duplicate_detection_finds_a_planted_block_with_its_line_ranges_and_writ
     assert!(r["duration"].is_u64());
 
     // The reports exist where the result says, inside this job's output folder.
-    let out = server.dir.join("data/outputs").join(job["id"].as_str().unwrap());
+    let out = server.data_dir().join("outputs").join(job["id"].as_str().unwrap());
     let json_path = r["reportPaths"]["json"].as_str().unwrap();
     let md_path = r["reportPaths"]["markdown"].as_str().unwrap();
     assert!(std::path::Path::new(json_path).starts_with(&out), "{json_path}");

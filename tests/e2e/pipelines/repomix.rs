@@ -54,7 +54,7 @@ async fn repomix_packs_every_non_ignored_file_and_no_ignored_one() {
     assert_eq!(r["style"], "xml");
     assert_eq!(r["files"], PACKED.len(), "{r}");
     let out_file = r["outputFile"].as_str().unwrap();
-    let out_dir = server.dir.join("data/outputs").join(job["id"].as_str().unwrap());
+    let out_dir = server.data_dir().join("outputs").join(job["id"].as_str().unwrap());
     assert_eq!(out_file, p(&out_dir.join("repomix-output.xml")));
     let text = read(out_file);
 
