@@ -10,6 +10,7 @@ mod dashboard;
 mod gitflow;
 mod hardening;
 mod hostile;
+mod hostile_limits;
 mod pipelines;
 mod polyglot;
 mod registry;
