@@ -203,6 +203,16 @@ pub struct PipelineConfig {
     /// When false the pipeline is listed but refuses triggers.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Host descriptors (files, folders, directory listings) a job may hold open at once;
+    /// past it the guest's open fails with an error.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+    /// MiB a job's output folder may hold (else the job fails with `DISK_QUOTA`).
+    #[serde(default = "default_output_quota_mb")]
+    pub output_quota_mb: u64,
+    /// Files and folders a job's output folder may hold (else `DISK_QUOTA`).
+    #[serde(default = "default_output_quota_files")]
+    pub output_quota_files: u64,
 }
 
 fn default_max_concurrent() -> usize {
@@ -220,6 +230,15 @@ fn default_memory_mb() -> u64 {
 fn default_true() -> bool {
     true
 }
+fn default_max_open_files() -> usize {
+    256
+}
+fn default_output_quota_mb() -> u64 {
+    1024
+}
+fn default_output_quota_files() -> u64 {
+    10_000
+}
 
 impl PipelineConfig {
     /// A pipeline definition with the defaults for everything but the component.
@@ -235,6 +254,20 @@ impl PipelineConfig {
             git_workflow: false,
             settings: toml::Table::new(),
             enabled: true,
+            max_open_files: default_max_open_files(),
+            output_quota_mb: default_output_quota_mb(),
+            output_quota_files: default_output_quota_files(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// The per-job filesystem caps this pipeline's jobs run under.
+    pub fn fs_caps(&self) -> crate::capabilities::fs::FsCaps {
+        crate::capabilities::fs::FsCaps {
+            max_open: self.max_open_files,
+            output_bytes: self.output_quota_mb.saturating_mul(1 << 20),
+            output_files: self.output_quota_files,
         }
     }
 }

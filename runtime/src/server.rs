@@ -74,6 +74,11 @@ impl Running {
 /// Builds everything and starts listening; `signal` resolving starts the shutdown.
 pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send + 'static) -> Result<Running> {
     let started = Instant::now();
+    // Many jobs' files and the clients' sockets share one descriptor table: use all of it
+    // (guests get at most the limit less a reserve, `capabilities::fs::FdBudget`).
+    if let Some(limit) = crate::capabilities::fs::raise_nofile_limit() {
+        tracing::debug!(limit, "descriptor limit");
+    }
     let config = opts.config;
     let api_key: Option<Arc<str>> = std::env::var("ALEPHAUTO_API_KEY")
         .ok()

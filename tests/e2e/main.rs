@@ -13,6 +13,7 @@ mod hardening;
 mod hostile;
 mod hostile_data;
 mod hostile_git;
+mod hostile_limits;
 mod hostile_schema;
 mod pipelines;
 mod polyglot;

@@ -2,6 +2,7 @@
 //! the job's grants, wrap it in the git workflow when configured, then persist the
 //! outcome and publish the event, in that order.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 
 use super::job::{GitInfo, Job, JobFailure, JobStatus, Progress, format_ts};
 use super::{Inner, job_params, retry};
+use crate::capabilities::fs::QuotaMonitor;
 use crate::events::{EventKind, JobEvent};
 use crate::gitflow::BeginRequest;
 use crate::registry::worker::{ValidParams, Worker};
@@ -414,8 +416,15 @@ async fn run_guest(
         journal: journal.clone(),
         progress: Some(progress),
     };
-    let (result, forwarder) = call_run(inner, worker, spec, &wit_job, timeout).await;
+    let (result, forwarder) = call_run(inner, worker, spec, &wit_job, timeout, output_dir.as_deref()).await;
     if let Some(dir) = output_dir {
+        if matches!(result, Err(GuestFailure::DiskQuota(_))) {
+            // An over-quota folder is not a report anyone asked for: it goes with the job.
+            let doomed = dir.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&doomed)).await {
+                tracing::warn!(job = %job.id, dir = %dir.display(), error = %e, "removing an over-quota output folder failed");
+            }
+        }
         let _ = inner.janitor.send(dir);
     }
     // The progress sender is closed: the forwarder drains and ends, so every progress event
@@ -450,6 +459,9 @@ async fn run_guest(
     }
 }
 
+/// How often a running call checks its cancel flag and deadline from outside the guest.
+const WATCH_TICK: Duration = Duration::from_millis(50);
+
 /// Instantiates and runs the guest; also hands back the progress forwarder, if the guest
 /// started one.
 async fn call_run(
@@ -458,27 +470,75 @@ async fn call_run(
     spec: StoreSpec,
     wit_job: &types::Job,
     timeout: Duration,
+    output_dir: Option<&Path>,
 ) -> (Result<Result<String, types::JobError>, GuestFailure>, Option<tokio::task::JoinHandle<()>>) {
     let sandbox = inner.registry.sandbox();
-    let mut store = match sandbox.new_store(spec) {
+    let caps = worker.config.fs_caps();
+    let cancelled = spec.cancelled.clone();
+    let mut store = match sandbox.new_store_with(spec, caps) {
         Ok(store) => store,
         Err(e) => return (Err(GuestFailure::Instantiate(format!("{e:#}"))), None),
     };
+    let deadline = tokio::time::Instant::from_std(store.data().deadline.at);
+    let mut monitor = output_dir.map(|dir| QuotaMonitor::new(dir.to_path_buf(), caps));
     let outcome = async {
         let started = std::time::Instant::now();
         let instance = sandbox.instantiate(&worker.pre, &mut store).await?;
         inner.metrics.instantiated(&worker.pipeline_id, started.elapsed());
         let call = instance.alephauto_worker_worker().call_run(&mut store, wit_job);
-        // Epochs stop guest code; this backstop also bounds a host call that hangs.
-        match tokio::time::timeout(timeout + Duration::from_secs(5), call).await {
+        // Epochs stop guest code, but not a call parked in a host call (a WASI sleep, a
+        // blocking read): the watchdog ends those. Dropping the call future abandons the
+        // guest; its store is dropped right after and never reused.
+        let ended = tokio::select! {
+            ended = call => Ok(ended),
+            stop = watchdog(&cancelled, deadline, timeout, monitor.as_mut()) => Err(stop),
+        };
+        match ended {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(classify(e, &store, timeout)),
-            Err(_) => Err(GuestFailure::Timeout(timeout)),
+            Err(stop) => Err(stop),
         }
     }
     .await;
-    let forwarder = store.data_mut().progress.take().and_then(ProgressSink::finish);
+    // A job that wrote fast and returned before the next scan is measured once more.
+    let outcome = match (outcome, monitor.as_mut()) {
+        (Ok(r), Some(m)) => match m.check().await {
+            Some(why) => Err(GuestFailure::DiskQuota(why)),
+            None => Ok(r),
+        },
+        (outcome, _) => outcome,
+    };
+    let forwarder = store.data_mut().host.progress.take().and_then(ProgressSink::finish);
     (outcome, forwarder)
+}
+
+/// Resolves when a running call must end from outside: a cancel, the deadline, or an
+/// output folder over its quota. Checks every `WATCH_TICK`; scans when the monitor says.
+async fn watchdog(
+    cancelled: &AtomicBool,
+    deadline: tokio::time::Instant,
+    budget: Duration,
+    mut monitor: Option<&mut QuotaMonitor>,
+) -> GuestFailure {
+    loop {
+        let mut wake = (tokio::time::Instant::now() + WATCH_TICK).min(deadline);
+        if let Some(m) = &monitor {
+            wake = wake.min(tokio::time::Instant::from_std(m.due()));
+        }
+        tokio::time::sleep_until(wake).await;
+        if cancelled.load(Ordering::Relaxed) {
+            return GuestFailure::Cancelled;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return GuestFailure::Timeout(budget);
+        }
+        if let Some(m) = monitor.as_deref_mut()
+            && std::time::Instant::now() >= m.due()
+            && let Some(why) = m.check().await
+        {
+            return GuestFailure::DiskQuota(why);
+        }
+    }
 }
 
 async fn forward_progress(

@@ -15,6 +15,21 @@ use crate::store::{LogEntry, LogStream};
 /// Longest single line kept; longer ones are cut.
 const MAX_LINE: usize = 8 * 1024;
 
+/// Bytes an entry costs beyond its text (struct, timestamp, level), counted against the cap.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     entries: Vec<LogEntry>,
@@ -49,16 +64,16 @@ impl Journal {
         if inner.truncated {
             return;
         }
-        let mut message = message.to_string();
-        if message.len() > MAX_LINE {
-            let mut cut = MAX_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
+        // Cut before copying: a guest's 100 MB message costs the host one line, not 100 MB.
+        let kept = cut(message, MAX_LINE);
+        let was_cut = kept.len() < message.len();
+        let mut message = kept.to_string();
+        if was_cut {
             message.push_str(" …[line truncated]");
         }
-        let size = message.len() + fields.as_ref().map_or(0, |f| f.to_string().len());
+        // Each entry also costs its struct and timestamp: counted, so a flood of empty
+        // lines is bounded like a flood of long ones.
+        let size = ENTRY_OVERHEAD + message.len() + fields.as_ref().map_or(0, |f| f.to_string().len());
         let entry = |level: &str, stream, message: String, fields| LogEntry {
             timestamp: format_ts(&Utc::now()),
             level: level.into(),
@@ -77,32 +92,32 @@ impl Journal {
         inner.entries.push(entry(level, stream, message, fields));
     }
 
-    /// Appends raw stdout/stderr bytes, splitting them into lines.
+    /// Appends raw stdout/stderr bytes, splitting them into lines. Linear in the bytes
+    /// handed over, and stops reading them once the journal is full.
     fn write_stream(&self, stream: LogStream, bytes: &[u8]) {
         let Ok(mut inner) = self.inner.lock() else { return };
-        if inner.truncated {
-            return;
-        }
-        let text = String::from_utf8_lossy(bytes);
-        let mut partial = std::mem::take(match stream {
-            LogStream::Stderr => &mut inner.partial_stderr,
-            _ => &mut inner.partial_stdout,
-        });
-        partial.push_str(&text);
         let level = if stream == LogStream::Stderr { "warn" } else { "info" };
-        while let Some(pos) = partial.find('\n') {
-            let line: String = partial.drain(..=pos).collect();
-            self.push_locked(&mut inner, level, stream, line.trim_end_matches(['\n', '\r']), None);
+        let mut rest = bytes;
+        while !rest.is_empty() && !inner.truncated {
+            let newline = rest.iter().position(|b| *b == b'\n');
+            let line_end = newline.unwrap_or(rest.len());
+            let partial = match stream {
+                LogStream::Stderr => &mut inner.partial_stderr,
+                _ => &mut inner.partial_stdout,
+            };
+            // Only what fits in the current line is copied; a runaway line is flushed in pieces.
+            let take = line_end.min(MAX_LINE.saturating_sub(partial.len()));
+            partial.push_str(&String::from_utf8_lossy(&rest[..take]));
+            rest = &rest[take..];
+            let at_newline = take == line_end && newline.is_some();
+            if at_newline {
+                rest = &rest[1..];
+            }
+            if at_newline || partial.len() >= MAX_LINE {
+                let line = std::mem::take(partial);
+                self.push_locked(&mut inner, level, stream, line.trim_end_matches('\r'), None);
+            }
         }
-        // A runaway line without newlines is flushed in pieces.
-        if partial.len() > MAX_LINE {
-            let line = std::mem::take(&mut partial);
-            self.push_locked(&mut inner, level, stream, &line, None);
-        }
-        *match stream {
-            LogStream::Stderr => &mut inner.partial_stderr,
-            _ => &mut inner.partial_stdout,
-        } = partial;
     }
 
     /// Everything recorded, with unterminated stdout/stderr lines flushed.
@@ -200,7 +215,8 @@ mod tests {
 
     #[test]
     fn stdout_is_split_into_lines_and_bounded() {
-        let j = Journal::new(40, 1);
+        // Room for three short entries (text + ENTRY_OVERHEAD each), not the long fourth.
+        let j = Journal::new(300, 1);
         j.write_stream(LogStream::Stdout, b"hello\nwor");
         j.write_stream(LogStream::Stdout, b"ld\n");
         j.push("info", LogStream::Log, "from log", None);
@@ -213,5 +229,24 @@ mod tests {
         assert_eq!(&texts[..3], &["hello", "world", "from log"]);
         assert!(texts.last().unwrap().contains("log truncated"), "{texts:?}");
         assert!(!texts.contains(&"dropped"));
+    }
+
+    #[test]
+    fn empty_lines_and_huge_writes_stay_bounded() {
+        let j = Journal::new(64 * 1024, 1);
+        for _ in 0..100_000 {
+            j.push("info", LogStream::Log, "", None);
+        }
+        assert!(j.drain().len() <= 64 * 1024 / ENTRY_OVERHEAD + 1, "empty lines count against the cap");
+        let j = Journal::new(1 << 20, 1);
+        let mut big = vec![b'z'; 3 * MAX_LINE];
+        big.extend_from_slice(b"\ntail\n");
+        j.write_stream(LogStream::Stdout, &big);
+        let lines = j.drain();
+        let texts: Vec<_> = lines.iter().map(|e| e.message.len()).collect();
+        assert_eq!(texts, vec![MAX_LINE, MAX_LINE, MAX_LINE, 4], "a runaway line is kept in pieces");
+        let j = Journal::new(1 << 20, 1);
+        j.push("info", LogStream::Log, &"m".repeat(10 * MAX_LINE), None);
+        assert!(j.drain()[0].message.ends_with("[line truncated]"));
     }
 }

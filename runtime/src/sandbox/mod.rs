@@ -18,34 +18,57 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, ResourceTable, ResourceTableError};
 use wasmtime::{Engine, Store, Trap};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use self::bindings::{PipelineWorker, PipelineWorkerPre, types};
 use self::cache::{ComponentCache, Loaded};
 use self::engine::{EngineSettings, EpochTicker};
-use self::grants::{Access, Grant};
+use self::grants::Grant;
 use self::journal::Journal;
 use self::limits::{Deadline, Interrupt, JobLimiter};
+use crate::capabilities::fs::{self, FdBudget, FsCaps, FsState};
 use crate::capabilities::git::GitSettings;
+use crate::capabilities::host::{self, HostCapability};
 use crate::queue::job::Progress;
 use crate::store::LogStream;
 
 /// A compiled, pre-linked worker component, ready to instantiate per job.
 pub type WorkerPre = PipelineWorkerPre<HostState>;
 
-/// Everything a guest can reach, held in its `Store`.
+/// Everything a guest can reach, held in its `Store`: one part per capability, each
+/// owning its per-job state (and, in its module, its configuration, linker hookup and
+/// confinement).
 pub struct HostState {
+    /// WASI (`wasmtime-wasi`): clocks, random, stdio and the preopened folders.
     wasi: WasiCtx,
+    /// The guest's handles (descriptors, streams, pollables), at most `fs::MAX_HANDLES`.
     table: ResourceTable,
+    /// Linear memory cap (`sandbox::limits`).
     pub(crate) limiter: JobLimiter,
+    /// Deadline and cancellation, checked at every epoch tick (`sandbox::limits`).
     pub(crate) deadline: Deadline,
-    pub(crate) job: Option<Arc<types::Job>>,
-    pub(crate) journal: Journal,
-    pub(crate) progress: Option<ProgressSink>,
+    /// The `host` interface: job context, log, progress (`capabilities::host`).
+    pub(crate) host: HostCapability,
+    /// Descriptor cap and its accounting (`capabilities::fs`).
+    pub(crate) fs: FsState,
+    /// The job's granted folders, read by `file-executable` and the `git` interface.
     pub(crate) grants: Vec<Grant>,
+    /// Settings of the `git` interface (`capabilities::git`).
     pub(crate) git: GitSettings,
+}
+
+impl HostState {
+    /// The job's granted folders.
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
+    }
+
+    /// The `git` interface's settings.
+    pub fn git_settings(&self) -> &GitSettings {
+        &self.git
+    }
 }
 
 impl WasiView for HostState {
@@ -142,6 +165,12 @@ pub enum GuestFailure {
     /// It could not be instantiated.
     #[error("could not instantiate the worker: {0}")]
     Instantiate(String),
+    /// Its output folder grew past the pipeline's quota.
+    #[error("disk quota exceeded: {0}")]
+    DiskQuota(String),
+    /// It held more handles (descriptors, streams, pollables) than a job may.
+    #[error("handle limit exceeded: the job held {0} WASI handles at once")]
+    HandleLimit(usize),
 }
 
 impl GuestFailure {
@@ -153,6 +182,8 @@ impl GuestFailure {
             GuestFailure::MemoryLimit(_) => "MEMORY_LIMIT",
             GuestFailure::Trap(_) => "TRAP",
             GuestFailure::Instantiate(_) => "INSTANTIATE_FAILED",
+            GuestFailure::DiskQuota(_) => "DISK_QUOTA",
+            GuestFailure::HandleLimit(_) => "HANDLE_LIMIT",
         }
     }
 }
@@ -163,6 +194,8 @@ pub struct Sandbox {
     linker: Linker<HostState>,
     cache: ComponentCache,
     git: GitSettings,
+    /// Descriptors all guests together may hold (the process limit less the server's reserve).
+    fd_budget: Arc<FdBudget>,
     _ticker: EpochTicker,
 }
 
@@ -180,12 +213,15 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("adding WASI to the linker")?;
-        PipelineWorker::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+        fs::add_to_linker(&mut linker)?;
+        host::add_to_linker(&mut linker)?;
+        bindings::git::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)
-            .context("adding the AlephAuto host interfaces to the linker")?;
+            .context("adding alephauto:worker/git to the linker")?;
         let cache = ComponentCache::new(&engine, cache_dir)?;
         let ticker = EpochTicker::start(engine.clone())?;
-        Ok(Self { engine, linker, cache, git, _ticker: ticker })
+        let fd_budget = Arc::new(FdBudget::from_rlimit());
+        Ok(Self { engine, linker, cache, git, fd_budget, _ticker: ticker })
     }
 
     /// The engine (for benchmarks and diagnostics).
@@ -213,28 +249,30 @@ impl Sandbox {
         Ok((pre, loaded))
     }
 
-    /// A fresh store holding exactly the capabilities in `spec`.
+    /// A fresh store holding exactly the capabilities in `spec`, with the default caps.
     pub fn new_store(&self, spec: StoreSpec) -> Result<Store<HostState>> {
+        self.new_store_with(spec, FsCaps::default())
+    }
+
+    /// A fresh store holding exactly the capabilities in `spec`, with the filesystem caps `caps`.
+    pub fn new_store_with(&self, spec: StoreSpec, caps: FsCaps) -> Result<Store<HostState>> {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(spec.journal.stream(LogStream::Stdout)).stderr(spec.journal.stream(LogStream::Stderr));
-        for grant in &spec.grants {
-            let perms = match grant.access {
-                Access::Read => FsPerms::ReadOnly,
-                Access::Write => FsPerms::ReadWrite,
-            };
-            let path = grant.dir.to_string_lossy();
-            wasi.preopened_dir(&grant.dir, path.as_ref(), perms)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("preopening {}", grant.dir.display()))?;
-        }
+        fs::preopen(&mut wasi, &spec.grants)?;
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(fs::MAX_HANDLES);
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             limiter: JobLimiter::new(spec.memory_bytes),
-            deadline: Deadline { at: Instant::now() + spec.timeout, cancelled: spec.cancelled },
-            job: spec.job,
-            journal: spec.journal,
-            progress: spec.progress,
+            deadline: Deadline { at: Instant::now() + spec.timeout, cancelled: spec.cancelled.clone() },
+            host: HostCapability {
+                job: spec.job,
+                journal: spec.journal,
+                progress: spec.progress,
+                cancelled: spec.cancelled,
+            },
+            fs: FsState::new(caps, self.fd_budget.clone()),
             grants: spec.grants,
             git: self.git.clone(),
         };
@@ -261,6 +299,9 @@ pub fn classify(err: wasmtime::Error, store: &Store<HostState>, budget: Duration
     }
     if let Some(message) = &store.data().limiter.refused {
         return GuestFailure::MemoryLimit(message.clone());
+    }
+    if err.chain().any(|e| e.downcast_ref::<ResourceTableError>().is_some_and(|t| matches!(t, ResourceTableError::Full))) {
+        return GuestFailure::HandleLimit(fs::MAX_HANDLES);
     }
     if let Some(trap) = err.downcast_ref::<Trap>() {
         let detail = match trap {
