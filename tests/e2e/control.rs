@@ -218,7 +218,9 @@ async fn sigterm_drains_running_jobs_without_reruns() {
 fn binding_a_public_address_without_an_api_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alephauto.toml");
-    std::fs::write(&config, format!("[runtime]\ndata_dir = {:?}\n", dir.path().join("data").display().to_string())).unwrap();
+    // Without the opt-out a key would be generated; the opt-out is for loopback only.
+    let text = format!("[server]\nrequire_key = false\n[runtime]\ndata_dir = {:?}\n", dir.path().join("data").display().to_string());
+    std::fs::write(&config, text).unwrap();
     // Refused before anything binds, so no socket is opened on a public address.
     let out = Command::new(env!("CARGO_BIN_EXE_alephauto"))
         .args(["serve", "--bind", "0.0.0.0:0", "--config"])
@@ -229,7 +231,7 @@ fn binding_a_public_address_without_an_api_key_is_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refusing to listen on non-loopback address"), "{stderr}");
-    assert!(stderr.contains("--allow-public-without-key"), "{stderr}");
+    assert!(stderr.contains("require_key = false is accepted only on a loopback bind"), "{stderr}");
 }
 
 #[tokio::test]
