@@ -425,14 +425,40 @@ async fn oversize_messages_and_extra_connections_are_refused_and_the_server_stay
     assert_eq!(server.run("noop", json!({})).await["status"], "completed");
 }
 
+/// The opcodes of the server frames in `bytes` (unmasked), with each close frame's code.
+fn frames(mut bytes: &[u8]) -> Vec<(u8, Option<u16>)> {
+    let mut out = Vec::new();
+    while bytes.len() >= 2 {
+        let opcode = bytes[0] & 0x0f;
+        let (len, head) = match bytes[1] & 0x7f {
+            126 if bytes.len() >= 4 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+            127 => break,
+            n => (usize::from(n), 2),
+        };
+        let Some(payload) = bytes.get(head..head + len) else { break };
+        let code = (opcode == 8 && len >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        out.push((opcode, code));
+        bytes = &bytes[head + len..];
+    }
+    out
+}
+
 #[tokio::test]
 async fn a_silent_websocket_client_is_closed_and_a_live_one_is_kept() {
     let server = Server::start_with(&fixtures(), WS_LIMITS);
-    let mut silent = server.ws().await;
+    // A client that completes the handshake and then never sends a byte (not even a pong).
+    let host = addr(&server);
+    let mut silent = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let key = server.api_key.clone().unwrap();
+    let handshake = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-API-Key: {key}\r\n\r\n"
+    );
+    silent.write_all(handshake.as_bytes()).await.unwrap();
+    let opened = Instant::now();
     let mut live = server.ws().await;
     // The live client reads (so it answers the server's pings) for twice the idle limit.
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(6) {
+    while opened.elapsed() < Duration::from_secs(6) {
         match tokio::time::timeout(Duration::from_millis(500), live.next()).await {
             Ok(Some(Ok(Message::Close(f)))) => panic!("a live client was closed: {f:?}"),
             Ok(Some(Err(e))) => panic!("a live client was cut: {e}"),
@@ -440,19 +466,19 @@ async fn a_silent_websocket_client_is_closed_and_a_live_one_is_kept() {
             _ => {}
         }
     }
-    // The silent one read nothing, so it answered no ping: it was closed as idle.
-    let mut closed = None;
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), silent.next()).await {
-        match msg {
-            Ok(Message::Close(frame)) => {
-                closed = frame.map(|f| f.code);
-                break;
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    assert_eq!(closed, Some(CloseCode::Away));
+    // The silent one got the hello, pings, then a 1001 close, and the server hung up.
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut bytes))
+        .await
+        .expect("the server hung up on the silent client")
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    let body = &bytes[text.find("\r\n\r\n").unwrap() + 4..];
+    let seen = frames(body);
+    assert_eq!(seen.first().map(|f| f.0), Some(1), "the hello first: {seen:?}");
+    assert!(seen.iter().any(|f| f.0 == 9), "pinged: {seen:?}");
+    assert_eq!(seen.last(), Some(&(8, Some(1001))), "closed as idle: {seen:?}");
 }
 
 // ------------------------------------------------------------------ slow clients

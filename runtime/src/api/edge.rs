@@ -6,8 +6,9 @@
 //! - A request carrying an `Origin` other than this server's own (or an allowed one)
 //!   is refused with 403; so is a cross-site subresource load without `Origin`
 //!   (`Sec-Fetch-Site`). Allowed origins get CORS headers (tower-http's `CorsLayer`).
-//! - Mutating requests must be `application/json` (415): no "simple" cross-origin
-//!   request (`text/plain`, forms) can reach a handler, even where `Origin` is absent.
+//! - POSTs (every mutating route) must be `application/json` (415): no "simple"
+//!   cross-origin request (`text/plain`, forms) can reach a handler, even where `Origin`
+//!   is absent.
 //! - Mutating requests are rate limited per peer IP (429 + `Retry-After`).
 //! - Every request is answered within `request_timeout_secs` (408).
 
@@ -144,14 +145,11 @@ pub async fn check_host_and_origin(State(policy): State<Arc<EdgePolicy>>, req: R
     next.run(req).await
 }
 
-/// True for methods that change state.
-fn mutating(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-/// Middleware (on matched routes): a mutating request must say `application/json`.
+/// Middleware (on matched paths): a POST must say `application/json`. POST is the only
+/// method a page can send cross-origin without a preflight (and every mutating route's);
+/// other methods pass, so a wrong one still meets the route's 405.
 pub async fn require_json(req: Request, next: Next) -> Response {
-    if mutating(req.method()) {
+    if req.method() == Method::POST {
         let media = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let essence = media.split(';').next().unwrap_or("").trim();
         if !essence.eq_ignore_ascii_case("application/json") {
