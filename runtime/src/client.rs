@@ -57,11 +57,15 @@ impl Client {
 
     /// Opens the WebSocket feed subscribed to the `jobs` channel.
     pub async fn subscribe_jobs(&self) -> Result<JobFeed> {
-        let mut url = format!("{}/ws", self.base.replacen("http", "ws", 1));
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut req = format!("{}/ws", self.base.replacen("http", "ws", 1))
+            .into_client_request()
+            .context("the WebSocket URL")?;
+        // In a header, never the query string (the server refuses keys in URLs).
         if let Some(key) = &self.api_key {
-            url.push_str(&format!("?apiKey={key}"));
+            req.headers_mut().insert("x-api-key", key.parse().context("the API key is not a valid header value")?);
         }
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.context("opening the WebSocket feed")?;
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.context("opening the WebSocket feed")?;
         ws.send(Message::Text(json!({"type": "subscribe", "channels": ["jobs"]}).to_string().into()))
             .await
             .context("subscribing to jobs")?;

@@ -90,7 +90,7 @@ impl Default for ServerConfig {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             header_read_timeout_secs: 10,
-            request_timeout_secs: 60,
+            request_timeout_secs: 120,
             ws_max_message_bytes: 64 * 1024,
             ws_max_connections: 64,
             ws_idle_timeout_secs: 60,

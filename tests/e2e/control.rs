@@ -127,7 +127,7 @@ fn cli(server: &Server, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_alephauto"))
         .args(args)
         .env("ALEPHAUTO_URL", &server.url)
-        .env_remove("ALEPHAUTO_API_KEY")
+        .env("ALEPHAUTO_API_KEY", server.api_key.clone().unwrap_or_default())
         .output()
         .expect("run the CLI")
 }
@@ -155,7 +155,7 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
     if with_pty {
         let command = format!("{} trigger echo -p steps=3 -p sleepMs=300 --wait", env!("CARGO_BIN_EXE_alephauto"));
         let out = tokio::task::block_in_place(|| {
-            Command::new("/usr/bin/script").args(["-qec", &command, "/dev/null"]).env("ALEPHAUTO_URL", &s.url).output().unwrap()
+            Command::new("/usr/bin/script").args(["-qec", &command, "/dev/null"]).env("ALEPHAUTO_URL", &s.url).env("ALEPHAUTO_API_KEY", s.api_key.clone().unwrap_or_default()).output().unwrap()
         });
         let screen = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{screen}");

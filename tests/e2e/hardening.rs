@@ -268,7 +268,12 @@ mod bad_input {
         // The server answers 413 before reading the body and closes that connection: use one
         // that is not pooled, so the later requests do not pick up the closed socket.
         let once = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        let res = rt.block_on(once.post(format!("{url}/api/pipelines/echo/trigger")).header("content-type", "application/json").body(big).send()).unwrap();
+        let req = once
+            .post(format!("{url}/api/pipelines/echo/trigger"))
+            .header("content-type", "application/json")
+            .header("x-api-key", server.api_key.clone().expect("generated key"))
+            .body(big);
+        let res = rt.block_on(req.send()).unwrap();
         assert_eq!(res.status(), 413);
         let v: Value = rt.block_on(res.json()).unwrap();
         assert_eq!(v["code"], "PAYLOAD_TOO_LARGE");
