@@ -41,6 +41,9 @@ impl Server {
         let mut config = Config::default();
         config.server.bind = addr.to_string();
         config.runtime.data_dir = dir.path().join("data");
+        // One local load generator: no key to pass to wrk, no per-client rate limit.
+        config.server.require_key = false;
+        config.server.rate_limit.requests = 0;
         let mut noop = PipelineConfig::new(component("fixture_noop"));
         noop.max_concurrent = 8;
         noop.max_queued = 100_000_000;

@@ -5,6 +5,10 @@
 
 (() => {
   const KEY_STORAGE = 'alephauto.apiKey';
+  // The live feed's subprotocols: the server answers WS_PROTOCOL; the key rides in the
+  // second one because a browser cannot set headers on a WebSocket (never in the URL).
+  const WS_PROTOCOL = 'alephauto.v1';
+  const WS_KEY_PROTOCOL_PREFIX = 'alephauto.key.';
   const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
   const MAX_ACTIVITY = 200;
   const MAX_RECENT = 30;
@@ -136,13 +140,23 @@
     }
   }
 
-  const apiKey = () => localStorage.getItem(KEY_STORAGE) || '';
+  // The key lives in this tab's sessionStorage: it goes when the tab does.
+  const apiKey = () => sessionStorage.getItem(KEY_STORAGE) || '';
+  const setApiKey = (v) => { if (v) sessionStorage.setItem(KEY_STORAGE, v); else sessionStorage.removeItem(KEY_STORAGE); };
 
-  /** Percent-encodes only what would break a query string; the server compares raw. */
-  const queryValue = (s) => s.replace(/[^A-Za-z0-9\-._~!$'()*+,;=:@/?]/g, (c) => encodeURIComponent(c));
+  /** The login URL the server prints carries the key in the fragment (`#key=...`), which
+   *  the browser never sends: keep it for this tab and take it out of the address bar. */
+  function takeKeyFromFragment() {
+    const m = location.hash.match(/^#key=([^&]+)$/);
+    if (!m) return;
+    try { setApiKey(decodeURIComponent(m[1])); } catch (_) { /* malformed: ignore */ }
+    history.replaceState(null, '', location.pathname + location.search);
+  }
 
   async function api(method, path, body) {
     const headers = { Accept: 'application/json' };
+    // The server takes only JSON on actions (a page elsewhere cannot send that without asking).
+    if (body === undefined && method !== 'GET') body = {};
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const key = apiKey();
     if (key && method !== 'GET') headers['X-API-Key'] = key;
@@ -190,8 +204,7 @@
         onsubmit: (ev) => {
           ev.preventDefault();
           const v = input.value.trim();
-          if (v) localStorage.setItem(KEY_STORAGE, v);
-          else localStorage.removeItem(KEY_STORAGE);
+          setApiKey(v);
           done(!!v);
           if (state.conn !== 'live') connectWs();
         },
@@ -201,9 +214,9 @@
         h('div', { class: 'field' },
           h('label', { for: 'api-key-input' }, 'API key'),
           input,
-          h('span', { class: 'help' }, 'Stored in this browser (localStorage) and sent with actions and the live feed.'))),
+          h('span', { class: 'help' }, 'Kept for this tab only (sessionStorage) and sent with actions and the live feed.'))),
       h('div', { class: 'modal-foot' },
-        apiKey() ? h('button', { type: 'button', class: 'btn btn-danger', onclick: () => { localStorage.removeItem(KEY_STORAGE); input.value = ''; } }, 'Forget key') : null,
+        apiKey() ? h('button', { type: 'button', class: 'btn btn-danger', onclick: () => { setApiKey(''); input.value = ''; } }, 'Forget key') : null,
         h('button', { type: 'button', class: 'btn', onclick: () => done(false) }, 'Cancel'),
         h('button', { type: 'submit', class: 'btn btn-primary', id: 'api-key-save' }, 'Save key')));
       state.keyCancel = () => done(false);
@@ -400,10 +413,21 @@
     }
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const key = apiKey();
-    const url = `${proto}//${location.host}/ws${key ? `?apiKey=${queryValue(key)}` : ''}`;
+    const url = `${proto}//${location.host}/ws`;
     setConn('connecting', 'Connecting…');
     let ws;
-    try { ws = new WebSocket(url); } catch (e) { scheduleReconnect(); return; }
+    try {
+      ws = new WebSocket(url, key ? [WS_PROTOCOL, WS_KEY_PROTOCOL_PREFIX + key] : [WS_PROTOCOL]);
+    } catch (e) {
+      // A key with characters no key holds cannot even be offered: ask for another.
+      if (key && e.name === 'SyntaxError') {
+        setConn('auth', 'API key needed');
+        askForKey('That API key cannot be sent: keys hold only letters, digits and a few symbols.').then((ok) => ok && connectWs());
+      } else {
+        scheduleReconnect();
+      }
+      return;
+    }
     state.ws = ws;
     let opened = false;
     ws.onopen = () => {
@@ -439,7 +463,7 @@
   async function probeAuth() {
     const key = apiKey();
     try {
-      const res = await fetch(`/ws${key ? `?apiKey=${queryValue(key)}` : ''}`, { cache: 'no-store' });
+      const res = await fetch('/ws', { cache: 'no-store', headers: key ? { 'X-API-Key': key } : {} });
       return res.status;
     } catch (_) {
       return 0;
@@ -1085,6 +1109,7 @@
   }
 
   function init() {
+    takeKeyFromFragment();
     $('drawer-close').addEventListener('click', closeJob);
     $('drawer-overlay').addEventListener('click', (ev) => { if (ev.target === ev.currentTarget) closeJob(); });
     $('modal-overlay').addEventListener('click', (ev) => {

@@ -77,9 +77,8 @@ pub enum Command {
         /// Listen address, e.g. 127.0.0.1:8080.
         #[arg(long)]
         bind: Option<String>,
-        /// Allow listening on a non-loopback address without an API key.
-        #[arg(long)]
-        allow_public_without_key: bool,
+        // The key the server enforces is the global `--api-key` (or ALEPHAUTO_API_KEY);
+        // without one, `server.api_key`, else a key generated into <data_dir>/api-key.
     },
     /// Trigger a pipeline.
     Trigger {
@@ -222,14 +221,15 @@ pub fn resolve_api_key(given: Option<String>, config: &Path) -> Result<Option<St
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    if let Command::Serve { config, db, bind, allow_public_without_key } = cli.command {
+    if let Command::Serve { config, db, bind } = cli.command {
         let config = Config::load_or_init(&config)?;
         let mut opts = ServerOptions::new(config);
         opts.db = db;
         opts.bind = bind;
-        opts.allow_public_without_key = allow_public_without_key;
+        opts.api_key = cli.api_key;
         let running = server::start(opts, server::shutdown_signal()).await?;
         println!("AlephAuto listening on http://{}", running.addr);
+        println!("Dashboard: {}", running.dashboard_url);
         let _ = std::io::stdout().flush();
         running.wait().await?;
         return Ok(ExitCode::SUCCESS);

@@ -52,16 +52,74 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address to listen on.
     pub bind: String,
-    /// API key required on mutating routes and `/ws` when set (env `ALEPHAUTO_API_KEY` overrides).
+    /// API key required on mutating routes and `/ws` (env `ALEPHAUTO_API_KEY` and
+    /// `serve --api-key` override). None: a key is generated into `<data_dir>/api-key`.
     pub api_key: Option<String>,
+    /// False turns the key off entirely (accepted only on a loopback bind).
+    pub require_key: bool,
     /// Largest accepted request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// Host names (besides IP literals and `localhost`) the `Host` header may carry;
+    /// anything else is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://ops.example.com`) whose pages may call the API cross-origin.
+    pub allowed_origins: Vec<String>,
+    /// Seconds a client has to send a request's headers (slowloris); also the idle
+    /// keep-alive limit between requests.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request (body included) may take before it is answered 408.
+    pub request_timeout_secs: u64,
+    /// Largest WebSocket message (and frame) a client may send, in bytes.
+    pub ws_max_message_bytes: usize,
+    /// WebSocket connections open at once (then 503).
+    pub ws_max_connections: usize,
+    /// Seconds a WebSocket may stay silent (no message, no pong) before it is closed;
+    /// the server pings at a third of it.
+    pub ws_idle_timeout_secs: u64,
+    /// Per-client limit on mutating requests.
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".into(), api_key: None, max_body_bytes: 1024 * 1024 }
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            api_key: None,
+            require_key: true,
+            max_body_bytes: 1024 * 1024,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 120,
+            ws_max_message_bytes: 64 * 1024,
+            ws_max_connections: 64,
+            ws_idle_timeout_secs: 60,
+            rate_limit: RateLimitConfig::default(),
+        }
     }
+}
+
+/// Per-client (peer IP) rate limit on mutating routes: a bucket of `requests` that
+/// refills over `window_secs`; beyond it, 429 with `Retry-After`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Requests a client may make in a burst; 0 turns the limit off.
+    pub requests: u32,
+    /// Seconds in which a spent burst refills.
+    pub window_secs: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        // The original's default: 500 requests per 15 minutes.
+        Self { requests: 500, window_secs: 900 }
+    }
+}
+
+/// True when `key` can travel in a header and a WebSocket subprotocol (RFC 9110 token).
+pub fn is_valid_api_key(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// File in the data folder that holds the API key generated on first run (mode 0600); the
@@ -517,6 +575,20 @@ impl Config {
             if !self.pipelines.contains_key(id) {
                 problems.push(format!("runtime.warm_up names unknown pipeline {id:?}"));
             }
+        }
+        if let Some(key) = self.server.api_key.as_deref().filter(|k| !k.is_empty())
+            && !is_valid_api_key(key)
+        {
+            problems.push("server.api_key may hold only letters, digits and !#$%&'*+-.^_`|~".into());
+        }
+        if self.server.header_read_timeout_secs == 0 || self.server.request_timeout_secs == 0 {
+            problems.push("server.header_read_timeout_secs and server.request_timeout_secs must be at least 1".into());
+        }
+        if self.server.ws_idle_timeout_secs < 3 {
+            problems.push("server.ws_idle_timeout_secs must be at least 3".into());
+        }
+        if self.server.rate_limit.requests > 0 && self.server.rate_limit.window_secs == 0 {
+            problems.push("server.rate_limit.window_secs must be at least 1".into());
         }
         if self.runtime.max_attempts == 0 {
             problems.push("runtime.max_attempts must be at least 1".into());

@@ -8,11 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use axum::serve::ListenerExt as _;
+use anyhow::{Context, Result};
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
 
+use crate::api::auth::{self, ServerKey};
 use crate::api::{self, AppState};
 use crate::capabilities::git::GitSettings;
 use crate::config::Config;
@@ -36,14 +40,14 @@ pub struct ServerOptions {
     pub db: Option<String>,
     /// Listen address (default: the config's).
     pub bind: Option<String>,
-    /// Allow a non-loopback bind without an API key.
-    pub allow_public_without_key: bool,
+    /// API key from the command line (wins over `ALEPHAUTO_API_KEY` and `server.api_key`).
+    pub api_key: Option<String>,
 }
 
 impl ServerOptions {
     /// Options for `config` with everything else defaulted.
     pub fn new(config: Config) -> Self {
-        Self { config, db: None, bind: None, allow_public_without_key: false }
+        Self { config, db: None, bind: None, api_key: None }
     }
 }
 
@@ -54,6 +58,9 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The job queue (for in-process callers and tests).
     pub queue: Queue,
+    /// Where a person opens the dashboard; with a generated key, the key rides in the
+    /// fragment (`#key=`), which browsers never send to the server.
+    pub dashboard_url: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<()>>,
 }
@@ -80,19 +87,8 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         tracing::debug!(limit, "descriptor limit");
     }
     let config = opts.config;
-    let api_key: Option<Arc<str>> = std::env::var("ALEPHAUTO_API_KEY")
-        .ok()
-        .filter(|k| !k.is_empty())
-        .or_else(|| config.server.api_key.clone().filter(|k| !k.is_empty()))
-        .map(Arc::from);
     let bind = opts.bind.unwrap_or_else(|| config.server.bind.clone());
     let addr: SocketAddr = bind.parse().with_context(|| format!("invalid bind address {bind:?} (want IP:PORT)"))?;
-    if !addr.ip().is_loopback() && api_key.is_none() && !opts.allow_public_without_key {
-        bail!(
-            "refusing to listen on non-loopback address {addr} without an API key; set server.api_key or \
-             ALEPHAUTO_API_KEY, or pass --allow-public-without-key"
-        );
-    }
 
     let mut config = config;
     if opts.db.is_some() {
@@ -104,6 +100,8 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     config.check_isolation()?;
     let data_dir = config.runtime.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
+    let key = auth::resolve_key(opts.api_key.as_deref(), &config.server, &data_dir, addr.ip().is_loopback())?;
+    let api_key = auth::shared(&key);
     let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
     let (store, cluster): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>) =
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
@@ -162,16 +160,17 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     }
 
     let shutdown = CancellationToken::new();
-    let state = AppState { queue: queue.clone(), started, api_key, shutdown: shutdown.clone() };
-    let app = api::router(state, config.server.max_body_bytes);
+    let state = AppState {
+        queue: queue.clone(),
+        started,
+        api_key,
+        shutdown: shutdown.clone(),
+        ws: api::ws::WsLimits::new(&config.server),
+    };
+    let app = api::router(state, &config.server);
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
-    // Small request/response exchanges: send each response at once, not after Nagle's delay.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
-        }
-    });
+    let dashboard_url = dashboard_url(addr, &key);
     let db_label = if db.contains("://") { "postgres".to_string() } else { db.clone() };
     tracing::info!(%addr, db = %db_label, pipelines = registry.pipeline_ids().len(), ms = started.elapsed().as_millis() as u64, "listening");
 
@@ -185,9 +184,9 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let drain = Duration::from_secs(config.runtime.shutdown_timeout_secs);
     let token = shutdown.clone();
     let q = queue.clone();
+    let header_read_timeout = Duration::from_secs(config.server.header_read_timeout_secs);
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
-        serve.await.context("HTTP server failed")?;
+        serve(listener, app, header_read_timeout, token).await;
         tracing::info!("stopped accepting; draining running jobs");
         q.shutdown(drain).await;
         registry.shutdown().await;
@@ -195,7 +194,72 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         tracing::info!("shutdown complete");
         Ok(())
     });
-    Ok(Running { addr, queue, shutdown, task })
+    Ok(Running { addr, queue, dashboard_url, shutdown, task })
+}
+
+/// `http://<addr>/`, with `#key=<key>` when the key was generated (the operator has no
+/// other way to learn it but the file). A wildcard bind is reached on loopback.
+fn dashboard_url(addr: SocketAddr, key: &ServerKey) -> String {
+    let mut shown = addr;
+    if addr.ip().is_unspecified() {
+        shown.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    match key {
+        ServerKey::Generated(k) => format!("http://{shown}/#key={k}"),
+        _ => format!("http://{shown}/"),
+    }
+}
+
+/// Accepts connections until `stop`, then lets each finish its current request. Our own
+/// loop instead of `axum::serve`, which sets no timer and so no header-read timeout: a
+/// client that sends half a request head (or idles between requests) longer than
+/// `header_read_timeout` is disconnected.
+async fn serve(listener: TcpListener, app: axum::Router, header_read_timeout: Duration, stop: CancellationToken) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let connections = TaskTracker::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Small request/response exchanges: send each response at once, not after Nagle's delay.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+        }
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            // The rate limiter keys on the peer address.
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+        let conn = http.serve_connection(TokioIo::new(tcp), service).with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
 }
 
 /// A node id that is unique on this machine: host name and process id.

@@ -224,9 +224,9 @@ async fn the_cli_works_against_a_keyed_server_and_exits_with_distinct_codes() {
     assert!(stdout.contains("\"a.txt\"") && stdout.contains("\"b.txt\""), "{stdout}");
 
     // Without a flag, the key comes from the data folder of --config.
-    let data = server.dir.join("data");
+    let data = server.state.join("data");
     std::fs::write(data.join("api-key"), format!("{KEY}\n")).unwrap();
-    let config = server.dir.join("alephauto.toml");
+    let config = server.state.join("alephauto.toml");
     let config = config.to_str().unwrap();
     let out = cli_in(&work, &server.url, &["--config", config, "trigger", "echo", "--wait"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -129,7 +129,7 @@ async fn events_and_cancels_cross_nodes() {
     // Only node B runs `echo-b`; node A serves the API and the feed.
     let a = node(&url, "node-a", &shared, &["echo"]);
     let b = node(&url, "node-b", &shared, &["echo", "echo-b"]);
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/ws", a.url.replacen("http", "ws", 1)).as_str()).await.unwrap();
+    let mut ws = a.ws().await;
     ws.send(Message::Text(json!({"type": "subscribe", "channels": ["jobs"]}).to_string().into())).await.unwrap();
     loop {
         let Some(Ok(Message::Text(t))) = ws.next().await else { panic!("ws closed") };

@@ -127,7 +127,7 @@ fn cli(server: &Server, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_alephauto"))
         .args(args)
         .env("ALEPHAUTO_URL", &server.url)
-        .env_remove("ALEPHAUTO_API_KEY")
+        .env("ALEPHAUTO_API_KEY", server.api_key.clone().unwrap_or_default())
         .output()
         .expect("run the CLI")
 }
@@ -155,7 +155,7 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
     if with_pty {
         let command = format!("{} trigger echo -p steps=3 -p sleepMs=300 --wait", env!("CARGO_BIN_EXE_alephauto"));
         let out = tokio::task::block_in_place(|| {
-            Command::new("/usr/bin/script").args(["-qec", &command, "/dev/null"]).env("ALEPHAUTO_URL", &s.url).output().unwrap()
+            Command::new("/usr/bin/script").args(["-qec", &command, "/dev/null"]).env("ALEPHAUTO_URL", &s.url).env("ALEPHAUTO_API_KEY", s.api_key.clone().unwrap_or_default()).output().unwrap()
         });
         let screen = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{screen}");
@@ -218,7 +218,9 @@ async fn sigterm_drains_running_jobs_without_reruns() {
 fn binding_a_public_address_without_an_api_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alephauto.toml");
-    std::fs::write(&config, format!("[runtime]\ndata_dir = {:?}\n", dir.path().join("data").display().to_string())).unwrap();
+    // Without the opt-out a key would be generated; the opt-out is for loopback only.
+    let text = format!("[server]\nrequire_key = false\n[runtime]\ndata_dir = {:?}\n", dir.path().join("data").display().to_string());
+    std::fs::write(&config, text).unwrap();
     // Refused before anything binds, so no socket is opened on a public address.
     let out = Command::new(env!("CARGO_BIN_EXE_alephauto"))
         .args(["serve", "--bind", "0.0.0.0:0", "--config"])
@@ -229,7 +231,7 @@ fn binding_a_public_address_without_an_api_key_is_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refusing to listen on non-loopback address"), "{stderr}");
-    assert!(stderr.contains("--allow-public-without-key"), "{stderr}");
+    assert!(stderr.contains("require_key = false is accepted only on a loopback bind"), "{stderr}");
 }
 
 #[tokio::test]

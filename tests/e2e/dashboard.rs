@@ -120,11 +120,21 @@ async fn with_an_api_key_the_page_is_public_but_actions_need_the_key() {
     assert_eq!(res.status(), 201);
 
     // The page's auth probe: a plain GET of /ws answers 401/403 before any upgrade.
-    let ws_status = |q: &'static str| server.http.get(format!("{}/ws{q}", server.url)).send();
-    assert_eq!(ws_status("").await.unwrap().status(), 401);
-    assert_eq!(ws_status("?apiKey=nope").await.unwrap().status(), 403);
-    let ok = ws_status("?apiKey=k").await.unwrap().status();
+    let ws_status = |key: Option<&'static str>| {
+        let req = server.http.get(format!("{}/ws", server.url));
+        match key {
+            Some(k) => req.header("x-api-key", k),
+            None => req,
+        }
+        .send()
+    };
+    assert_eq!(ws_status(None).await.unwrap().status(), 401);
+    assert_eq!(ws_status(Some("nope")).await.unwrap().status(), 403);
+    let ok = ws_status(Some("k")).await.unwrap().status();
     assert!(ok != 401 && ok != 403, "{ok}");
+    // The key in the query string (where it would land in logs) is not accepted.
+    let res = server.http.get(format!("{}/ws?apiKey=k", server.url)).send().await.unwrap();
+    assert_eq!(res.status(), 401);
 }
 
 // ------------------------------------------------------------------ browser
@@ -133,9 +143,14 @@ async fn with_an_api_key_the_page_is_public_but_actions_need_the_key() {
 async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complete_live() {
     let Some(mut browser) = Browser::launch().await else { return };
     let server = Server::start(&fixtures());
-    browser.goto(&server.url).await;
+    // The login URL the server printed: the generated key rides in the fragment.
+    assert!(server.dashboard_url.contains("/#key="), "{}", server.dashboard_url);
+    browser.goto(&server.dashboard_url).await;
     browser.wait_for("document.querySelector('[data-trigger=\"echo\"]') !== null", 60).await;
     browser.wait_for("document.getElementById('conn').dataset.state === 'live'", 30).await;
+    // Taken into this tab's storage and out of the address bar.
+    let kept = browser.eval("({ hash: location.hash, key: sessionStorage.getItem('alephauto.apiKey'), local: localStorage.length })").await;
+    assert_eq!(kept, json!({"hash": "", "key": server.api_key.clone().unwrap(), "local": 0}));
 
     // The form is generated from the echo worker's schema.
     browser.eval("document.querySelector('[data-trigger=\"echo\"]').click()").await;
@@ -314,7 +329,7 @@ async fn with_an_api_key_the_browser_asks_once_stores_it_and_re_asks_when_reject
         .eval("document.getElementById('api-key-input').value = 'k'; document.getElementById('api-key-save').click()")
         .await;
     browser.wait_for("document.getElementById('conn').dataset.state === 'live'", 30).await;
-    assert_eq!(browser.eval("localStorage.getItem('alephauto.apiKey')").await, "k");
+    assert_eq!(browser.eval("sessionStorage.getItem('alephauto.apiKey')").await, "k");
 
     // Mutating calls carry it.
     browser.eval("document.querySelector('[data-trigger=\"noop\"]').click()").await;
@@ -325,7 +340,7 @@ async fn with_an_api_key_the_browser_asks_once_stores_it_and_re_asks_when_reject
     assert_eq!(job["status"], "completed");
 
     // A wrong stored key: the trigger gets 403 and the page asks again, then succeeds.
-    browser.eval("localStorage.setItem('alephauto.apiKey', 'wrong')").await;
+    browser.eval("sessionStorage.setItem('alephauto.apiKey', 'wrong')").await;
     browser.eval("document.querySelector('[data-trigger=\"noop\"]').click()").await;
     browser.wait_for("document.getElementById('trigger-submit') !== null", 10).await;
     browser.eval("document.getElementById('trigger-submit').click()").await;
@@ -337,7 +352,7 @@ async fn with_an_api_key_the_browser_asks_once_stores_it_and_re_asks_when_reject
         .await;
     browser
         .wait_for(
-            "document.querySelectorAll('tr[data-job-id^=\"noop-manual-\"]').length === 2 && localStorage.getItem('alephauto.apiKey') === 'k'",
+            "document.querySelectorAll('tr[data-job-id^=\"noop-manual-\"]').length === 2 && sessionStorage.getItem('alephauto.apiKey') === 'k'",
             20,
         )
         .await;
@@ -392,7 +407,7 @@ async fn the_trigger_form_covers_every_schema_field_kind() {
       })()"#
         .replace("SCHEMA", &schema.to_string());
     browser.add_init_script(&init).await;
-    browser.goto(&server.url).await;
+    browser.goto(&server.dashboard_url).await;
     browser.wait_for("document.querySelector('[data-trigger=\"kitchen\"]') !== null", 60).await;
     browser.eval("document.querySelector('[data-trigger=\"kitchen\"]').click()").await;
     browser.wait_for("document.getElementById('trigger-submit') !== null", 10).await;

@@ -66,6 +66,7 @@ async fn failing_initialisation_trips_the_breaker_which_recovers_after_the_coold
     let res = server
         .http
         .post(format!("{}/api/pipelines/phoenix/trigger", server.url))
+        .header("content-type", "application/json")
         .body("{}")
         .send()
         .await
@@ -248,7 +249,7 @@ mod bad_input {
                     _ => ("GET", format!("/api/pipelines/{seg}/jobs?limit={}", urlencode(&qv))),
                 };
                 let (status, text) = rt.block_on(async {
-                    let req = if method == "POST" { http.post(format!("{url}{path}")).body(body.clone()) } else { http.get(format!("{url}{path}")) };
+                    let req = if method == "POST" { http.post(format!("{url}{path}")).header("content-type", "application/json").body(body.clone()) } else { http.get(format!("{url}{path}")) };
                     let res = req.send().await.expect("server answers");
                     let status = res.status().as_u16();
                     (status, res.text().await.unwrap_or_default())
@@ -267,7 +268,12 @@ mod bad_input {
         // The server answers 413 before reading the body and closes that connection: use one
         // that is not pooled, so the later requests do not pick up the closed socket.
         let once = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-        let res = rt.block_on(once.post(format!("{url}/api/pipelines/echo/trigger")).body(big).send()).unwrap();
+        let req = once
+            .post(format!("{url}/api/pipelines/echo/trigger"))
+            .header("content-type", "application/json")
+            .header("x-api-key", server.api_key.clone().expect("generated key"))
+            .body(big);
+        let res = rt.block_on(req.send()).unwrap();
         assert_eq!(res.status(), 413);
         let v: Value = rt.block_on(res.json()).unwrap();
         assert_eq!(v["code"], "PAYLOAD_TOO_LARGE");
@@ -296,7 +302,7 @@ async fn load_two_hundred_clients_every_accepted_job_completes() {
         tokio::spawn(async move {
             let mut accepted = Vec::new();
             while Instant::now() < deadline {
-                let res = http.post(format!("{url}/api/pipelines/noop/trigger")).body("{}").send().await.expect("trigger");
+                let res = http.post(format!("{url}/api/pipelines/noop/trigger")).header("content-type", "application/json").body("{}").send().await.expect("trigger");
                 let status = res.status().as_u16();
                 let body: Value = res.json().await.expect("json");
                 match status {
@@ -344,6 +350,7 @@ async fn triggers_whose_clients_hang_up_still_run_every_stored_job() {
             .http
             .post(format!("{}/api/pipelines/noop/trigger", server.url))
             .timeout(Duration::from_micros(100 + 25 * i))
+            .header("content-type", "application/json")
             .body("{}")
             .send()
             .await;

@@ -99,7 +99,7 @@ async fn a_hundred_megabytes_of_log_fields_are_never_parsed() {
 }
 
 fn output_of(server: &Server, id: &str) -> std::path::PathBuf {
-    server.dir.join("data").join("outputs").join(id)
+    server.state.join("data").join("outputs").join(id)
 }
 
 #[tokio::test]

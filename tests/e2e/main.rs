@@ -8,6 +8,7 @@ mod support;
 mod cluster;
 mod control;
 mod dashboard;
+mod edge;
 mod gitflow;
 mod hardening;
 mod hostile;

@@ -20,8 +20,7 @@ fn fixtures() -> String {
 #[tokio::test]
 async fn a_triggered_job_runs_in_wasm_and_is_persisted_with_its_events() {
     let server = Server::start(&fixtures());
-    let ws_url = format!("{}/ws", server.url.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.expect("ws connect");
+    let mut ws = server.ws().await;
     let hello: Value = match ws.next().await.expect("hello").expect("hello") {
         Message::Text(t) => serde_json::from_str(&t).expect("json"),
         other => panic!("unexpected {other:?}"),

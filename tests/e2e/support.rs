@@ -40,8 +40,12 @@ pub struct Server {
     pub state: PathBuf,
     _temp: Option<tempfile::TempDir>,
     _state_temp: Option<tempfile::TempDir>,
-    /// HTTP client.
+    /// HTTP client; sends the server's generated API key (if it made one) by default.
     pub http: reqwest::Client,
+    /// The key the server generated into its data folder, if it did.
+    pub api_key: Option<String>,
+    /// The dashboard login URL the server printed (`#key=...` when it generated the key).
+    pub dashboard_url: String,
     config_path: PathBuf,
 }
 
@@ -69,9 +73,11 @@ impl Server {
         let state = std::fs::canonicalize(state_temp.path()).expect("canonical temp dir");
         let config_path = state.join("alephauto.toml");
         let cache = if shared { format!("cache_dir = {:?}\n", shared_cache().display().to_string()) } else { String::new() };
+        // Tests fire requests far faster than a person: no rate limit unless a test sets one.
+        let rate_limit = if extra.contains("[server.rate_limit]") { "" } else { "[server.rate_limit]\nrequests = 0\n" };
         let config = format!(
             "[runtime]\ndata_dir = {:?}\n{cache}retry_base_ms = 50\nshutdown_timeout_secs = 10\n\
-             breaker_cooldown_secs = 1\nbreaker_max_cooldown_secs = 2\n{extra}\n{}",
+             breaker_cooldown_secs = 1\nbreaker_max_cooldown_secs = 2\n{extra}\n{}\n{rate_limit}",
             state.join("data").display().to_string(),
             pipelines.replace("ROOT", &dir.display().to_string())
         );
@@ -83,7 +89,9 @@ impl Server {
             state,
             _temp: Some(temp),
             _state_temp: Some(state_temp),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+            http: reqwest::Client::new(),
+            api_key: None,
+            dashboard_url: String::new(),
             config_path,
         };
         server.spawn();
@@ -112,6 +120,8 @@ impl Server {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("AlephAuto listening on ") {
                     let _ = tx.send(url.to_string());
+                } else if let Some(url) = line.strip_prefix("Dashboard: ") {
+                    let _ = tx.send(url.to_string());
                 }
             }
         });
@@ -125,7 +135,36 @@ impl Server {
             panic!("server did not start; log:\n{}", self.log())
         });
         self.url = url;
+        self.dashboard_url = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
         self.child = Some(child);
+        self.use_generated_key();
+    }
+
+    /// Reads the key the server generated on its first run (none when one is configured
+    /// or the key is off) and makes `http` send it.
+    fn use_generated_key(&mut self) {
+        self.api_key = std::fs::read_to_string(self.state.join("data").join("api-key")).ok().map(|k| k.trim().to_string());
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = &self.api_key {
+            headers.insert("x-api-key", key.parse().expect("the key is a header value"));
+        }
+        self.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .default_headers(headers)
+            .build()
+            .expect("client");
+    }
+
+    /// Opens the `/ws` feed, with the server's generated key (if any) in `X-API-Key`.
+    pub async fn ws(
+        &self,
+    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut req = format!("{}/ws", self.url.replacen("http", "ws", 1)).into_client_request().expect("ws request");
+        if let Some(key) = &self.api_key {
+            req.headers_mut().insert("x-api-key", key.parse().expect("the key is a header value"));
+        }
+        tokio_tungstenite::connect_async(req).await.expect("ws connect").0
     }
 
     /// The server's stderr so far.
@@ -284,6 +323,7 @@ impl Server {
             };
             if listening {
                 self.child = Some(child);
+                self.use_generated_key();
                 return;
             }
             let _ = child.kill();

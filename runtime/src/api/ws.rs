@@ -1,19 +1,32 @@
 //! `/ws`: the live activity feed. Each client subscribes to channels (`jobs`,
 //! `activity`, `*`); events come from the broadcast bus. A client that falls
 //! behind the bus is disconnected: it never slows job execution down.
+//!
+//! Bounds: a client's messages and frames are capped (`server.ws_max_message_bytes`;
+//! bigger closes the connection with 1009 before the payload is read), connections are
+//! capped (`server.ws_max_connections`; more get 503 before the upgrade), and a client
+//! that stays silent (no message, no pong to our pings) for `server.ws_idle_timeout_secs`
+//! is closed. The handshake is an HTTP request, so the header-read timeout bounds it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
+use super::auth::{WS_KEY_PROTOCOL_PREFIX, WS_PROTOCOL};
+use super::error::ApiError;
+use crate::config::ServerConfig;
 use crate::events::JobEvent;
 use crate::queue::job::format_ts;
 
@@ -22,8 +35,63 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
 }
 
+/// The WebSocket bounds, shared by all clients.
+#[derive(Debug)]
+pub struct WsLimits {
+    /// Largest message (and frame) a client may send.
+    pub max_message: usize,
+    /// Silence after which a client is closed.
+    pub idle: Duration,
+    /// One permit per open connection.
+    pub connections: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+impl WsLimits {
+    /// The limits of `[server]`.
+    pub fn new(server: &ServerConfig) -> Arc<Self> {
+        Arc::new(Self {
+            max_message: server.ws_max_message_bytes,
+            idle: Duration::from_secs(server.ws_idle_timeout_secs.max(3)),
+            connections: Arc::new(Semaphore::new(server.ws_max_connections)),
+            max_connections: server.ws_max_connections,
+        })
+    }
+}
+
 async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| client(socket, state))
+    let Ok(permit) = state.ws.connections.clone().try_acquire_owned() else {
+        tracing::warn!(limit = state.ws.max_connections, "refused a WebSocket client: connection limit reached");
+        return ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "TOO_MANY_CONNECTIONS",
+            message: format!(
+                "The live feed has its maximum of {} clients (server.ws_max_connections); retry later",
+                state.ws.max_connections
+            ),
+            retry_after: Some(5),
+        }
+        .into_response();
+    };
+    // Answer with WS_PROTOCOL when offered, so a key carried as a subprotocol is not echoed.
+    let key_protocol = state.api_key.as_deref().map(|k| format!("{WS_KEY_PROTOCOL_PREFIX}{k}"));
+    ws.max_message_size(state.ws.max_message)
+        .max_frame_size(state.ws.max_message)
+        .protocols(std::iter::once(WS_PROTOCOL.to_string()).chain(key_protocol))
+        .on_upgrade(move |socket| async move {
+            client(socket, state).await;
+            drop(permit);
+        })
+}
+
+/// The close code for a read error: 1009 when the client sent too much.
+fn close_for(error: &axum::Error) -> CloseFrame {
+    let text = error.to_string();
+    if text.contains("too long") || text.contains("Space limit") {
+        CloseFrame { code: close_code::SIZE, reason: "message too big".into() }
+    } else {
+        CloseFrame { code: close_code::PROTOCOL, reason: "protocol error".into() }
+    }
 }
 
 /// Serialises a job event for the `jobs` channel.
@@ -65,14 +133,40 @@ async fn client(mut socket: WebSocket, state: AppState) {
     if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
         return;
     }
+    let idle = state.ws.idle;
+    let silence = tokio::time::sleep(idle);
+    tokio::pin!(silence);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + idle / 3, idle / 3);
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => {
                 let _ = socket.send(Message::Close(None)).await;
                 return;
             }
+            () = &mut silence => {
+                tracing::debug!(client = %client_id, "closing a silent WebSocket client");
+                let bye = CloseFrame { code: close_code::AWAY, reason: "idle".into() };
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(bye)))).await;
+                return;
+            }
+            _ = ping.tick() => {
+                let send = socket.send(Message::Ping(Default::default()));
+                if !matches!(tokio::time::timeout(Duration::from_secs(5), send).await, Ok(Ok(()))) {
+                    return;
+                }
+            }
             incoming = socket.recv() => {
-                let Some(Ok(msg)) = incoming else { return };
+                let msg = match incoming {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        tracing::debug!(client = %client_id, error = %e, "WebSocket read failed");
+                        let frame = close_for(&e);
+                        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
+                        return;
+                    }
+                    None => return,
+                };
+                silence.as_mut().reset(tokio::time::Instant::now() + idle);
                 let reply = match msg {
                     Message::Text(text) => handle_client_message(&text, &mut channels),
                     Message::Close(_) => return,
