@@ -254,6 +254,15 @@ async fn the_cli_works_against_a_keyed_server_and_exits_with_distinct_codes() {
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
         assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the server"), "{}", text(&out));
     }
+    // `jobs` pages by cursor: the line it prints is the next command's flag.
+    let first = cli_in(&work, &server.url, &["jobs", "--limit", "1"]);
+    let first = String::from_utf8_lossy(&first.stdout).into_owned();
+    let cursor = first.lines().find_map(|l| l.strip_prefix("next page: --cursor ")).unwrap_or_else(|| panic!("{first}"));
+    let second = cli_in(&work, &server.url, &["jobs", "--limit", "1", "--cursor", cursor]);
+    assert!(second.status.success(), "{}", text(&second));
+    let id_of = |listing: &str| listing.lines().nth(1).and_then(|l| l.split_whitespace().next()).map(str::to_string);
+    let second = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(id_of(&first).is_some() && id_of(&second).is_some() && id_of(&first) != id_of(&second), "{first}\n{second}");
     let help = cli_in(&work, &server.url, &["--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("Exit codes") && help.contains("3  the server is unreachable"), "{help}");
