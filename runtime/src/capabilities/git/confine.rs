@@ -86,7 +86,9 @@ impl Scope {
             .with_enforced_trust(gix::sec::Trust::Reduced)
             // Spelled out rather than relying on the default: no repository-local section is
             // read for anything gitoxide treats as sensitive (programs, paths).
-            .filter_config_section(|meta| meta.source.kind() != gix::config::source::Kind::Repository)
+            .filter_config_section(|meta| {
+                meta.source.kind() != gix::config::source::Kind::Repository
+            })
             .open_path_as_is(false);
         let repo = gix::open_opts(&root, options)
             .map_err(|e| GitError::NotARepository(format!("{}: {e}", root.display())))?;
@@ -113,9 +115,13 @@ impl Scope {
         let git_dir = match std::fs::symlink_metadata(&dot) {
             Ok(meta) if meta.is_file() => {
                 let text = read_capped(&dot, 4096)?;
-                let target = text.trim_end().strip_prefix("gitdir:").map(str::trim).ok_or_else(|| {
-                    GitError::NotARepository(format!("{} is not a gitdir file", dot.display()))
-                })?;
+                let target = text
+                    .trim_end()
+                    .strip_prefix("gitdir:")
+                    .map(str::trim)
+                    .ok_or_else(|| {
+                        GitError::NotARepository(format!("{} is not a gitdir file", dot.display()))
+                    })?;
                 self.confined("git dir", &root.join(target))?
             }
             Ok(_) => self.confined("git dir", &dot)?,
@@ -127,7 +133,12 @@ impl Scope {
                 let text = read_capped(&file, 4096)?;
                 self.confined("common dir", &git_dir.join(text.trim_end()))?
             }
-            Ok(_) => return Err(GitError::Denied(format!("{} is not a regular file", file.display()))),
+            Ok(_) => {
+                return Err(GitError::Denied(format!(
+                    "{} is not a regular file",
+                    file.display()
+                )));
+            }
             Err(_) => git_dir.clone(),
         };
         Ok((git_dir, common_dir))

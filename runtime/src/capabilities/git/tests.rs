@@ -366,7 +366,13 @@ async fn repositories_pointing_outside_the_grants_are_denied() {
     let fifo = root.join("fifo");
     git(&root, &["init", "-q", "fifo"]);
     std::fs::remove_file(fifo.join(".git/config")).unwrap();
-    assert!(Command::new("mkfifo").arg(fifo.join(".git/config")).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(fifo.join(".git/config"))
+            .status()
+            .unwrap()
+            .success()
+    );
     let res = status_of(&q, &fifo).await;
     assert!(matches!(res, Err(GitError::Denied(_))), "{res:?}");
 
