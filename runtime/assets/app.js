@@ -338,6 +338,8 @@
     const data = await api('GET', '/api/pipelines');
     state.pipelines = data.pipelines || [];
     markDirty('pipelines');
+    // The listing does not wait for a worker still initialising: ask again until it is done.
+    if (state.pipelines.some((p) => p.state === 'initialising')) setTimeout(() => refreshPipelinesSoon(), 2000);
   }
 
   async function loadStatus() {
