@@ -77,23 +77,27 @@ async fn twenty_thousand_opens_stop_at_the_descriptor_cap() {
 async fn a_hundred_megabytes_of_log_fields_are_never_parsed() {
     // The guest needs room for its own 100 MB string; that memory is its own (memory_mb).
     let server = Server::start(&pipeline("logbomb", "fixture_limits", "memory_mb = 512"));
+    // Warm: the component is loaded and one instance has run, so `before` holds the worker.
+    next_job_succeeds(&server, "logbomb").await;
     let before = server.rss_kib();
     let id = server.trigger_ok("logbomb", json!({"mode": "log"})).await;
     let (job, peak) = watch(&server, &id, Duration::from_secs(120)).await;
     assert_eq!(job["status"], "completed", "{job}");
-    // Guest memory (~100 MB touched) plus one lifted copy of the string (100 MB) is what the
-    // attack may cost; parsing it cost gigabytes before.
+    // Guest memory (~110 MB touched) plus one lifted copy of each string (110 MB) is what
+    // the attack may cost; parsing the fields cost gigabytes before.
     let grew_mib = peak.saturating_sub(before) / 1024;
-    assert!(grew_mib < 350, "server RSS grew by {grew_mib} MiB");
+    eprintln!("log bomb: server RSS {} MiB before, peak {} MiB", before / 1024, peak / 1024);
+    assert!(grew_mib < 300, "server RSS grew by {grew_mib} MiB");
     let (_, entries) = server.get(&format!("/api/jobs/{id}/logs")).await;
     let entries = entries["logs"].as_array().or(entries.as_array()).cloned().unwrap_or_default();
     let big: Vec<&Value> = entries.iter().filter(|e| e["message"] == "big fields").collect();
-    assert_eq!(big.len(), 3, "{entries:?}");
+    assert_eq!(big.len(), 1, "{entries:?}");
     for e in big {
         let kept = e["fields"].as_str().expect("oversized fields are kept as a string");
         assert!(kept.contains("truncated") && kept.len() < 2000, "{}", kept.len());
     }
-    let long = entries.iter().find(|e| e["message"].as_str().is_some_and(|m| m.starts_with("mmm"))).expect("long message");
+    let long =
+        entries.iter().find(|e| e["message"].as_str().is_some_and(|m| m.starts_with("mmm"))).expect("long message");
     assert!(long["message"].as_str().unwrap().len() < 9000, "a message is cut before it is kept");
     next_job_succeeds(&server, "logbomb").await;
 }
@@ -104,11 +108,13 @@ fn output_of(server: &Server, id: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_disk_flood_fails_with_disk_quota_and_its_output_is_removed() {
-    let server = Server::start(&[
-        pipeline("bytes", "fixture_limits", "output_quota_mb = 64\ntimeout_secs = 120"),
-        pipeline("files", "fixture_limits", "output_quota_files = 2000\ntimeout_secs = 120"),
-    ]
-    .concat());
+    let server = Server::start(
+        &[
+            pipeline("bytes", "fixture_limits", "output_quota_mb = 64\ntimeout_secs = 120"),
+            pipeline("files", "fixture_limits", "output_quota_files = 2000\ntimeout_secs = 120"),
+        ]
+        .concat(),
+    );
     for (pipeline, mode) in [("bytes", "disk-bytes"), ("files", "disk-files")] {
         let started = Instant::now();
         let id = server.trigger_ok(pipeline, json!({"mode": mode})).await;
@@ -123,11 +129,13 @@ async fn a_disk_flood_fails_with_disk_quota_and_its_output_is_removed() {
 
 #[tokio::test]
 async fn cancel_frees_the_slot_of_a_guest_parked_in_a_long_sleep() {
-    let server = Server::start(&[
-        pipeline("sleeper", "fixture_limits", "max_concurrent = 1\ntimeout_secs = 120"),
-        pipeline("deadline", "fixture_limits", "timeout_secs = 2"),
-    ]
-    .concat());
+    let server = Server::start(
+        &[
+            pipeline("sleeper", "fixture_limits", "max_concurrent = 1\ntimeout_secs = 120"),
+            pipeline("deadline", "fixture_limits", "timeout_secs = 2"),
+        ]
+        .concat(),
+    );
     let sleeping = server.trigger_ok("sleeper", json!({"mode": "sleep"})).await;
     server.wait_status(&sleeping, &["running"], Duration::from_secs(30)).await;
     // Let the guest reach its 60-s clock wait.
@@ -163,7 +171,8 @@ async fn file_executable_answers_the_same_for_any_path_outside_the_grants() {
     std::fs::create_dir_all(&granted).unwrap();
     let tool = granted.join("tool");
     std::fs::write(&tool, "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(&tool, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&tool, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755))
+        .unwrap();
     let secret = tempfile::tempdir().unwrap();
     let real = secret.path().join("real");
     std::fs::write(&real, "x").unwrap();
@@ -184,8 +193,16 @@ async fn file_executable_answers_the_same_for_any_path_outside_the_grants() {
     assert_eq!(job["status"], "completed", "{job}");
     let answers = job["result"]["answers"].as_array().unwrap().clone();
     assert_eq!(answers.len(), paths.len(), "{job}");
-    assert_eq!(answer_for(&answers[0], &paths[0]), answer_for(&answers[1], &paths[1]), "existing vs missing outside file");
-    assert_eq!(answer_for(&answers[2], &paths[2]), answer_for(&answers[3], &paths[3]), "links to existing vs missing outside files");
+    assert_eq!(
+        answer_for(&answers[0], &paths[0]),
+        answer_for(&answers[1], &paths[1]),
+        "existing vs missing outside file"
+    );
+    assert_eq!(
+        answer_for(&answers[2], &paths[2]),
+        answer_for(&answers[3], &paths[3]),
+        "links to existing vs missing outside files"
+    );
     assert!(answer_for(&answers[0], &paths[0]).contains("outside the folders granted"), "{answers:?}");
     assert!(answer_for(&answers[4], &paths[4]).contains("outside the folders granted"), "{answers:?}");
     assert_eq!(answers[5], json!(true), "a granted executable still answers: {answers:?}");

@@ -191,7 +191,14 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
     types
         .func_wrap_async(
             "[method]descriptor.open-at",
-            |mut store, (dir, path_flags, path, oflags, flags): (Resource<Descriptor>, PathFlags, String, OpenFlags, DescriptorFlags)| {
+            |mut store,
+             (dir, path_flags, path, oflags, flags): (
+                Resource<Descriptor>,
+                PathFlags,
+                String,
+                OpenFlags,
+                DescriptorFlags,
+            )| {
                 Box::new(async move {
                     let state = store.data_mut();
                     let listings = live_listings(state);
@@ -199,7 +206,8 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
                         note_once(state, &why);
                         return Ok((Err(ErrorCode::InsufficientMemory),));
                     }
-                    let opened = HostDescriptor::open_at(&mut state.filesystem(), dir, path_flags, path, oflags, flags).await;
+                    let opened =
+                        HostDescriptor::open_at(&mut state.filesystem(), dir, path_flags, path, oflags, flags).await;
                     match opened {
                         Ok(fd) => {
                             let file = match WasiView::ctx(state).table.get(&fd) {
