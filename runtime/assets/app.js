@@ -9,6 +9,8 @@
   // second one because a browser cannot set headers on a WebSocket (never in the URL).
   const WS_PROTOCOL = 'alephauto.v1';
   const WS_KEY_PROTOCOL_PREFIX = 'alephauto.key.';
+  // The key travels hex-encoded in the subprotocol: `+`, `/` and `=` are not token characters.
+  const hexOf = (text) => Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, '0')).join('');
   const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
   const MAX_ACTIVITY = 200;
   const MAX_RECENT = 30;
@@ -419,12 +421,12 @@
     setConn('connecting', 'Connecting…');
     let ws;
     try {
-      ws = new WebSocket(url, key ? [WS_PROTOCOL, WS_KEY_PROTOCOL_PREFIX + key] : [WS_PROTOCOL]);
+      ws = new WebSocket(url, key ? [WS_PROTOCOL, WS_KEY_PROTOCOL_PREFIX + hexOf(key)] : [WS_PROTOCOL]);
     } catch (e) {
       // A key with characters no key holds cannot even be offered: ask for another.
       if (key && e.name === 'SyntaxError') {
         setConn('auth', 'API key needed');
-        askForKey('That API key cannot be sent: keys hold only letters, digits and a few symbols.').then((ok) => ok && connectWs());
+        askForKey('That API key cannot be sent: keys hold only printable ASCII without spaces.').then((ok) => ok && connectWs());
       } else {
         scheduleReconnect();
       }

@@ -117,9 +117,10 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// True when `key` can travel in a header and a WebSocket subprotocol (RFC 9110 token).
+/// True when `key` can travel in a header: printable ASCII, no spaces (on `/ws` a browser
+/// sends it hex-encoded as a subprotocol, see `api::auth`).
 pub fn is_valid_api_key(key: &str) -> bool {
-    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// File in the data folder that holds the API key generated on first run (mode 0600); the
@@ -579,7 +580,7 @@ impl Config {
         if let Some(key) = self.server.api_key.as_deref().filter(|k| !k.is_empty())
             && !is_valid_api_key(key)
         {
-            problems.push("server.api_key may hold only letters, digits and !#$%&'*+-.^_`|~".into());
+            problems.push("server.api_key may hold only printable ASCII without spaces (it travels in headers)".into());
         }
         if self.server.header_read_timeout_secs == 0 || self.server.request_timeout_secs == 0 {
             problems.push("server.header_read_timeout_secs and server.request_timeout_secs must be at least 1".into());

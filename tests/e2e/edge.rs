@@ -318,7 +318,7 @@ async fn serve_honours_the_api_key_given_on_its_command_line() {
 #[tokio::test]
 async fn a_first_run_generates_a_private_key_that_later_runs_reuse() {
     let mut server = Server::start(&fixtures());
-    let file = server.dir.join("data/api-key");
+    let file = server.state.join("data/api-key");
     let key = server.api_key.clone().expect("a generated key");
     assert!(key.len() >= 32 && key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
     #[cfg(unix)]
@@ -343,11 +343,11 @@ async fn a_first_run_generates_a_private_key_that_later_runs_reuse() {
     // The key as the WebSocket subprotocol (what the dashboard sends); the server answers
     // with the plain protocol, so the key is not echoed.
     let mut req = format!("{}/ws", server.url.replacen("http", "ws", 1)).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", format!("alephauto.v1, alephauto.key.{key}").parse().unwrap());
+    req.headers_mut().insert("sec-websocket-protocol", format!("alephauto.v1, alephauto.key.{}", hex::encode(&key)).parse().unwrap());
     let (_ws, res) = tokio_tungstenite::connect_async(req).await.expect("subprotocol key accepted");
     assert_eq!(res.headers()["sec-websocket-protocol"], "alephauto.v1");
     let mut req = format!("{}/ws", server.url.replacen("http", "ws", 1)).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "alephauto.v1, alephauto.key.wrong".parse().unwrap());
+    req.headers_mut().insert("sec-websocket-protocol", format!("alephauto.v1, alephauto.key.{}", hex::encode("wrong")).parse().unwrap());
     match tokio_tungstenite::connect_async(req).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 403),
         other => panic!("a wrong key must be refused: {:?}", other.map(|(_, r)| r.status())),

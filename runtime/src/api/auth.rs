@@ -1,6 +1,6 @@
 //! API-key auth: mutating routes and `/ws` need the key in `X-API-Key` or
 //! `Authorization: Bearer`; on `/ws` a browser (which cannot set headers on a
-//! WebSocket) offers it as the subprotocol `alephauto.key.<key>` next to
+//! WebSocket) offers it hex-encoded as the subprotocol `alephauto.key.<hex>` next to
 //! [`WS_PROTOCOL`]. Never in the query string: URLs end up in logs and history.
 //! Missing → 401, wrong → 403. Reads stay open (the edge checks keep browsers out).
 //!
@@ -23,11 +23,12 @@ use super::error::ApiError;
 use crate::config::{API_KEY_FILE, ServerConfig, is_valid_api_key};
 
 /// The WebSocket subprotocol the server answers with; a client carrying its key as a
-/// subprotocol offers this one too (`Sec-WebSocket-Protocol: alephauto.v1, alephauto.key.<key>`),
+/// subprotocol offers this one too (`Sec-WebSocket-Protocol: alephauto.v1, alephauto.key.<hex>`),
 /// so the key is never echoed back.
 pub const WS_PROTOCOL: &str = "alephauto.v1";
 
-/// Prefix of the subprotocol that carries the API key on `/ws`.
+/// Prefix of the subprotocol that carries the API key on `/ws`, hex-encoded: a key may hold
+/// `+`, `/` or `=`, which a subprotocol token may not.
 pub const WS_KEY_PROTOCOL_PREFIX: &str = "alephauto.key.";
 
 /// Where a generated key lives: `<data_dir>/api-key`.
@@ -132,7 +133,7 @@ pub fn resolve_key(flag: Option<&str>, server: &ServerConfig, data_dir: &Path, l
     let configured = [flag, env.as_deref(), server.api_key.as_deref()].into_iter().flatten().find(|k| !k.is_empty());
     if let Some(key) = configured {
         if !is_valid_api_key(key) {
-            bail!("the API key may hold only letters, digits and !#$%&'*+-.^_`|~ (it travels in headers)");
+            bail!("the API key may hold only printable ASCII without spaces (it travels in headers)");
         }
         return Ok(ServerKey::Configured(key.to_string()));
     }
@@ -158,25 +159,32 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The key a WebSocket client offered as a subprotocol, if any.
-pub fn ws_protocol_key(headers: &HeaderMap) -> Option<&str> {
+/// The subprotocol that carries `key` (see [`WS_KEY_PROTOCOL_PREFIX`]).
+pub fn ws_key_protocol(key: &str) -> String {
+    format!("{WS_KEY_PROTOCOL_PREFIX}{}", hex::encode(key))
+}
+
+/// The key a WebSocket client offered as a subprotocol, if any (an offer that is not hex
+/// of UTF-8 counts as a wrong key, not a missing one).
+pub fn ws_protocol_key(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .find_map(|p| p.trim().strip_prefix(WS_KEY_PROTOCOL_PREFIX))
+        .map(|h| hex::decode(h).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_default())
 }
 
-fn presented_key(req: &Request) -> Option<&str> {
+fn presented_key(req: &Request) -> Option<String> {
     let headers = req.headers();
     if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(v);
+        return Some(v.to_string());
     }
     if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
         && let Some(token) = v.strip_prefix("Bearer ")
     {
-        return Some(token.trim());
+        return Some(token.trim().to_string());
     }
     if req.uri().path() == "/ws" {
         return ws_protocol_key(headers);
@@ -196,7 +204,7 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
             status: StatusCode::UNAUTHORIZED,
             code: "UNAUTHORIZED",
             message: "This route needs an API key: send X-API-Key or Authorization: Bearer (on /ws also the \
-                      subprotocol alephauto.key.<key>)"
+                      subprotocol alephauto.key.<hex of the key>)"
                 .into(),
             retry_after: None,
         }
@@ -253,8 +261,8 @@ mod tests {
     #[test]
     fn the_key_subprotocol_is_found_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, "alephauto.v1, alephauto.key.abc".parse().unwrap());
-        assert_eq!(ws_protocol_key(&h), Some("abc"));
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, format!("alephauto.v1, {}", ws_key_protocol("a+/=b")).parse().unwrap());
+        assert_eq!(ws_protocol_key(&h).as_deref(), Some("a+/=b"));
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, "alephauto.v1".parse().unwrap());
         assert_eq!(ws_protocol_key(&h), None);
     }

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
-use super::auth::{WS_KEY_PROTOCOL_PREFIX, WS_PROTOCOL};
+use super::auth::{WS_PROTOCOL, ws_key_protocol};
 use super::error::ApiError;
 use crate::config::ServerConfig;
 use crate::events::JobEvent;
@@ -74,7 +74,7 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
         .into_response();
     };
     // Answer with WS_PROTOCOL when offered, so a key carried as a subprotocol is not echoed.
-    let key_protocol = state.api_key.as_deref().map(|k| format!("{WS_KEY_PROTOCOL_PREFIX}{k}"));
+    let key_protocol = state.api_key.as_deref().map(ws_key_protocol);
     ws.max_message_size(state.ws.max_message)
         .max_frame_size(state.ws.max_message)
         .protocols(std::iter::once(WS_PROTOCOL.to_string()).chain(key_protocol))
