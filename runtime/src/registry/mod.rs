@@ -261,9 +261,9 @@ impl Registry {
         }
     }
 
-    /// Starts initialising every pipeline in `ids` that is enabled, not loaded, not under way
-    /// and not cooling down, in the background; waits for them at most `grace`. Never waits
-    /// for an initialisation already under way.
+    /// Starts initialising every pipeline in `ids` that is not loaded, not under way and not
+    /// cooling down (disabled ones too: the listing shows their schema), in the background;
+    /// waits for them at most `grace`. Never waits for an initialisation already under way.
     pub async fn start_loading(self: &Arc<Self>, ids: &[String], grace: Duration) {
         let mut started = Vec::new();
         for id in ids {
@@ -271,8 +271,7 @@ impl Registry {
                 continue;
             };
             let cooling = entry.breaker.lock().map(|b| b.is_open(Instant::now())).unwrap_or(true);
-            if !entry.config.enabled
-                || cooling
+            if cooling
                 || self.loaded(id).is_some()
                 || entry.initialising.load(Ordering::Acquire)
                 || self.closed.load(Ordering::Acquire)
