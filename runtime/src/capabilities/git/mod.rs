@@ -212,7 +212,7 @@ impl wit::Host for HostState {
         repo: String,
     ) -> wasmtime::Result<Result<Vec<String>, GitError>> {
         Ok(Query::of(self)
-            .run(&repo, |r, start, ctx| query::tracked_files(r, start, ctx))
+            .run(&repo, query::tracked_files)
             .await)
     }
 
