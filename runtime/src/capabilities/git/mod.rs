@@ -211,9 +211,7 @@ impl wit::Host for HostState {
         &mut self,
         repo: String,
     ) -> wasmtime::Result<Result<Vec<String>, GitError>> {
-        Ok(Query::of(self)
-            .run(&repo, |r, start, ctx| query::tracked_files(r, start, ctx))
-            .await)
+        Ok(Query::of(self).run(&repo, query::tracked_files).await)
     }
 
     async fn remote_url(

@@ -284,9 +284,7 @@ async fn planted_programs_never_run() {
         "{status:?}"
     );
     let repo_s = repo.display().to_string();
-    q.run(&repo_s, |r, s, ctx| query::tracked_files(r, s, ctx))
-        .await
-        .unwrap();
+    q.run(&repo_s, query::tracked_files).await.unwrap();
     q.run(&repo_s, |r, _, ctx| query::log(r, 0, i64::MAX, ctx))
         .await
         .unwrap();
