@@ -101,7 +101,7 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let data_dir = config.runtime.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
     let key = auth::resolve_key(opts.api_key.as_deref(), &config.server, &data_dir, addr.ip().is_loopback())?;
-    let api_key = auth::shared(&key);
+    let api_key: Option<Arc<str>> = key.key().map(Arc::from);
     let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
     let (store, cluster): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>) =
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {

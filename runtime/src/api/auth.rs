@@ -10,7 +10,6 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use axum::extract::{Request, State};
@@ -218,11 +217,6 @@ pub async fn require_key(State(state): State<AppState>, req: Request, next: Next
         }
         .into_response(),
     }
-}
-
-/// The expected key as shared state.
-pub fn shared(key: &ServerKey) -> Option<Arc<str>> {
-    key.key().map(Arc::from)
 }
 
 #[cfg(test)]

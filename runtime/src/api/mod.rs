@@ -43,7 +43,7 @@ pub struct AppState {
 
 /// The whole HTTP application. Layers, outermost first: request timeout, Host and
 /// Origin checks, CORS for allowed origins, rate limit, body limit, API key, and (on
-/// matched routes, so a wrong method stays a 405) the JSON-only rule.
+/// matched paths) the JSON-only rule for POST.
 pub fn router(state: AppState, server: &ServerConfig) -> Router {
     let policy = edge::EdgePolicy::new(server);
     let mut app = Router::new()
