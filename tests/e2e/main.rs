@@ -5,6 +5,7 @@ mod cdp;
 mod support;
 
 mod cluster;
+mod contract;
 mod control;
 mod dashboard;
 mod gitflow;

@@ -16,8 +16,6 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use tokio_util::sync::CancellationToken;
 
 use self::error::ApiError;
@@ -45,10 +43,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(openapi::routes())
         .merge(dashboard::routes())
         .merge(ws::routes())
+        // On matched routes only, so a wrong method is a 405 (below) even without the key.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::map_response(body_limit_as_json))
+        .layer(axum::middleware::from_fn(error::errors_as_json))
         .with_state(state)
 }
 
@@ -56,16 +56,7 @@ async fn not_found() -> ApiError {
     ApiError::not_found("NOT_FOUND", "No such route")
 }
 
-/// axum answers an oversized body with a plain-text 413; give it our JSON shape.
-async fn body_limit_as_json(res: axum::response::Response) -> axum::response::Response {
-    if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "PAYLOAD_TOO_LARGE",
-            message: "Request body is larger than the configured limit (server.max_body_bytes)".into(),
-            retry_after: None,
-        }
-        .into_response();
-    }
-    res
+/// A known route called with a method it does not serve; axum adds `Allow`.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::method_not_allowed(method.as_str(), uri.path())
 }
