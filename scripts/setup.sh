@@ -42,6 +42,22 @@ else
     echo "python3 with venv/ensurepip not found: the metrics parse test will fail until it is installed" >&2
 fi
 
+# The API contract tests (tests/e2e/contract.rs) run openapi-spec-validator and schemathesis,
+# pinned, from a venv at target/contract/venv; (re)installed only when missing or the pins change.
+CONTRACT_VENV=target/contract/venv
+CONTRACT_PINS="openapi-spec-validator==0.9.0 schemathesis==4.32.5"
+if [ "$(cat "$CONTRACT_VENV/.pins" 2>/dev/null)" != "$CONTRACT_PINS" ]; then
+    if command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        echo "setup: pip install $CONTRACT_PINS (into $CONTRACT_VENV)"
+        python3 -m venv "$CONTRACT_VENV"
+        # shellcheck disable=SC2086 # the pins are separate words on purpose
+        "$CONTRACT_VENV/bin/pip" install --quiet --disable-pip-version-check $CONTRACT_PINS
+        echo "$CONTRACT_PINS" > "$CONTRACT_VENV/.pins"
+    else
+        echo "python3 with venv not found: the API contract tests (tests/e2e/contract.rs) will fail until it is installed" >&2
+    fi
+fi
+
 # The cluster tests use PostgreSQL at 127.0.0.1:5432; machines of this kind run it, but
 # start it when it is installed and stopped.
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then

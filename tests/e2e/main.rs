@@ -6,6 +6,7 @@ mod client;
 mod support;
 
 mod cluster;
+mod contract;
 mod control;
 mod dashboard;
 mod edge;

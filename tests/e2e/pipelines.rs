@@ -249,21 +249,29 @@ async fn inputs_only_the_worker_can_judge_fail_the_job_as_invalid_input_naming_t
     let dir = server.dir.join("repo");
     std::fs::create_dir_all(&dir).unwrap();
     let d = p(&dir);
-    let cases: Vec<(&str, Value, &str)> = vec![
+    // What the worker's schema can say is refused at trigger (no job is queued), naming the field.
+    let refused: Vec<(&str, Value, &str)> = vec![
         ("duplicate-detection", json!({"scanType": "inter-project", "repositories": [{"path": d}]}), "repositories"),
         ("duplicate-detection", json!({"scanType": "intra-project"}), "repositoryPath"),
-        ("git-activity", json!({"reportType": "custom", "repositories": [d]}), "sinceDate"),
-        ("git-activity", json!({"reportType": "custom", "sinceDate": "2024-02-30", "repositories": [d]}), "sinceDate"),
-        ("gitignore-manager", json!({"dryRun": true}), "baseDir"),
+        ("git-activity", json!({"reportType": "custom", "repositories": [d]}), "days"),
+        ("gitignore-manager", json!({"dryRun": true}), "repositories"),
         ("test-refactor", json!({"repositoryPath": d, "utilsDir": "../escape"}), "utilsDir"),
     ];
-    for (pipeline, params, field) in cases {
-        let job = server.run(pipeline, params.clone()).await;
-        assert_eq!(job["status"], "failed", "{pipeline} {params}: {job}");
-        assert_eq!(job["error"]["code"], "INVALID_INPUT", "{job}");
-        assert_eq!(job["attempt"], 1, "invalid input is not retried: {job}");
-        let msg = job["error"]["message"].as_str().unwrap_or_default();
-        assert!(msg.contains(field), "{pipeline}: {msg}");
+    for (pipeline, params, field) in refused {
+        let (code, body) = server.trigger(pipeline, params.clone()).await;
+        assert_eq!(code, 400, "{pipeline} {params}: {body}");
+        assert_eq!(body["code"], "INVALID_PARAMETERS", "{body}");
+        assert!(body["error"].as_str().unwrap_or_default().contains(field), "{pipeline}: {body}");
     }
+    let (_, jobs) = server.get("/api/jobs").await;
+    assert_eq!(jobs["total"], 0, "no refused trigger may queue a job: {jobs}");
+    // A calendar date that does not exist passes the schema's YYYY-MM-DD pattern; the worker judges it.
+    let params = json!({"reportType": "custom", "sinceDate": "2024-02-30", "repositories": [d]});
+    let job = server.run("git-activity", params.clone()).await;
+    assert_eq!(job["status"], "failed", "{params}: {job}");
+    assert_eq!(job["error"]["code"], "INVALID_INPUT", "{job}");
+    assert_eq!(job["attempt"], 1, "invalid input is not retried: {job}");
+    let msg = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("sinceDate"), "{msg}");
     assert!(!server.dir.join("escape").exists());
 }

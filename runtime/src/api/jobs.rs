@@ -2,16 +2,16 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::value::RawValue;
 
 use super::AppState;
-use super::error::ApiError;
-use super::query::{self, RawQuery};
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::openapi::{JobLogs, JobsPage, RetryResponse};
+use super::query::{self, JobsQuery};
 use crate::queue::job::{Job, format_ts, is_valid_job_id};
 use crate::store::JobFilter;
 
@@ -34,51 +34,47 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// Jobs across pipelines, newest first.
-#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
-    params(("status" = Option<String>, Query, description = "Comma-separated statuses"),
-        ("pipelineId" = Option<String>, Query, description = "Only this pipeline"),
-        ("limit" = Option<u32>, Query, description = "1-1000, default 50"),
-        ("offset" = Option<u32>, Query, description = "Rows to skip (slow on deep pages: prefer `cursor`)"),
-        ("cursor" = Option<String>, Query, description = "Opaque: the `nextCursor` of the previous page; the page starts \
-            after that job (keyset pagination: constant cost at any depth, stable while jobs are added). Not with `offset`.")),
-    responses((status = 200, description = "A page of jobs: `jobs`, `total`, `limit`, `offset`, `hasMore`, and \
-            `nextCursor` (the `cursor` of the next page, null on the last one)", body = Object),
-        (status = 400, description = "Bad query", body = super::openapi::ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Query(q): Query<RawQuery>) -> Result<Response, ApiError> {
-    query::only(&q, &["limit", "offset", "status", "pipelineId", "cursor"])?;
-    let limit = query::int_in(&q, "limit", 1, 1000, 50)?;
-    let offset = query::offset(&q)?;
-    let after = query::cursor(&q)?;
-    if after.is_some() && q.contains_key("offset") {
-        return Err(ApiError::bad_request("INVALID_QUERY", "'cursor' and 'offset' cannot be combined: a cursor already says where the page starts"));
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs", operation_id = "listJobs",
+    params(JobsQuery),
+    responses((status = 200, description = "A page of jobs", body = JobsPage),
+        (status = 400, description = "Bad query: unknown parameter, limit/offset out of range, unknown status or pipeline, \
+            a cursor this server did not hand out, or a cursor with an offset", body = ErrorBody),
+        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<JobsQuery>) -> Result<Json<JobsPage>, ApiError> {
+    let limit = query::int_in(q.limit.as_deref(), "limit", 1, 1000, 50)?;
+    let offset = query::offset(q.offset.as_deref())?;
+    let after = query::cursor(q.cursor.as_deref())?;
+    if after.is_some() && q.offset.is_some() {
+        return Err(ApiError::bad_request(
+            "INVALID_QUERY",
+            "'cursor' and 'offset' cannot be combined: a cursor already says where the page starts",
+        ));
     }
-    let statuses = query::statuses(&q)?;
-    let pipeline_id = q.get("pipelineId").cloned().filter(|p| !p.is_empty());
+    let statuses = query::statuses(q.status.as_deref())?;
+    let pipeline_id = q.pipeline_id.filter(|p| !p.is_empty());
     if let Some(p) = &pipeline_id
-        && !state.queue.registry().is_supported(p) {
-            return Err(ApiError::bad_request("UNKNOWN_PIPELINE", format!("Unknown pipeline: {p}")));
-        }
+        && !state.queue.registry().is_supported(p)
+    {
+        return Err(ApiError::bad_request("UNKNOWN_PIPELINE", format!("Unknown pipeline: {p}")));
+    }
     let page = state.queue.store().list_json(&JobFilter { pipeline_id, statuses, limit, offset, after }).await?;
     let has_more = page.next.is_some();
-    // Hex digits: no JSON escaping needed.
-    let next_cursor = page.next.map_or_else(|| "null".to_string(), |c| format!("\"{}\"", c.encode()));
-    // The jobs arrive as JSON text from the store; the rest are numbers and a timestamp.
-    let body = format!(
-        "{{\"jobs\":{},\"total\":{},\"limit\":{limit},\"offset\":{offset},\"hasMore\":{has_more},\"nextCursor\":{next_cursor},\"timestamp\":\"{}\"}}",
-        page.jobs,
-        page.total,
-        format_ts(&Utc::now())
-    );
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let next_cursor = page.next.map(|c| c.encode());
+    // The jobs arrive as JSON text from the store; embedding them raw avoids a parse and re-serialise.
+    let jobs = RawValue::from_string(page.jobs).map_err(ApiError::internal)?;
+    Ok(Json(JobsPage { jobs, total: page.total, limit, offset, has_more, next_cursor, timestamp: format_ts(&Utc::now()) }))
 }
 
 /// One job.
-#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, description = "The job", body = crate::queue::job::Job),
-        (status = 400, description = "Malformed id", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such job", body = super::openapi::ErrorBody)))]
-pub async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, ApiError> {
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs", operation_id = "getJob",
+    params(("id" = String, Path, description = "Job id: 1-100 of A-Z, a-z, 0-9, '_', '-'")),
+    responses((status = 200, description = "The job", body = Job),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody)))]
+pub async fn one(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Job>, ApiError> {
     check_id(&id)?;
     let job = state.queue.store().get(&id).await?;
     let job = job.ok_or_else(|| ApiError::not_found("JOB_NOT_FOUND", format!("Job not found: {id}")))?;
@@ -86,55 +82,73 @@ pub async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 }
 
 /// Cancels a queued job at once or interrupts a running one.
-#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs", operation_id = "cancelJob",
     params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, description = "The cancelled job", body = crate::queue::job::Job),
-        (status = 404, description = "No such job", body = super::openapi::ErrorBody),
-        (status = 409, description = "Job already finished", body = super::openapi::ErrorBody)))]
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, ApiError> {
+    security(("apiKey" = []), ("bearer" = [])),
+    responses((status = 200, description = "The cancelled job", body = Job),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "API key missing", body = ErrorBody),
+        (status = 403, description = "API key wrong, or Origin/Host refused", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 409, description = "Job already finished", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "A body that is not application/json", body = ErrorBody),
+        (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
+pub async fn cancel(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Job>, ApiError> {
     check_id(&id)?;
     let job = state.queue.cancel(&id).await?;
     Ok(Json(job))
 }
 
 /// Creates a new job with the parameters of a failed or cancelled one.
-#[utoipa::path(post, path = "/api/jobs/{id}/retry", tag = "jobs",
+#[utoipa::path(post, path = "/api/jobs/{id}/retry", tag = "jobs", operation_id = "retryJob",
     params(("id" = String, Path, description = "Job id")),
-    responses((status = 201, description = "The new job", body = Object),
-        (status = 404, description = "No such job", body = super::openapi::ErrorBody),
-        (status = 409, description = "Job is not failed or cancelled", body = super::openapi::ErrorBody)))]
-pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    security(("apiKey" = []), ("bearer" = [])),
+    responses((status = 201, description = "The new job", body = RetryResponse),
+        (status = 400, description = "Malformed id, or the parameters no longer pass the worker's schema", body = ErrorBody),
+        (status = 401, description = "API key missing", body = ErrorBody),
+        (status = 403, description = "API key wrong, or Origin/Host refused", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 409, description = "Job is not failed or cancelled", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "A body that is not application/json", body = ErrorBody),
+        (status = 429, description = "Queue full or rate limited (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "Worker cooling down, execution disabled or shutting down", body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<RetryResponse>), ApiError> {
     check_id(&id)?;
     let job = state.queue.retry(&id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "jobId": job.id,
-            "pipelineId": job.pipeline_id,
-            "status": job.status,
-            "retriedFrom": job.retried_from,
-            "retryCount": job.retry_count,
-            "timestamp": format_ts(&job.created_at),
-        })),
+        Json(RetryResponse {
+            timestamp: format_ts(&job.created_at),
+            job_id: job.id,
+            pipeline_id: job.pipeline_id,
+            status: job.status,
+            retried_from: job.retried_from,
+            retry_count: job.retry_count,
+        }),
     ))
 }
 
 /// What the guest logged and printed, in order.
-#[utoipa::path(get, path = "/api/jobs/{id}/logs", tag = "jobs",
+#[utoipa::path(get, path = "/api/jobs/{id}/logs", tag = "jobs", operation_id = "getJobLogs",
     params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, description = "Log lines", body = Object),
-        (status = 404, description = "No such job", body = super::openapi::ErrorBody)))]
-pub async fn logs(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "Log lines", body = JobLogs),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody)))]
+pub async fn logs(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<JobLogs>, ApiError> {
     check_id(&id)?;
     let job = state.queue.store().get(&id).await?;
     let job = job.ok_or_else(|| ApiError::not_found("JOB_NOT_FOUND", format!("Job not found: {id}")))?;
-    let entries = state.queue.store().logs(&id).await?;
-    let truncated = entries.iter().any(|e| e.stream == crate::store::LogStream::System && e.message.starts_with("log truncated"));
-    Ok(Json(json!({
-        "jobId": id,
-        "status": job.status,
-        "logs": entries,
-        "truncated": truncated,
-        "timestamp": format_ts(&Utc::now()),
-    })))
+    let logs = state.queue.store().logs(&id).await?;
+    let truncated =
+        logs.iter().any(|e| e.stream == crate::store::LogStream::System && e.message.starts_with("log truncated"));
+    Ok(Json(JobLogs { job_id: id, status: job.status, logs, truncated, timestamp: format_ts(&Utc::now()) }))
 }

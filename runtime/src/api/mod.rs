@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use tokio_util::sync::CancellationToken;
 
 use self::error::ApiError;
@@ -41,9 +39,9 @@ pub struct AppState {
     pub ws: Arc<ws::WsLimits>,
 }
 
-/// The whole HTTP application. Layers, outermost first: request timeout, Host and
-/// Origin checks, CORS for allowed origins, rate limit, body limit, API key, and (on
-/// matched paths) the JSON-only rule for POST.
+/// The whole HTTP application. Layers, outermost first: errors as JSON, request timeout,
+/// Host and Origin checks, CORS for allowed origins, rate limit, body limit, and (on
+/// matched routes) the API key and the JSON-only rule for POST.
 pub fn router(state: AppState, server: &ServerConfig) -> Router {
     let policy = edge::EdgePolicy::new(server);
     let mut app = Router::new()
@@ -54,10 +52,11 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
         .merge(dashboard::routes())
         .merge(ws::routes())
         .route_layer(axum::middleware::from_fn(edge::require_json))
+        // On matched routes only, so a wrong method is a 405 (below) even without the key.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
-        .layer(DefaultBodyLimit::max(server.max_body_bytes))
-        .layer(axum::middleware::map_response(body_limit_as_json));
+        .layer(DefaultBodyLimit::max(server.max_body_bytes));
     app = edge::with_rate_limit(app, &server.rate_limit, state.shutdown.clone());
     if let Some(cors) = policy.cors() {
         app = app.layer(cors);
@@ -67,6 +66,8 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
             Duration::from_secs(server.request_timeout_secs),
             edge::request_timeout,
         ))
+        // Outermost: whatever a layer or axum itself answers with, an error is the JSON body.
+        .layer(axum::middleware::from_fn(error::errors_as_json))
         .with_state(state)
 }
 
@@ -74,16 +75,7 @@ async fn not_found() -> ApiError {
     ApiError::not_found("NOT_FOUND", "No such route")
 }
 
-/// axum answers an oversized body with a plain-text 413; give it our JSON shape.
-async fn body_limit_as_json(res: axum::response::Response) -> axum::response::Response {
-    if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "PAYLOAD_TOO_LARGE",
-            message: "Request body is larger than the configured limit (server.max_body_bytes)".into(),
-            retry_after: None,
-        }
-        .into_response();
-    }
-    res
+/// A known route called with a method it does not serve; axum adds `Allow`.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::method_not_allowed(method.as_str(), uri.path())
 }

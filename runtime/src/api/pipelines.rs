@@ -3,15 +3,16 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
-use super::query::{self, RawQuery};
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::openapi::{PipelineJobsPage, PipelineList, PipelineState, PipelineSummary, TriggerRequest, TriggerResponse};
+use super::query::{self, PipelineJobsQuery};
 use crate::queue::job::{JobStatus, format_ts};
 use crate::registry::worker::json_type;
 use crate::store::JobFilter;
@@ -30,9 +31,11 @@ pub fn routes() -> Router<AppState> {
 /// one second for them, never for an initialisation already under way. `state` says where
 /// each worker stands: `ready` (loaded; `paramsSchema` is set), `initialising` (under way),
 /// `failed` (the latest attempt failed: `lastError`) or `not_loaded`.
-#[utoipa::path(get, path = "/api/pipelines", tag = "pipelines",
-    responses((status = 200, description = "Pipelines, each with `state`: ready | initialising | failed | not_loaded", body = Object)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/pipelines", tag = "pipelines", operation_id = "listPipelines",
+    responses((status = 200, description = "Pipelines, each with `state`: ready | initialising | failed | not_loaded", body = PipelineList),
+        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<PipelineList>, ApiError> {
     let registry = state.queue.registry();
     let ids = registry.pipeline_ids();
     // Schemas come from the workers themselves, so listing starts loading them (cached,
@@ -46,38 +49,38 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
         let config = registry.pipeline_config(&id);
         let lane = state.queue.lane_counts(&id);
         let c = counts.get(&id).cloned().unwrap_or_default();
-        let n = |s: JobStatus| c.by_status.get(&s).copied().unwrap_or(0);
+        let n = |s: JobStatus| c.by_status.get(&s).copied().unwrap_or(0) as u64;
         let status = if config.is_some_and(|c| !c.enabled) {
-            "disabled"
+            PipelineState::Disabled
         } else if st.cooling_down {
-            "cooldown"
+            PipelineState::Cooldown
         } else if lane.running > 0 {
-            "running"
+            PipelineState::Running
         } else {
-            "idle"
+            PipelineState::Idle
         };
         let info = st.info.as_ref();
-        out.push(json!({
-            "id": id,
-            "name": info.map(|i| i.name.clone()).unwrap_or_else(|| id.clone()),
-            "description": info.map(|i| i.description.clone()),
-            "version": info.map(|i| i.version.clone()),
-            "status": status,
-            "workerLoaded": st.loaded,
-            "state": st.state.as_str(),
-            "queued": n(JobStatus::Queued),
-            "running": n(JobStatus::Running),
-            "completed": n(JobStatus::Completed),
-            "failed": n(JobStatus::Failed),
-            "cancelled": n(JobStatus::Cancelled),
-            "maxConcurrent": lane.capacity,
-            "lastRun": c.last_run.as_ref().map(format_ts),
-            "paramsSchema": info.map(|i| i.params_schema.clone()),
-            "gitWorkflow": config.is_some_and(|c| c.git_workflow) && info.is_some_and(|i| i.git_workflow.is_some()),
-            "lastError": st.last_error,
-        }));
+        out.push(PipelineSummary {
+            name: info.map(|i| i.name.clone()).unwrap_or_else(|| id.clone()),
+            description: info.map(|i| i.description.clone()),
+            version: info.map(|i| i.version.clone()),
+            status,
+            worker_loaded: st.loaded,
+            state: st.state.as_str(),
+            queued: n(JobStatus::Queued),
+            running: n(JobStatus::Running),
+            completed: n(JobStatus::Completed),
+            failed: n(JobStatus::Failed),
+            cancelled: n(JobStatus::Cancelled),
+            max_concurrent: lane.capacity as u64,
+            last_run: c.last_run.as_ref().map(format_ts),
+            params_schema: info.map(|i| i.params_schema.clone()),
+            git_workflow: config.is_some_and(|c| c.git_workflow) && info.is_some_and(|i| i.git_workflow.is_some()),
+            last_error: st.last_error,
+            id,
+        });
     }
-    Ok(Json(json!({"pipelines": out, "timestamp": format_ts(&Utc::now())})))
+    Ok(Json(PipelineList { pipelines: out, timestamp: format_ts(&Utc::now()) }))
 }
 
 /// Parses the trigger body: `{"parameters": {...}}`, parameters optional.
@@ -100,7 +103,7 @@ fn parse_trigger_body(body: &Bytes) -> Result<Value, ApiError> {
         ));
     }
     match top.remove("parameters") {
-        None | Some(Value::Null) => Ok(json!({})),
+        None => Ok(json!({})),
         Some(Value::Object(p)) => Ok(Value::Object(p)),
         Some(other) => Err(ApiError::bad_request(
             "INVALID_PARAMETERS",
@@ -110,22 +113,26 @@ fn parse_trigger_body(body: &Bytes) -> Result<Value, ApiError> {
 }
 
 /// Queues a job of a pipeline.
-#[utoipa::path(post, path = "/api/pipelines/{id}/trigger", tag = "pipelines",
+#[utoipa::path(post, path = "/api/pipelines/{id}/trigger", tag = "pipelines", operation_id = "triggerPipeline",
     params(("id" = String, Path, description = "Pipeline id")),
-    request_body(content = super::openapi::TriggerRequest, description = "Optional parameters"),
+    request_body(content = TriggerRequest, content_type = "application/json",
+        description = "Optional parameters, checked against the pipeline's paramsSchema and granted roots"),
+    security(("apiKey" = []), ("bearer" = [])),
     responses(
-        (status = 201, description = "Job queued", body = super::openapi::TriggerResponse),
-        (status = 400, description = "Unknown pipeline, malformed body or invalid parameters", body = super::openapi::ErrorBody),
-        (status = 401, description = "API key missing", body = super::openapi::ErrorBody),
-        (status = 403, description = "API key wrong", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body too large", body = super::openapi::ErrorBody),
-        (status = 429, description = "Queue full", body = super::openapi::ErrorBody),
-        (status = 503, description = "Worker cooling down or execution disabled", body = super::openapi::ErrorBody)))]
+        (status = 201, description = "Job queued", body = TriggerResponse),
+        (status = 400, description = "Unknown pipeline, malformed body, or parameters that fail the worker's schema or name a path outside the granted roots (the message names the field)", body = ErrorBody),
+        (status = 401, description = "API key missing", body = ErrorBody),
+        (status = 403, description = "API key wrong, or Origin/Host refused", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 429, description = "Queue full or rate limited (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "Worker cooling down, failed to load, execution disabled or shutting down", body = ErrorBody)))]
 pub async fn trigger(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TriggerResponse>), ApiError> {
     if !state.queue.registry().is_supported(&id) {
         return Err(crate::registry::RegistryError::Unknown { id, supported: state.queue.registry().pipeline_ids() }.into());
     }
@@ -133,49 +140,47 @@ pub async fn trigger(
     let job = state.queue.trigger(&id, params).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "jobId": job.id,
-            "pipelineId": job.pipeline_id,
-            "status": job.status,
-            "timestamp": format_ts(&job.created_at),
-        })),
+        Json(TriggerResponse {
+            timestamp: format_ts(&job.created_at),
+            job_id: job.id,
+            pipeline_id: job.pipeline_id,
+            status: job.status,
+        }),
     ))
 }
 
 /// A pipeline's jobs, newest first.
-#[utoipa::path(get, path = "/api/pipelines/{id}/jobs", tag = "pipelines",
-    params(("id" = String, Path, description = "Pipeline id"),
-        ("limit" = Option<u32>, Query, description = "1-100, default 10"),
-        ("offset" = Option<u32>, Query, description = "Rows to skip"),
-        ("status" = Option<String>, Query, description = "Comma-separated statuses")),
-    responses((status = 200, description = "A page of jobs", body = Object),
-        (status = 400, description = "Bad query", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown pipeline", body = super::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/pipelines/{id}/jobs", tag = "pipelines", operation_id = "listPipelineJobs",
+    params(("id" = String, Path, description = "Pipeline id"), PipelineJobsQuery),
+    responses((status = 200, description = "A page of jobs", body = PipelineJobsPage),
+        (status = 400, description = "Bad query: unknown parameter, limit/offset out of range, unknown status", body = ErrorBody),
+        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 404, description = "Unknown pipeline", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn jobs(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<RawQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PipelineJobsQuery>,
+) -> Result<Json<PipelineJobsPage>, ApiError> {
     if !state.queue.registry().is_supported(&id) {
         return Err(ApiError::not_found("UNKNOWN_PIPELINE", format!("Unknown pipeline: {id}")));
     }
-    query::only(&q, &["limit", "offset", "status"])?;
-    let limit = query::int_in(&q, "limit", 1, 100, 10)?;
-    let offset = query::offset(&q)?;
-    let statuses = query::statuses(&q)?;
+    let limit = query::int_in(q.limit.as_deref(), "limit", 1, 100, 10)?;
+    let offset = query::offset(q.offset.as_deref())?;
+    let statuses = query::statuses(q.status.as_deref())?;
     let page = state
         .queue
         .store()
         .list(&JobFilter { pipeline_id: Some(id.clone()), statuses, limit, offset, after: None })
         .await?;
     let has_more = u64::from(offset) + (page.jobs.len() as u64) < page.total;
-    Ok(Json(json!({
-        "pipelineId": id,
-        "jobs": page.jobs,
-        "total": page.total,
-        "hasMore": has_more,
-        "timestamp": format_ts(&Utc::now()),
-    })))
+    Ok(Json(PipelineJobsPage {
+        pipeline_id: id,
+        jobs: page.jobs,
+        total: page.total,
+        has_more,
+        timestamp: format_ts(&Utc::now()),
+    }))
 }
 
 #[cfg(test)]
@@ -187,7 +192,7 @@ mod tests {
         assert_eq!(parse_trigger_body(&Bytes::from_static(b"")).unwrap(), json!({}));
         assert_eq!(parse_trigger_body(&Bytes::from_static(b"{}")).unwrap(), json!({}));
         assert_eq!(parse_trigger_body(&Bytes::from_static(b"{\"parameters\":{\"a\":1}}")).unwrap(), json!({"a": 1}));
-        for bad in [&b"{"[..], b"[]", b"{\"params\":{}}", b"{\"parameters\":[1]}", b"{\"parameters\":\"x\"}"] {
+        for bad in [&b"{"[..], b"[]", b"{\"params\":{}}", b"{\"parameters\":[1]}", b"{\"parameters\":\"x\"}", b"{\"parameters\":null}"] {
             let err = parse_trigger_body(&Bytes::copy_from_slice(bad)).unwrap_err();
             assert_eq!(err.status, StatusCode::BAD_REQUEST, "{:?}", String::from_utf8_lossy(bad));
         }

@@ -5,10 +5,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use chrono::Utc;
-use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::{Health, PipelineLoad, QueueSummary, ServiceStatus};
 use crate::metrics::{Format, Metrics, PipelineLabel, StatusLabel};
 use crate::queue::job::{JobStatus, format_ts};
 use crate::store::JobFilter;
@@ -20,8 +20,11 @@ pub fn routes() -> Router<AppState> {
 
 /// Prometheus metrics: OpenMetrics 1.0 when `Accept` prefers `application/openmetrics-text`,
 /// else the text format 0.0.4.
-#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Metrics",
-    content((String = "text/plain; version=0.0.4"), (String = "application/openmetrics-text; version=1.0.0")))))]
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
+    responses((status = 200, description = "Metrics",
+            content((String = "text/plain; version=0.0.4"), (String = "application/openmetrics-text; version=1.0.0"))),
+        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn metrics(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -51,19 +54,25 @@ pub async fn metrics(
 }
 
 /// Liveness.
-#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "Healthy", body = Object)))]
-pub async fn health(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "status": "healthy",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptimeSeconds": state.started.elapsed().as_secs(),
-        "timestamp": format_ts(&Utc::now()),
-    }))
+#[utoipa::path(get, path = "/health", tag = "service", operation_id = "health",
+    responses((status = 200, description = "Healthy", body = Health),
+        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody)))]
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "healthy".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        timestamp: format_ts(&Utc::now()),
+    })
 }
 
 /// Queue summary, active and queued jobs, recent activity.
-#[utoipa::path(get, path = "/api/status", tag = "service", responses((status = 200, description = "Status", body = Object)))]
-pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/status", tag = "service", operation_id = "status",
+    responses((status = 200, description = "Status", body = ServiceStatus),
+        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody)))]
+pub async fn status(State(state): State<AppState>) -> Result<Json<ServiceStatus>, ApiError> {
     let registry = state.queue.registry();
     let store = state.queue.store();
     let (mut active, mut queued, mut capacity) = (0, 0, 0);
@@ -74,25 +83,25 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         queued += lane.queued;
         capacity += lane.capacity;
         let st = registry.status(&id);
-        pipelines.push(json!({
-            "id": id,
-            "running": lane.running,
-            "queued": lane.queued,
-            "workerLoaded": st.as_ref().is_some_and(|s| s.loaded),
-            "coolingDown": st.as_ref().is_some_and(|s| s.cooling_down),
-        }));
+        pipelines.push(PipelineLoad {
+            running: lane.running as u64,
+            queued: lane.queued as u64,
+            worker_loaded: st.as_ref().is_some_and(|s| s.loaded),
+            cooling_down: st.as_ref().is_some_and(|s| s.cooling_down),
+            id,
+        });
     }
     let filter = |statuses: Vec<JobStatus>, limit| JobFilter { pipeline_id: None, statuses, limit, offset: 0, after: None };
     let running_jobs = store.list(&filter(vec![JobStatus::Running], 100)).await?;
     let queued_jobs = store.list(&filter(vec![JobStatus::Queued], 100)).await?;
     let recent = store.list(&filter(vec![JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled], 20)).await?;
-    Ok(Json(json!({
-        "pipelines": pipelines,
-        "queue": {"active": active, "queued": queued, "capacity": capacity},
-        "activeJobs": running_jobs.jobs,
-        "queuedJobs": queued_jobs.jobs,
-        "recentActivity": recent.jobs,
-        "uptimeSeconds": state.started.elapsed().as_secs(),
-        "timestamp": format_ts(&Utc::now()),
-    })))
+    Ok(Json(ServiceStatus {
+        pipelines,
+        queue: QueueSummary { active: active as u64, queued: queued as u64, capacity: capacity as u64 },
+        active_jobs: running_jobs.jobs,
+        queued_jobs: queued_jobs.jobs,
+        recent_activity: recent.jobs,
+        uptime_seconds: state.started.elapsed().as_secs(),
+        timestamp: format_ts(&Utc::now()),
+    }))
 }

@@ -148,7 +148,7 @@ pub struct PipelineCounts {
 }
 
 /// Which stream a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
     /// The guest's `host.log` calls.
@@ -162,7 +162,7 @@ pub enum LogStream {
 }
 
 /// One line of a job's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogEntry {
     /// RFC 3339 time it was recorded.
     pub timestamp: String,

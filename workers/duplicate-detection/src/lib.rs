@@ -43,9 +43,16 @@ pub struct RepoRef {
     pub path: String,
 }
 
-/// Job parameters.
+/// Job parameters. The schema says what `run` requires, so the host refuses a job at
+/// trigger that would fail here: intra-project scans need `repositoryPath`, inter-project
+/// scans at least two `repositories`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("allOf" = [{
+    "if": {"properties": {"scanType": {"const": "inter-project"}}, "required": ["scanType"]},
+    "then": {"required": ["repositories"], "properties": {"repositories": {"minItems": 2}}},
+    "else": {"required": ["repositoryPath"]}
+}]))]
 pub struct Params {
     /// intra-project or inter-project.
     #[serde(default = "default_scan_type")]

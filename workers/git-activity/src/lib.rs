@@ -18,9 +18,21 @@ pub use render::{OutputFormat, write_outputs};
 pub use report::{RepoCommits, Report, build_report};
 pub use window::{ReportType, Window, resolve_window};
 
-/// Job parameters.
+/// Job parameters. The schema says what `run` requires, so the host refuses at trigger a
+/// job that would fail here: `repositories` (non-empty) or `baseDir`, `sinceDate` for a custom
+/// window without `days`, and dates as `YYYY-MM-DD`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("allOf" = [
+    {"anyOf": [
+        {"required": ["repositories"], "properties": {"repositories": {"minItems": 1}}},
+        {"required": ["baseDir"]}
+    ]},
+    {
+        "if": {"properties": {"reportType": {"const": "custom"}}, "required": ["reportType"]},
+        "then": {"anyOf": [{"required": ["days"]}, {"required": ["sinceDate"]}]}
+    }
+]))]
 pub struct Params {
     /// weekly (7 days), monthly (30) or custom (`sinceDate`..`untilDate`).
     #[serde(default)]
@@ -31,9 +43,11 @@ pub struct Params {
     pub days: Option<u32>,
     /// Start date `YYYY-MM-DD` (custom).
     #[serde(default)]
+    #[schemars(extend("pattern" = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", "format" = "date"))]
     pub since_date: Option<String>,
     /// End date `YYYY-MM-DD`, inclusive (custom; default today).
     #[serde(default)]
+    #[schemars(extend("pattern" = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", "format" = "date"))]
     pub until_date: Option<String>,
     /// Repository folders.
     #[serde(default)]

@@ -10,9 +10,15 @@ use serde::Deserialize;
 
 pub use manage::{Action, Outcome, RepoResult, discover, ensure_entry, manage};
 
-/// Job parameters.
+/// Job parameters. The schema says what `run` requires, so the host refuses at trigger a
+/// job that would fail here: `baseDir` or a non-empty `repositories`, and an entry that is
+/// one non-empty, non-comment line once trimmed.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("anyOf" = [
+    {"required": ["repositories"], "properties": {"repositories": {"minItems": 1}}},
+    {"required": ["baseDir"]}
+]))]
 pub struct Params {
     /// Folder under which repositories are discovered.
     #[serde(default)]
@@ -31,7 +37,7 @@ pub struct Params {
     pub max_depth: usize,
     /// The line to ensure.
     #[serde(default = "default_entry")]
-    #[schemars(default = "default_entry")]
+    #[schemars(default = "default_entry", extend("pattern" = "^\\s*[^\\s#][^\\n]*\\s*$"))]
     pub gitignore_entry: String,
     /// Report what would change without writing.
     #[serde(default)]

@@ -28,7 +28,8 @@ pub enum Framework {
     Playwright,
 }
 
-/// Job parameters.
+/// Job parameters. `testsDir`, `utilsDir` and `e2eDir` are relative paths without `..`
+/// (the schema says so, and `relative` checks it again here).
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Params {
@@ -37,14 +38,15 @@ pub struct Params {
     pub repository_path: String,
     /// Test folder, relative to the repository.
     #[serde(default = "default_tests")]
-    #[schemars(default = "default_tests")]
+    #[schemars(default = "default_tests", extend("pattern" = "^[^/]", "not" = {"pattern": "(^|/)\\.\\.(/|$)"}))]
     pub tests_dir: String,
     /// Where helpers go, relative to the repository.
     #[serde(default = "default_utils")]
-    #[schemars(default = "default_utils")]
+    #[schemars(default = "default_utils", extend("pattern" = "^[^/]", "not" = {"pattern": "(^|/)\\.\\.(/|$)"}))]
     pub utils_dir: String,
     /// End-to-end test folder, relative to the repository.
     #[serde(default)]
+    #[schemars(extend("pattern" = "^[^/]", "not" = {"pattern": "(^|/)\\.\\.(/|$)"}))]
     pub e2e_dir: Option<String>,
     /// Framework (detected from package.json when absent).
     #[serde(default)]
