@@ -97,7 +97,7 @@ pub struct PipelineSummary {
     pub worker_loaded: bool,
     /// Where the worker's loading stands.
     #[schema(value_type = String, example = "ready", pattern = "^(ready|initialising|failed|not_loaded)$")]
-    pub state: &'static str,
+    pub state: String,
     /// Jobs queued.
     pub queued: u64,
     /// Jobs running.

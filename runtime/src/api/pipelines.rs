@@ -66,7 +66,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<PipelineList>, A
             version: info.map(|i| i.version.clone()),
             status,
             worker_loaded: st.loaded,
-            state: st.state.as_str(),
+            state: st.state.as_str().to_string(),
             queued: n(JobStatus::Queued),
             running: n(JobStatus::Running),
             completed: n(JobStatus::Completed),
