@@ -73,24 +73,6 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", "The API key is not valid")
     }
 
-    /// 403 `FORBIDDEN_ORIGIN`: a cross-origin request from an origin not in the allow-list.
-    pub fn forbidden_origin(origin: &str) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN_ORIGIN",
-            format!("Cross-origin requests from {origin:?} are not allowed (server.allowed_origins)"),
-        )
-    }
-
-    /// 421 `MISDIRECTED_HOST`: the `Host` header names neither the bound address nor a configured name.
-    pub fn misdirected_host(host: &str) -> Self {
-        Self::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "MISDIRECTED_HOST",
-            format!("Host {host:?} is not served here (server.allowed_hosts)"),
-        )
-    }
-
     /// 405 `METHOD_NOT_ALLOWED` (the router adds `Allow`).
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
@@ -107,30 +89,6 @@ impl ApiError {
             "PAYLOAD_TOO_LARGE",
             "Request body is larger than the configured limit (server.max_body_bytes)",
         )
-    }
-
-    /// 415 `UNSUPPORTED_MEDIA_TYPE`: a mutating route got a body that is not `application/json`.
-    pub fn unsupported_media_type(got: Option<&str>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            match got {
-                Some(t) => format!("Content-Type must be application/json, got {t:?}"),
-                None => "Content-Type must be application/json".to_string(),
-            },
-        )
-    }
-
-    /// 429 `RATE_LIMITED` with `Retry-After`.
-    pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after_secs.max(1)),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
-                format!("Too many requests; retry in {} s", retry_after_secs.max(1)),
-            )
-        }
     }
 
     /// A 500 that hides `detail` from the client.
@@ -173,7 +131,7 @@ fn code_for(status: StatusCode) -> &'static str {
         StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
         StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
-        StatusCode::MISDIRECTED_REQUEST => "MISDIRECTED_HOST",
+        StatusCode::MISDIRECTED_REQUEST => "HOST_NOT_ALLOWED",
         StatusCode::UNPROCESSABLE_ENTITY => "UNPROCESSABLE_ENTITY",
         StatusCode::UPGRADE_REQUIRED => "UPGRADE_REQUIRED",
         StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",

@@ -39,7 +39,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     responses((status = 200, description = "A page of jobs", body = JobsPage),
         (status = 400, description = "Bad query: unknown parameter, limit/offset out of range, unknown status or pipeline, \
             a cursor this server did not hand out, or a cursor with an offset", body = ErrorBody),
-        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<JobsQuery>) -> Result<Json<JobsPage>, ApiError> {
     let limit = query::int_in(q.limit.as_deref(), "limit", 1, 1000, 50)?;
@@ -71,7 +71,7 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<JobsQuery
     params(("id" = String, Path, description = "Job id: 1-100 of A-Z, a-z, 0-9, '_', '-'")),
     responses((status = 200, description = "The job", body = Job),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn one(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Job>, ApiError> {
@@ -140,7 +140,7 @@ pub async fn retry(
     params(("id" = String, Path, description = "Job id")),
     responses((status = 200, description = "Log lines", body = JobLogs),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn logs(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<JobLogs>, ApiError> {

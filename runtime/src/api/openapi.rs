@@ -303,6 +303,18 @@ pub fn document(pipeline_ids: &[String]) -> Value {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else { continue };
             for op in item.values_mut() {
+                // The edge layers answer these on every route (`api::edge`).
+                if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                    for (status, description) in [
+                        ("408", "The request took longer than server.request_timeout_secs"),
+                        ("421", "The Host header names neither this server nor server.allowed_hosts"),
+                    ] {
+                        responses.entry(status).or_insert_with(|| {
+                            serde_json::json!({"description": description, "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+                        });
+                    }
+                }
                 let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else { continue };
                 for p in params {
                     let is_pipeline = (path.starts_with("/api/pipelines/{id}") && p["name"] == "id" && p["in"] == "path")

@@ -33,7 +33,7 @@ pub fn routes() -> Router<AppState> {
 /// `failed` (the latest attempt failed: `lastError`) or `not_loaded`.
 #[utoipa::path(get, path = "/api/pipelines", tag = "pipelines", operation_id = "listPipelines",
     responses((status = 200, description = "Pipelines, each with `state`: ready | initialising | failed | not_loaded", body = PipelineList),
-        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<PipelineList>, ApiError> {
     let registry = state.queue.registry();
@@ -154,7 +154,7 @@ pub async fn trigger(
     params(("id" = String, Path, description = "Pipeline id"), PipelineJobsQuery),
     responses((status = 200, description = "A page of jobs", body = PipelineJobsPage),
         (status = 400, description = "Bad query: unknown parameter, limit/offset out of range, unknown status", body = ErrorBody),
-        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 404, description = "Unknown pipeline", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn jobs(

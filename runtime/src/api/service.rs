@@ -23,7 +23,7 @@ pub fn routes() -> Router<AppState> {
 #[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
     responses((status = 200, description = "Metrics",
             content((String = "text/plain; version=0.0.4"), (String = "application/openmetrics-text; version=1.0.0"))),
-        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn metrics(
     State(state): State<AppState>,
@@ -56,7 +56,7 @@ pub async fn metrics(
 /// Liveness.
 #[utoipa::path(get, path = "/health", tag = "service", operation_id = "health",
     responses((status = 200, description = "Healthy", body = Health),
-        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
@@ -70,7 +70,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
 /// Queue summary, active and queued jobs, recent activity.
 #[utoipa::path(get, path = "/api/status", tag = "service", operation_id = "status",
     responses((status = 200, description = "Status", body = ServiceStatus),
-        (status = 403, description = "Origin or Host refused", body = ErrorBody),
+        (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>) -> Result<Json<ServiceStatus>, ApiError> {
     let registry = state.queue.registry();
