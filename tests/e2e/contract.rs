@@ -157,9 +157,19 @@ async fn schemathesis_with_every_check_finds_nothing() {
     )
     .expect("write config");
     // Load (and on a cold cache, compile) every worker before the clock of each request starts.
-    let (code, listing) = server.get("/api/pipelines").await;
-    assert_eq!(code, 200, "{listing}");
-    assert!(listing["pipelines"].as_array().is_some_and(|p| p.iter().all(|p| p["workerLoaded"] == true)), "{listing}");
+    // The listing starts the loads and answers without waiting for them: ask until all are ready.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    loop {
+        let (code, listing) = server.get("/api/pipelines").await;
+        assert_eq!(code, 200, "{listing}");
+        let pipelines = listing["pipelines"].as_array().cloned().unwrap_or_default();
+        assert!(pipelines.iter().all(|p| p["state"] != "failed"), "{listing}");
+        if pipelines.iter().all(|p| p["state"] == "ready") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "workers still loading: {listing}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     let mut cmd = Command::new(tool("schemathesis"));
     cmd.arg("--config-file")
         .arg(&config)
@@ -174,7 +184,10 @@ async fn schemathesis_with_every_check_finds_nothing() {
         .env("SCHEMATHESIS_HOOKS", "")
         .env("NO_COLOR", "1");
     let started = Instant::now();
-    let (ok, output) = run_bounded(cmd, Duration::from_secs(240));
+    // Off the test's runtime, so its pooled connections see the server's idle close meanwhile.
+    let (ok, output) = tokio::task::spawn_blocking(move || run_bounded(cmd, Duration::from_secs(240)))
+        .await
+        .expect("schemathesis runner");
     eprintln!("schemathesis ran in {:.1} s", started.elapsed().as_secs_f64());
     assert!(ok, "schemathesis found problems:\n{output}\nserver log tail:\n{}", tail(&server.log(), 40));
     assert!(output.contains("Test cases:"), "schemathesis did not run any test:\n{output}");
@@ -243,7 +256,7 @@ async fn every_error_on_every_route_and_method_is_the_json_error_body() {
     type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, u16, &'a str);
     let cases: &[Case] = &[
         ("GET", "/api/jobs/%FF%FE", None, None, 400, "INVALID_PATH"),
-        ("POST", "/api/jobs/%C3%28/cancel", Some(KEY), None, 400, "INVALID_PATH"),
+        ("POST", "/api/jobs/%C3%28/cancel", Some(KEY), Some("{}"), 400, "INVALID_PATH"),
         ("POST", "/api/pipelines/%FF/trigger", Some(KEY), Some("{}"), 400, "INVALID_PATH"),
         ("GET", "/api/jobs/..%2Fetc", None, None, 400, "INVALID_JOB_ID"),
         ("GET", "/api/jobs?limit=0", None, None, 400, "INVALID_QUERY"),
@@ -264,7 +277,8 @@ async fn every_error_on_every_route_and_method_is_the_json_error_body() {
         ("POST", "/api/pipelines/repomix/trigger", Some(KEY), Some("{\"parameters\":null}"), 400, "INVALID_PARAMETERS"),
         ("POST", "/api/pipelines/repomix/trigger", Some(KEY), Some("{\"parameters\":7}"), 400, "INVALID_PARAMETERS"),
         ("POST", "/api/pipelines/ghost/trigger", Some(KEY), Some("{}"), 400, "UNKNOWN_PIPELINE"),
-        ("POST", "/api/jobs/ghost-1/cancel", Some(KEY), None, 404, "JOB_NOT_FOUND"),
+        ("POST", "/api/jobs/ghost-1/cancel", Some(KEY), Some("{}"), 404, "JOB_NOT_FOUND"),
+        ("POST", "/api/jobs/ghost-1/cancel", Some(KEY), None, 415, "UNSUPPORTED_MEDIA_TYPE"),
         ("GET", "/ws", None, None, 401, "UNAUTHORIZED"),
         ("GET", "/ws", Some(KEY), None, 400, "BAD_REQUEST"),
     ];

@@ -38,19 +38,13 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     params(JobsQuery),
     responses((status = 200, description = "A page of jobs", body = JobsPage),
         (status = 400, description = "Bad query: unknown parameter, limit/offset out of range, unknown status or pipeline, \
-            a cursor this server did not hand out, or a cursor with an offset", body = ErrorBody),
+            or a cursor that is not 32 hex digits", body = ErrorBody),
         (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<JobsQuery>) -> Result<Json<JobsPage>, ApiError> {
     let limit = query::int_in(q.limit.as_deref(), "limit", 1, 1000, 50)?;
     let offset = query::offset(q.offset.as_deref())?;
     let after = query::cursor(q.cursor.as_deref())?;
-    if after.is_some() && q.offset.is_some() {
-        return Err(ApiError::bad_request(
-            "INVALID_QUERY",
-            "'cursor' and 'offset' cannot be combined: a cursor already says where the page starts",
-        ));
-    }
     let statuses = query::statuses(q.status.as_deref())?;
     let pipeline_id = q.pipeline_id.filter(|p| !p.is_empty());
     if let Some(p) = &pipeline_id
@@ -84,6 +78,8 @@ pub async fn one(State(state): State<AppState>, ApiPath(id): ApiPath<String>) ->
 /// Cancels a queued job at once or interrupts a running one.
 #[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs", operation_id = "cancelJob",
     params(("id" = String, Path, description = "Job id")),
+    request_body(content = Object, content_type = "application/json",
+        description = "`{}`: actions take a JSON body (a page cannot send one cross-origin without a preflight)"),
     security(("apiKey" = []), ("bearer" = [])),
     responses((status = 200, description = "The cancelled job", body = Job),
         (status = 400, description = "Malformed id", body = ErrorBody),
@@ -104,6 +100,8 @@ pub async fn cancel(State(state): State<AppState>, ApiPath(id): ApiPath<String>)
 /// Creates a new job with the parameters of a failed or cancelled one.
 #[utoipa::path(post, path = "/api/jobs/{id}/retry", tag = "jobs", operation_id = "retryJob",
     params(("id" = String, Path, description = "Job id")),
+    request_body(content = Object, content_type = "application/json",
+        description = "`{}`: actions take a JSON body (a page cannot send one cross-origin without a preflight)"),
     security(("apiKey" = []), ("bearer" = [])),
     responses((status = 201, description = "The new job", body = RetryResponse),
         (status = 400, description = "Malformed id, or the parameters no longer pass the worker's schema", body = ErrorBody),

@@ -26,7 +26,9 @@ pub struct JobsQuery {
     #[param(value_type = Option<u32>, minimum = 0, maximum = 4294967295u64)]
     pub offset: Option<String>,
     /// Opaque: the `nextCursor` of the previous page; the page starts after that job (keyset
-    /// pagination: constant cost at any depth, stable while jobs are added). Not with `offset`.
+    /// pagination: constant cost at any depth, stable while jobs are added); `offset` then
+    /// skips rows after it.
+    #[param(pattern = "^[0-9a-f]{16}[0-7][0-9a-f]{15}$")]
     pub cursor: Option<String>,
 }
 

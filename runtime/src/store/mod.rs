@@ -91,9 +91,11 @@ impl Cursor {
         Self { created_us: created_at.timestamp_micros(), seq }
     }
 
-    /// `created_at` as a time.
-    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+    /// `created_at` as a time (a forged cursor beyond chrono's range is clamped to it: the
+    /// page is then empty or the first one, never an error).
+    pub fn created_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.created_us)
+            .unwrap_or(if self.created_us > 0 { DateTime::<Utc>::MAX_UTC } else { DateTime::<Utc>::MIN_UTC })
     }
 
     /// The opaque text form the API hands out: 32 hex digits.
@@ -110,7 +112,7 @@ impl Cursor {
         let created_us = i64::from_be_bytes(bytes[..8].try_into().ok()?);
         let seq = i64::from_be_bytes(bytes[8..].try_into().ok()?);
         let cursor = Self { created_us, seq };
-        (cursor.created_at().is_some() && seq >= 0).then_some(cursor)
+        (seq >= 0).then_some(cursor)
     }
 }
 

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::StreamExt;
 use serde_json::Value;
+use sha2::Digest as _;
 use tokio::sync::{Mutex, broadcast};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
@@ -70,10 +71,52 @@ const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at
 const LEADER_LOCK: i64 = 0x616c_6570_6861_7574;
 /// Advisory lock key serialising migrations.
 const MIGRATION_LOCK: i64 = 0x616c_6570_6d69_6772;
-/// NOTIFY channels.
+/// NOTIFY channels (suffixed per schema, see [`Scope`]).
 const EVENTS: &str = "alephauto_events";
 const WAKE: &str = "alephauto_wake";
 const CANCEL: &str = "alephauto_cancel";
+
+/// What keeps one cluster apart from another in the same database: NOTIFY channels and
+/// advisory locks are database-wide, so two clusters in different schemas (`search_path`)
+/// would otherwise wake, cancel and lead each other. Derived from the schema name alone,
+/// so every node of one cluster computes the same names.
+#[derive(Debug, Clone)]
+struct Scope {
+    events: String,
+    wake: String,
+    cancel: String,
+    /// Advisory lock key of the leader.
+    leader_lock: i64,
+    /// Prefix of each pipeline's claim lock name.
+    lock_prefix: String,
+}
+
+impl Scope {
+    fn new(schema: Option<&str>) -> Self {
+        match schema {
+            None => Self {
+                events: EVENTS.into(),
+                wake: WAKE.into(),
+                cancel: CANCEL.into(),
+                leader_lock: LEADER_LOCK,
+                lock_prefix: String::new(),
+            },
+            Some(schema) => {
+                // A digest keeps channel names under PostgreSQL's 63-byte identifier limit.
+                let digest = sha2::Sha256::digest(schema.as_bytes());
+                let tag = hex::encode(&digest[..8]);
+                let key = i64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]));
+                Self {
+                    events: format!("{EVENTS}_{tag}"),
+                    wake: format!("{WAKE}_{tag}"),
+                    cancel: format!("{CANCEL}_{tag}"),
+                    leader_lock: LEADER_LOCK ^ key,
+                    lock_prefix: format!("{schema}/"),
+                }
+            }
+        }
+    }
+}
 /// NOTIFY payloads must stay under 8000 bytes.
 const MAX_NOTIFY: usize = 7900;
 
@@ -88,6 +131,7 @@ pub struct PostgresStore {
     /// The dedicated session that LISTENs and holds the leader lock.
     session: Arc<Mutex<Client>>,
     leader: AtomicBool,
+    scope: Scope,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -110,19 +154,21 @@ impl PostgresStore {
         let config = tokio_postgres::Config::from_str(url).context("invalid PostgreSQL URL")?;
         let (session, connection) = config.connect(NoTls).await.context("connecting to PostgreSQL")?;
         let (notes, _) = broadcast::channel(4096);
-        spawn_listener(connection, notes.clone());
-        if let Some(schema) = search_path(&config) {
+        let schema = search_path(&config);
+        let scope = Scope::new(schema.as_deref());
+        spawn_listener(connection, notes.clone(), scope.clone());
+        if let Some(schema) = schema {
             let ident = schema.replace('"', "\"\"");
             session.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{ident}\"")).await.context("creating the schema")?;
         }
         migrate(&session).await?;
         session
-            .batch_execute(&format!("LISTEN {EVENTS}; LISTEN {WAKE}; LISTEN {CANCEL};"))
+            .batch_execute(&format!("LISTEN {}; LISTEN {}; LISTEN {};", scope.events, scope.wake, scope.cancel))
             .await
             .context("LISTEN")?;
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(16).build().context("building the connection pool")?;
-        Ok(Self { pool, notes, session: Arc::new(Mutex::new(session)), leader: AtomicBool::new(false) })
+        Ok(Self { pool, notes, session: Arc::new(Mutex::new(session)), leader: AtomicBool::new(false), scope })
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
@@ -137,22 +183,27 @@ impl PostgresStore {
 }
 
 /// Drives the LISTEN connection and turns notifications into `ClusterNote`s.
-fn spawn_listener(mut connection: tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>, notes: broadcast::Sender<ClusterNote>) {
+fn spawn_listener(
+    mut connection: tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    notes: broadcast::Sender<ClusterNote>,
+    scope: Scope,
+) {
     tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(n)) => {
-                    let note = match n.channel() {
-                        EVENTS => match serde_json::from_str::<JobEvent>(n.payload()) {
+                    let channel = n.channel();
+                    let note = match () {
+                        () if channel == scope.events => match serde_json::from_str::<JobEvent>(n.payload()) {
                             Ok(e) => ClusterNote::Event(e),
                             Err(e) => {
                                 tracing::warn!(error = %e, "unreadable cluster event");
                                 continue;
                             }
                         },
-                        WAKE => ClusterNote::Wake(n.payload().to_string()),
-                        CANCEL => ClusterNote::Cancel(n.payload().to_string()),
+                        () if channel == scope.wake => ClusterNote::Wake(n.payload().to_string()),
+                        () if channel == scope.cancel => ClusterNote::Cancel(n.payload().to_string()),
                         _ => continue,
                     };
                     let _ = notes.send(note);
@@ -250,7 +301,7 @@ impl JobStore for PostgresStore {
             }
             Err(e) => return Err(backend(e)),
         }
-        client.execute("SELECT pg_notify($1, $2)", &[&WAKE, &job.pipeline_id]).await.map_err(backend)?;
+        client.execute("SELECT pg_notify($1, $2)", &[&self.scope.wake, &job.pipeline_id]).await.map_err(backend)?;
         Ok(())
     }
 
@@ -327,7 +378,7 @@ impl JobStore for PostgresStore {
         .await
         .map_err(backend)?;
         // Delivered at commit: the node running it interrupts the guest.
-        tx.execute("SELECT pg_notify($1, $2)", &[&CANCEL, &id]).await.map_err(backend)?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&self.scope.cancel, &id]).await.map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(Some(before))
     }
@@ -362,7 +413,7 @@ impl JobStore for PostgresStore {
                 .map_err(backend)?,
             Some(after) => {
                 // A row comparison: an index range on `jobs_created (created_at, seq)`.
-                let created = after.created_at().ok_or_else(|| backend(anyhow!("cursor time out of range")))?;
+                let created = after.created_at();
                 client
                     .query(
                         &format!("SELECT {JOB_COLUMNS}, seq FROM jobs {where_sql} AND (created_at, seq) < ($5, $6) {order}"),
@@ -457,7 +508,8 @@ impl ClusterStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         // One claimer per pipeline at a time across the cluster, so count-then-claim is exact.
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&pipeline]).await.map_err(backend)?;
+        let lock = format!("{}{pipeline}", self.scope.lock_prefix);
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock]).await.map_err(backend)?;
         let rows = tx
             .query(
                 &format!(
@@ -515,7 +567,7 @@ impl ClusterStore for PostgresStore {
             .map_err(backend)?;
         for r in &rows {
             let pipeline: String = r.get(0);
-            client.execute("SELECT pg_notify($1, $2)", &[&WAKE, &pipeline]).await.map_err(backend)?;
+            client.execute("SELECT pg_notify($1, $2)", &[&self.scope.wake, &pipeline]).await.map_err(backend)?;
         }
         if !rows.is_empty() {
             tracing::warn!(jobs = rows.len(), "rescued jobs whose node stopped renewing its lease");
@@ -544,7 +596,7 @@ impl ClusterStore for PostgresStore {
         // session ends, so a dead node's leadership passes on by itself.
         let session = self.session.lock().await;
         let got: bool =
-            session.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]).await.map_err(backend)?.get(0);
+            session.query_one("SELECT pg_try_advisory_lock($1)", &[&self.scope.leader_lock]).await.map_err(backend)?.get(0);
         self.leader.store(got, Ordering::Release);
         Ok(got)
     }
@@ -570,7 +622,7 @@ impl ClusterStore for PostgresStore {
             }
             payload = serde_json::to_string(&slim).map_err(backend)?;
         }
-        self.notify(EVENTS, &payload).await
+        self.notify(&self.scope.events, &payload).await
     }
 
     fn notes(&self) -> broadcast::Receiver<ClusterNote> {

@@ -90,7 +90,7 @@ pub(super) fn page_query(filter: &JobFilter) -> (String, Vec<rusqlite::types::Va
     if let Some(after) = filter.after {
         // Timestamps are stored as `format_ts` text, which sorts as time does. The first
         // condition alone is an index range on `created_at`; the second breaks ties.
-        let created = after.created_at().map(|t| format_ts(&t)).unwrap_or_default();
+        let created = format_ts(&after.created_at());
         args.push(created.into());
         args.push(after.seq.into());
         let (c, q) = (args.len() - 1, args.len());
