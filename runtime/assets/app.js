@@ -585,8 +585,10 @@
         h('div', { class: 'pipeline-actions' },
           h('button', {
             type: 'button', class: 'btn btn-primary btn-small', dataset: { trigger: p.id },
-            disabled: p.status === 'disabled', onclick: () => openTrigger(p.id),
-          }, 'Trigger…'),
+            // The form is generated from the worker's schema: wait until the worker has loaded.
+            disabled: p.status === 'disabled' || p.state === 'initialising', onclick: () => openTrigger(p.id),
+            title: p.state === 'initialising' ? 'The worker is still loading' : null,
+          }, p.state === 'initialising' ? 'Loading…' : 'Trigger…'),
           h('button', {
             type: 'button', class: 'btn btn-small', onclick: () => {
               $('filter-pipeline').value = p.id;

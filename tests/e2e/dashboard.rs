@@ -146,7 +146,7 @@ async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complet
     // The login URL the server printed: the generated key rides in the fragment.
     assert!(server.dashboard_url.contains("/#key="), "{}", server.dashboard_url);
     browser.goto(&server.dashboard_url).await;
-    browser.wait_for("document.querySelector('[data-trigger=\"echo\"]') !== null", 60).await;
+    browser.wait_for("document.querySelector('[data-trigger=\"echo\"]:not([disabled])') !== null", 60).await;
     browser.wait_for("document.getElementById('conn').dataset.state === 'live'", 30).await;
     // Taken into this tab's storage and out of the address bar.
     let kept = browser.eval("({ hash: location.hash, key: sessionStorage.getItem('alephauto.apiKey'), local: localStorage.length })").await;
@@ -332,6 +332,7 @@ async fn with_an_api_key_the_browser_asks_once_stores_it_and_re_asks_when_reject
     assert_eq!(browser.eval("sessionStorage.getItem('alephauto.apiKey')").await, "k");
 
     // Mutating calls carry it.
+    browser.wait_for("document.querySelector('[data-trigger=\"noop\"]:not([disabled])') !== null", 60).await;
     browser.eval("document.querySelector('[data-trigger=\"noop\"]').click()").await;
     browser.wait_for("document.getElementById('trigger-submit') !== null", 10).await;
     browser.eval("document.getElementById('trigger-submit').click()").await;
@@ -408,7 +409,7 @@ async fn the_trigger_form_covers_every_schema_field_kind() {
         .replace("SCHEMA", &schema.to_string());
     browser.add_init_script(&init).await;
     browser.goto(&server.dashboard_url).await;
-    browser.wait_for("document.querySelector('[data-trigger=\"kitchen\"]') !== null", 60).await;
+    browser.wait_for("document.querySelector('[data-trigger=\"kitchen\"]:not([disabled])') !== null", 60).await;
     browser.eval("document.querySelector('[data-trigger=\"kitchen\"]').click()").await;
     browser.wait_for("document.getElementById('trigger-submit') !== null", 10).await;
     let controls = browser

@@ -135,7 +135,7 @@ async fn a_page_on_another_origin_cannot_trigger_or_read_while_the_dashboard_can
 
     // The dashboard on the server's own origin triggers and follows a job.
     browser.goto(&server.url).await;
-    browser.wait_for("document.querySelector('[data-trigger=\"noop\"]') !== null", 60).await;
+    browser.wait_for("document.querySelector('[data-trigger=\"noop\"]:not([disabled])') !== null", 60).await;
     browser.wait_for("document.getElementById('conn').dataset.state === 'live'", 30).await;
     browser.eval("document.querySelector('[data-trigger=\"noop\"]').click()").await;
     browser.wait_for("document.getElementById('trigger-submit') !== null", 10).await;
