@@ -197,7 +197,8 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
 }
 
 /// The API key: given (flag or environment), else the `api-key` file the server wrote into
-/// the data folder of `config` (`data` next to it by default; `./data` without a config).
+/// the data folder of `config` (relative to the config's folder), or the server's default
+/// data folder when the config names none or does not exist.
 pub fn resolve_api_key(given: Option<String>, config: &Path) -> Result<Option<String>> {
     if let Some(key) = given.filter(|k| !k.trim().is_empty()) {
         return Ok(Some(key));
@@ -206,10 +207,12 @@ pub fn resolve_api_key(given: Option<String>, config: &Path) -> Result<Option<St
     let data_dir = match std::fs::read_to_string(config) {
         Ok(text) => {
             let doc: toml::Table = toml::from_str(&text).with_context(|| format!("reading {}", config.display()))?;
-            let dir = doc.get("runtime").and_then(|r| r.get("data_dir")).and_then(toml::Value::as_str).unwrap_or("data");
-            crate::config::expand_home(Path::new(dir))
+            match doc.get("runtime").and_then(|r| r.get("data_dir")).and_then(toml::Value::as_str) {
+                Some(dir) => crate::config::expand_home(Path::new(dir)),
+                None => crate::config::RuntimeConfig::default().data_dir,
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => PathBuf::from("data"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::config::RuntimeConfig::default().data_dir,
         Err(e) => return Err(e).with_context(|| format!("reading {}", config.display())),
     };
     let file = base.join(data_dir).join(crate::config::API_KEY_FILE);
