@@ -74,6 +74,40 @@ async fn twenty_thousand_opens_stop_at_the_descriptor_cap() {
 }
 
 #[tokio::test]
+async fn guests_together_never_take_the_descriptors_the_server_needs() {
+    // A process limit of 1,024 and a per-job cap far above it: what stops the guest is the
+    // budget all guests share, which leaves the server its reserve (256 here) for
+    // connections, SQLite and logs, instead of EMFILE in the accept loop.
+    let server = Server::start_with_nofile_limit(&pipeline("fds", "fixture_limits", "max_open_files = 100000"), 1024);
+    let limit = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap_or_default();
+    assert!(limit.lines().any(|l| l.starts_with("Max open files") && l.contains(" 1024 ")), "{limit}");
+    let (first, second) = (
+        server.trigger_ok("fds", json!({"mode": "fds"})).await,
+        server.trigger_ok("fds", json!({"mode": "fds"})).await,
+    );
+    for id in [&first, &second] {
+        let (job, _) = watch(&server, id, Duration::from_secs(60)).await;
+        assert_eq!(job["status"], "failed", "{job}");
+        let message = job["error"]["message"].as_str().unwrap_or_default();
+        let opened: usize = message
+            .strip_prefix("opened ")
+            .and_then(|m| m.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("an open failed in the guest: {job}"));
+        assert!(opened <= 1024 - 256, "the guests' budget leaves the reserve: {opened} opened");
+    }
+    // New connections are still accepted (each needs a descriptor of the reserve).
+    for _ in 0..20 {
+        let fresh = reqwest::Client::new();
+        let res = fresh.get(format!("{}/health", server.url)).send().await.expect("a new connection is accepted");
+        assert_eq!(res.status(), 200);
+    }
+    health_is_quick(&server).await;
+    assert!(!server.log().contains("Too many open files"), "{}", server.log());
+    next_job_succeeds(&server, "fds").await;
+}
+
+#[tokio::test]
 async fn a_hundred_megabytes_of_log_fields_are_never_parsed() {
     // The guest needs room for its own 100 MB string; that memory is its own (memory_mb).
     let server = Server::start(&pipeline("logbomb", "fixture_limits", "memory_mb = 512"));

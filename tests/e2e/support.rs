@@ -47,6 +47,8 @@ pub struct Server {
     /// The dashboard login URL the server printed (`#key=...` when it generated the key).
     pub dashboard_url: String,
     config_path: PathBuf,
+    /// The descriptor limit the server is started with, when set.
+    nofile: Option<u64>,
 }
 
 impl Server {
@@ -57,16 +59,21 @@ impl Server {
 
     /// Like `start`, with extra `[runtime]` lines and top-level tables in `extra`.
     pub fn start_with(pipelines: &str, extra: &str) -> Server {
-        Self::start_full(pipelines, extra, true)
+        Self::start_full(pipelines, extra, true, None)
     }
 
     /// Like `start`, with a compiled-component cache of its own (`<data>/cache`), for tests
     /// that change cache entries.
     pub fn start_with_private_cache(pipelines: &str) -> Server {
-        Self::start_full(pipelines, "", false)
+        Self::start_full(pipelines, "", false, None)
     }
 
-    fn start_full(pipelines: &str, extra: &str, shared: bool) -> Server {
+    /// Like `start`, with the server's descriptor limit (soft and hard) set to `limit`.
+    pub fn start_with_nofile_limit(pipelines: &str, limit: u64) -> Server {
+        Self::start_full(pipelines, "", true, Some(limit))
+    }
+
+    fn start_full(pipelines: &str, extra: &str, shared: bool, nofile: Option<u64>) -> Server {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = std::fs::canonicalize(temp.path()).expect("canonical temp dir");
         let state_temp = tempfile::tempdir().expect("temp dir");
@@ -93,6 +100,7 @@ impl Server {
             api_key: None,
             dashboard_url: String::new(),
             config_path,
+            nofile,
         };
         server.spawn();
         server
@@ -105,7 +113,21 @@ impl Server {
 
     /// Starts `alephauto serve` on `bind`; the receiver gets the URL once it listens.
     fn launch(&self, bind: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_alephauto"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_alephauto"));
+        if let Some(limit) = self.nofile {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let rl = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .args(["serve", "--bind", bind, "--config"])
             .arg(&self.config_path)
             .env("RUST_LOG", "warn,alephauto=info")
