@@ -22,7 +22,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     if std::env::var_os("ALEPHAUTO_SKIP_GUEST_BUILD").is_some() {
-        println!("cargo:warning=ALEPHAUTO_SKIP_GUEST_BUILD is set: the guest components are left to the caller (scripts/bench.sh builds them beside this build)");
+        println!(
+            "cargo:warning=ALEPHAUTO_SKIP_GUEST_BUILD is set: the guest components are left to the caller (scripts/bench.sh builds them beside this build)"
+        );
         return;
     }
     for workspace in ["workers", "tests/fixtures"] {
@@ -41,7 +43,9 @@ fn build_guests(manifest: &Path, target_dir: &Path) {
         .arg("--target-dir")
         .arg(target_dir);
     // Flags meant for the host build must not leak into the guest build.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in
+        ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"]
+    {
         cmd.env_remove(var);
     }
     let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build {}: {e}", manifest.display()));

@@ -111,7 +111,12 @@ pub async fn run(report: &mut Report, n: usize, conc: usize, dir: &Path) -> Resu
 fn skip(report: &mut Report, shown: &str, why: &str) -> Result<()> {
     let why = why.lines().next().unwrap_or(why).to_string();
     eprintln!("  (skipped: PostgreSQL at {shown} unreachable: {why})");
-    report.add(S, "cluster mode on PostgreSQL", "skipped", format!("PostgreSQL at {shown} unreachable ({why}); set ALEPHAUTO_BENCH_PG"));
+    report.add(
+        S,
+        "cluster mode on PostgreSQL",
+        "skipped",
+        format!("PostgreSQL at {shown} unreachable ({why}); set ALEPHAUTO_BENCH_PG"),
+    );
     Ok(())
 }
 
@@ -150,8 +155,13 @@ async fn round(
     // The nodes: each its own Sandbox and Registry (and PostgresStore pool), workers loaded.
     let mut queues = Vec::with_capacity(nodes);
     for (i, store) in stores.iter().enumerate() {
-        let sandbox = if i == 0 { sandbox.clone() } else { Arc::new(Sandbox::new(&EngineSettings::default(), &cache, GitSettings::default())?) };
-        let (queue, _) = build_queue(sandbox, store.clone(), vec![("noop", noop_pipeline(conc))], &outputs, n * 2 + 4096);
+        let sandbox = if i == 0 {
+            sandbox.clone()
+        } else {
+            Arc::new(Sandbox::new(&EngineSettings::default(), &cache, GitSettings::default())?)
+        };
+        let (queue, _) =
+            build_queue(sandbox, store.clone(), vec![("noop", noop_pipeline(conc))], &outputs, n * 2 + 4096);
         queue.registry().get_worker("noop").await?;
         queues.push(queue);
     }
@@ -165,7 +175,10 @@ async fn round(
         tokio::spawn(connection);
         tokio::spawn(async move {
             loop {
-                if let Ok(row) = sampler_client.query_one(&format!("SELECT count(*) FROM {table} WHERE status = 'running'"), &[]).await {
+                if let Ok(row) = sampler_client
+                    .query_one(&format!("SELECT count(*) FROM {table} WHERE status = 'running'"), &[])
+                    .await
+                {
                     max_running.fetch_max(row.get::<_, i64>(0) as u64, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -211,7 +224,8 @@ async fn round(
         queue.shutdown(Duration::from_secs(10)).await;
     }
     anyhow::ensure!(failed == 0, "{failed} no-op jobs failed");
-    let completed: i64 = admin.query_one(&format!("SELECT count(*) FROM {table} WHERE status = 'completed'"), &[]).await?.get(0);
+    let completed: i64 =
+        admin.query_one(&format!("SELECT count(*) FROM {table} WHERE status = 'completed'"), &[]).await?.get(0);
     anyhow::ensure!(completed as usize == n, "the table holds {completed} completed jobs, expected {n}");
     let mut per_node = Vec::with_capacity(nodes);
     for i in 0..nodes {
@@ -222,6 +236,9 @@ async fn round(
         per_node.push(c);
     }
     let max_running = max_running.load(Ordering::Relaxed);
-    anyhow::ensure!(max_running as usize <= conc, "{max_running} jobs ran at once, above the cluster-wide max_concurrent {conc}");
+    anyhow::ensure!(
+        max_running as usize <= conc,
+        "{max_running} jobs ran at once, above the cluster-wide max_concurrent {conc}"
+    );
     Ok(Round { enqueue, burn, max_running, per_node })
 }

@@ -301,7 +301,10 @@ pub fn run(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, secs: u32) ->
         if pending != last {
             (last, last_change) = (pending, Instant::now());
         }
-        if pending == 0 || last_change.elapsed() > Duration::from_secs(10) || drain_started.elapsed() > Duration::from_secs(120) {
+        if pending == 0
+            || last_change.elapsed() > Duration::from_secs(10)
+            || drain_started.elapsed() > Duration::from_secs(120)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -383,7 +386,13 @@ fn jobs_of(body: &str) -> Result<(serde_json::Value, Option<String>)> {
 
 /// Section 4's deep pages: `n` jobs stored, the page at depth `DEEP_OFFSET` (and one near the
 /// end) by offset and by cursor. Both must list the same jobs; with wrk, their rates.
-fn deep_pages(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, n: usize, secs: u32) -> Result<tempfile::TempDir> {
+fn deep_pages(
+    report: &mut Report,
+    bin: &Path,
+    wrk_bin: Option<&str>,
+    n: usize,
+    secs: u32,
+) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data)?;
@@ -408,7 +417,12 @@ fn deep_pages(report: &mut Report, bin: &Path, wrk_bin: Option<&str>, n: usize, 
         rows.push((depth, by_offset, by_cursor));
     }
     let Some(wrk_bin) = wrk_bin else {
-        report.add(S4, "deep pages (smoke)", "checked", format!("{} jobs: the cursor and offset pages agree at depths {shallow} and {deep}", group(n as u64)));
+        report.add(
+            S4,
+            "deep pages (smoke)",
+            "checked",
+            format!("{} jobs: the cursor and offset pages agree at depths {shallow} and {deep}", group(n as u64)),
+        );
         return server.stop();
     };
     let url = |path: &str| format!("http://{addr}{path}");

@@ -54,7 +54,14 @@ pub async fn run(report: &mut Report, iters: usize) -> Result<()> {
         let label = if pooling { "pooling on" } else { "pooling off" };
         let how = format!("noop component, {iters} instantiations after {warm} warm-up, one task");
         if pooling {
-            report.target(S, format!("instantiate, {label}: median"), fmt_d(p50), "≤ 20 µs", p50 <= Duration::from_micros(20), &how);
+            report.target(
+                S,
+                format!("instantiate, {label}: median"),
+                fmt_d(p50),
+                "≤ 20 µs",
+                p50 <= Duration::from_micros(20),
+                &how,
+            );
         } else {
             report.add(S, format!("instantiate, {label}: median"), fmt_d(p50), &how);
         }
@@ -78,7 +85,8 @@ pub async fn run(report: &mut Report, iters: usize) -> Result<()> {
     }
 
     // Cold worker init: compile from the .wasm, then a fresh process-equivalent loading the cache.
-    for (id, stem) in [("noop", "fixture_noop"), ("repomix", "repomix"), ("duplicate-detection", "duplicate_detection")] {
+    for (id, stem) in [("noop", "fixture_noop"), ("repomix", "repomix"), ("duplicate-detection", "duplicate_detection")]
+    {
         let cache = tempfile::tempdir()?;
         let (source, src_time) = cold_init(cache.path(), id, &component(stem)).await?;
         anyhow::ensure!(source == LoadSource::Compiled, "expected a compile for {id}");

@@ -92,7 +92,15 @@ fn parse_args() -> Result<Args> {
             "--out" => a.out = Some(PathBuf::from(value("--out")?)),
             "--write-doc" => a.write_doc = Some(PathBuf::from(value("--write-doc")?)),
             "-h" | "--help" => {
-                println!("{}", include_str!("main.rs").lines().take_while(|l| l.starts_with("//!")).map(|l| l.trim_start_matches("//!")).collect::<Vec<_>>().join("\n"));
+                println!(
+                    "{}",
+                    include_str!("main.rs")
+                        .lines()
+                        .take_while(|l| l.starts_with("//!"))
+                        .map(|l| l.trim_start_matches("//!"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -109,7 +117,12 @@ fn parse_args() -> Result<Args> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
@@ -158,7 +171,8 @@ fn main() -> Result<()> {
         }
     }
     eprintln!("2. queue");
-    let (figures, queue_dir) = rt.block_on(queue::run(&mut report, n, if args.smoke { 1 } else { 5 }, conc, lat_rate, lat_secs))?;
+    let (figures, queue_dir) =
+        rt.block_on(queue::run(&mut report, n, if args.smoke { 1 } else { 5 }, conc, lat_rate, lat_secs))?;
     if args.pg {
         eprintln!("7. cluster mode (PostgreSQL)");
         rt.block_on(cluster::run(&mut report, n_pg, conc, queue_dir.path()))?;

@@ -95,7 +95,10 @@ pub fn run(report: &mut Report, ours: QueueFigures, n_effectum: usize, n_apalis:
         S,
         "apalis-sqlite 1.0: burn-down / enqueue",
         format!("{} / {}", fmt_rate(burn, "jobs/s"), fmt_rate(enq, "jobs/s")),
-        format!("{} jobs only (it runs ~250 jobs/s), .concurrency({conc}), default polling, WAL", group(n_apalis as u64)),
+        format!(
+            "{} jobs only (it runs ~250 jobs/s), .concurrency({conc}), default polling, WAL",
+            group(n_apalis as u64)
+        ),
     );
     peers.push(("apalis-sqlite 1.0".into(), burn));
     peer_enqueue.push(("apalis-sqlite 1.0".into(), enq));

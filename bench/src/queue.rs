@@ -109,7 +109,8 @@ pub async fn run(
     latency_secs: u64,
 ) -> Result<(QueueFigures, tempfile::TempDir)> {
     let dir = tempfile::Builder::new().prefix("alephauto-bench-queue-").tempdir()?;
-    let sandbox = Arc::new(Sandbox::new(&EngineSettings::default(), &dir.path().join("cache"), GitSettings::default())?);
+    let sandbox =
+        Arc::new(Sandbox::new(&EngineSettings::default(), &dir.path().join("cache"), GitSettings::default())?);
     let outputs = dir.path().join("outputs");
 
     // Rounds alternate wasm and native so drift on this shared machine hits both alike; each
@@ -156,7 +157,10 @@ pub async fn run(
         S,
         "AlephAuto enqueue only (Queue::trigger)",
         fmt_rate(enqueue_rate, "jobs/s"),
-        format!("{} jobs from {conc} tasks; validate → insert (group commit) → job:created; median of {rounds}", group(n as u64)),
+        format!(
+            "{} jobs from {conc} tasks; validate → insert (group commit) → job:created; median of {rounds}",
+            group(n as u64)
+        ),
     );
     let burn_rate = n as f64 / burn.as_secs_f64();
     report.target(
@@ -256,7 +260,10 @@ pub async fn run(
         S,
         "end to end (enqueue + burn-down): wasm / native handler",
         format!("{} / {}", fmt_rate(e2e_wasm, "jobs/s"), fmt_rate(e2e_native, "jobs/s")),
-        format!("the round's Queue::trigger time plus a fresh Queue's recover() and run; ratio {:.2}×", e2e_native / e2e_wasm),
+        format!(
+            "the round's Queue::trigger time plus a fresh Queue's recover() and run; ratio {:.2}×",
+            e2e_native / e2e_wasm
+        ),
     );
 
     latency(report, sandbox, dir.path(), conc, latency_rate, latency_secs).await?;
@@ -305,7 +312,9 @@ async fn burn_down(queue: &Queue, events: &EventBus, store: &dyn JobStore, n: us
 /// a consistent snapshot while `from` is open, with the same layout.
 fn copy_database(from: &Path, to: &Path) -> Result<()> {
     let source = rusqlite::Connection::open(from).with_context(|| format!("opening {}", from.display()))?;
-    source.backup(rusqlite::MAIN_DB, to, None).with_context(|| format!("copying {} to {}", from.display(), to.display()))
+    source
+        .backup(rusqlite::MAIN_DB, to, None)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))
 }
 
 async fn count(store: &dyn JobStore, status: JobStatus) -> Result<u64> {
@@ -341,7 +350,14 @@ where
 }
 
 /// Trigger-to-completion latency under an open-loop offered load of `rate` jobs/s.
-async fn latency(report: &mut Report, sandbox: Arc<Sandbox>, dir: &Path, conc: usize, rate: u32, secs: u64) -> Result<()> {
+async fn latency(
+    report: &mut Report,
+    sandbox: Arc<Sandbox>,
+    dir: &Path,
+    conc: usize,
+    rate: u32,
+    secs: u64,
+) -> Result<()> {
     let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.join("latency.db"))?);
     let total = rate as usize * secs as usize;
     let (queue, events) =

@@ -29,8 +29,21 @@ pub struct Report {
 
 impl Report {
     /// Adds a row without a target.
-    pub fn add(&mut self, section: &'static str, metric: impl Into<String>, value: impl Into<String>, note: impl Into<String>) {
-        self.push(Row { section, metric: metric.into(), value: value.into(), target: String::new(), hit: None, note: note.into() });
+    pub fn add(
+        &mut self,
+        section: &'static str,
+        metric: impl Into<String>,
+        value: impl Into<String>,
+        note: impl Into<String>,
+    ) {
+        self.push(Row {
+            section,
+            metric: metric.into(),
+            value: value.into(),
+            target: String::new(),
+            hit: None,
+            note: note.into(),
+        });
     }
 
     /// Adds a row held against a target.
@@ -43,7 +56,14 @@ impl Report {
         hit: bool,
         note: impl Into<String>,
     ) {
-        self.push(Row { section, metric: metric.into(), value: value.into(), target: target.into(), hit: Some(hit), note: note.into() });
+        self.push(Row {
+            section,
+            metric: metric.into(),
+            value: value.into(),
+            target: target.into(),
+            hit: Some(hit),
+            note: note.into(),
+        });
     }
 
     fn push(&mut self, row: Row) {

@@ -130,7 +130,8 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
         format!("{} (published crate source, copied to a temp folder)", source.display()),
     );
 
-    let sandbox = Arc::new(Sandbox::new(&EngineSettings::default(), &dir.path().join("cache"), GitSettings::default())?);
+    let sandbox =
+        Arc::new(Sandbox::new(&EngineSettings::default(), &dir.path().join("cache"), GitSettings::default())?);
     let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("tools.db"))?);
     let mut pipelines = Vec::new();
     for (id, stem) in [("repomix", "repomix"), ("duplicate-detection", "duplicate_detection")] {
@@ -223,7 +224,12 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
             if stats["truncated"].as_bool() == Some(true) { " (report truncated at 1000 groups)" } else { "" }
         ),
     );
-    report.add(S, "duplicate-detection worker wall time", fmt_d(ours), format!("median of {RUNS}, trigger → job:completed, sandboxed"));
+    report.add(
+        S,
+        "duplicate-detection worker wall time",
+        fmt_d(ours),
+        format!("median of {RUNS}, trigger → job:completed, sandboxed"),
+    );
 
     let engines = [
         ("jscpd 4.3.0 (Node)", vec![node_modules.join("jscpd/bin/jscpd")], true),

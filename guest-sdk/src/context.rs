@@ -33,11 +33,7 @@ pub trait Reporter {
     }
     /// `Err(cancelled)` once the job was cancelled, so long loops can `?` out.
     fn check_cancelled(&self) -> Result<(), JobError> {
-        if self.cancelled() {
-            Err(JobError::cancelled())
-        } else {
-            Ok(())
-        }
+        if self.cancelled() { Err(JobError::cancelled()) } else { Ok(()) }
     }
 }
 

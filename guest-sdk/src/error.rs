@@ -21,10 +21,7 @@ pub enum JobError {
 impl JobError {
     /// A parameter the worker refuses.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::InvalidInput {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self::InvalidInput { field: field.into(), message: message.into() }
     }
 
     /// A failure that retrying will not fix.

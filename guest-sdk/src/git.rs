@@ -110,13 +110,7 @@ impl Git {
     /// Work-tree status.
     pub fn status(&self, repo: &Path) -> Result<Vec<StatusEntry>, GitError> {
         let entries = wit::status(&s(repo))?;
-        Ok(entries
-            .into_iter()
-            .map(|e| StatusEntry {
-                code: e.code,
-                path: e.path,
-            })
-            .collect())
+        Ok(entries.into_iter().map(|e| StatusEntry { code: e.code, path: e.path }).collect())
     }
 
     /// Commits over all branches with author time in `[since, until)`, with numstat.
@@ -133,11 +127,7 @@ impl Git {
                 files: c
                     .files
                     .into_iter()
-                    .map(|f| FileChange {
-                        path: f.path,
-                        added: f.added,
-                        deleted: f.deleted,
-                    })
+                    .map(|f| FileChange { path: f.path, added: f.added, deleted: f.deleted })
                     .collect(),
             })
             .collect())

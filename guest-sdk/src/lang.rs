@@ -47,10 +47,7 @@ pub fn language_for_extension(ext: &str) -> Option<&'static str> {
 
 /// Whether a language is programming code (not markup, data or config).
 pub fn is_code(language: &str) -> bool {
-    !matches!(
-        language,
-        "Markdown" | "JSON" | "YAML" | "TOML" | "XML" | "HTML" | "CSS"
-    )
+    !matches!(language, "Markdown" | "JSON" | "YAML" | "TOML" | "XML" | "HTML" | "CSS")
 }
 
 /// The extension of a `/`-separated path, lower-cased (`""` when none).

@@ -11,9 +11,7 @@ use crate::JobError;
 
 /// The JSON Schema of `P` as the host expects it in `worker-info.params-schema`.
 pub fn schema_for<P: JsonSchema>() -> String {
-    let generator = SchemaSettings::draft2020_12()
-        .with(|s| s.inline_subschemas = true)
-        .into_generator();
+    let generator = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true).into_generator();
     let mut schema = generator.into_root_schema_for::<P>().to_value();
     strip_null(&mut schema);
     schema.to_string()
@@ -31,11 +29,7 @@ fn strip_null(value: &mut Value) {
                 }
             }
             if let Some(Value::Array(any)) = map.get("anyOf") {
-                let rest: Vec<Value> = any
-                    .iter()
-                    .filter(|s| s.get("type") != Some(&"null".into()))
-                    .cloned()
-                    .collect();
+                let rest: Vec<Value> = any.iter().filter(|s| s.get("type") != Some(&"null".into())).cloned().collect();
                 if rest.len() == 1 {
                     map.remove("anyOf");
                     if let Value::Object(inner) = &rest[0] {
@@ -63,9 +57,8 @@ pub fn parse<P: DeserializeOwned>(json: &str) -> Result<P, JobError> {
             message.truncate(at);
         }
         // Missing/unknown fields are reported at the parent; name the field itself.
-        let named = backticked(&message).filter(|_| {
-            message.starts_with("missing field") || message.starts_with("unknown field")
-        });
+        let named = backticked(&message)
+            .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"));
         let field = match (path.as_str(), named) {
             (".", Some(name)) => name.to_owned(),
             (".", None) => "params".to_owned(),
@@ -136,37 +129,25 @@ mod tests {
 
     #[test]
     fn schema_is_inline_annotated_and_closed() {
-        let s: serde_json::Value =
-            serde_json::from_str(&schema_for::<P>()).expect("schema is JSON");
+        let s: serde_json::Value = serde_json::from_str(&schema_for::<P>()).expect("schema is JSON");
         assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
         assert_eq!(s["additionalProperties"], false);
         assert_eq!(s["properties"]["targetDir"]["x-alephauto-path"], "write");
         assert_eq!(s["properties"]["dryRun"]["default"], true);
-        assert_eq!(
-            s["properties"]["repos"]["items"]["properties"]["path"]["x-alephauto-path"],
-            "read"
-        );
+        assert_eq!(s["properties"]["repos"]["items"]["properties"]["path"]["x-alephauto-path"], "read");
         assert_eq!(s["properties"]["extra"]["type"], "array");
-        assert_eq!(
-            s["properties"]["extra"]["items"]["x-alephauto-path"],
-            "read"
-        );
+        assert_eq!(s["properties"]["extra"]["items"]["x-alephauto-path"], "read");
         assert_eq!(s["required"], serde_json::json!(["targetDir"]));
     }
 
     #[test]
     fn errors_name_the_field() {
         let err = parse::<P>("{}").err();
-        assert_eq!(
-            err,
-            Some(JobError::invalid("targetDir", "missing field `targetDir`"))
-        );
+        assert_eq!(err, Some(JobError::invalid("targetDir", "missing field `targetDir`")));
         let err = parse::<P>(r#"{"targetDir":"/x","dryRun":"no"}"#).err();
         assert!(matches!(err, Some(JobError::InvalidInput { ref field, .. }) if field == "dryRun"));
         let err = parse::<P>(r#"{"targetDir":"/x","repos":[{"path":3}]}"#).err();
-        assert!(
-            matches!(err, Some(JobError::InvalidInput { ref field, .. }) if field == "repos[0].path")
-        );
+        assert!(matches!(err, Some(JobError::InvalidInput { ref field, .. }) if field == "repos[0].path"));
         let err = parse::<P>(r#"{"targetDir":"/x","bogus":1}"#).err();
         assert!(matches!(err, Some(JobError::InvalidInput { ref field, .. }) if field == "bogus"));
         let ok = parse::<P>(r#"{"targetDir":"/x"}"#).expect("valid params");

@@ -91,10 +91,7 @@ impl Walker {
     }
 
     /// Extra ignore patterns in `.gitignore` syntax, relative to the root.
-    pub fn ignore_patterns<I: IntoIterator<Item = S>, S: Into<String>>(
-        mut self,
-        patterns: I,
-    ) -> Self {
+    pub fn ignore_patterns<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patterns: I) -> Self {
         self.patterns.extend(patterns.into_iter().map(Into::into));
         self
     }
@@ -112,18 +109,11 @@ impl Walker {
         } else {
             let mut b = GitignoreBuilder::new(&self.root);
             for p in &self.patterns {
-                b.add_line(None, p)
-                    .map_err(|e| WalkError(format!("ignore pattern `{p}`: {e}")))?;
+                b.add_line(None, p).map_err(|e| WalkError(format!("ignore pattern `{p}`: {e}")))?;
             }
-            Some(
-                b.build()
-                    .map_err(|e| WalkError(format!("ignore patterns: {e}")))?,
-            )
+            Some(b.build().map_err(|e| WalkError(format!("ignore patterns: {e}")))?)
         };
-        let filter = Filter {
-            extra,
-            skip_dirs: self.skip_dirs,
-        };
+        let filter = Filter { extra, skip_dirs: self.skip_dirs };
         let filter = Arc::new(filter);
         let mut builder = ignore::WalkBuilder::new(&self.root);
         builder
@@ -138,10 +128,7 @@ impl Walker {
             .max_depth(self.max_depth)
             .sort_by_file_name(|a, b| a.cmp(b))
             .filter_entry(move |e| filter.keep(e));
-        Ok(Walk {
-            root: self.root,
-            inner: builder.build(),
-        })
+        Ok(Walk { root: self.root, inner: builder.build() })
     }
 }
 
@@ -179,9 +166,7 @@ pub struct Walk {
 
 impl fmt::Debug for Walk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Walk")
-            .field("root", &self.root)
-            .finish_non_exhaustive()
+        f.debug_struct("Walk").field("root", &self.root).finish_non_exhaustive()
     }
 }
 
@@ -199,12 +184,7 @@ impl Iterator for Walk {
                     _ => EntryKind::Other,
                 };
                 let relative = relative_slash(&self.root, e.path());
-                Ok(Entry {
-                    path: e.path().to_path_buf(),
-                    relative,
-                    depth: e.depth(),
-                    kind,
-                })
+                Ok(Entry { path: e.path().to_path_buf(), relative, depth: e.depth(), kind })
             }
             Err(err) => Err(WalkError(err.to_string())),
         })
@@ -214,10 +194,7 @@ impl Iterator for Walk {
 /// `path` relative to `root` with `/` separators (the path itself when outside `root`).
 pub fn relative_slash(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    let parts: Vec<_> = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
+    let parts: Vec<_> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
     parts.join("/")
 }
 
@@ -260,11 +237,7 @@ mod tests {
         fs::create_dir_all(root.join("node_modules/x")).expect("mkdir");
         fs::write(root.join("node_modules/x/i.js"), "i").expect("write");
 
-        let got = files(
-            Walker::new(root)
-                .ignore_patterns(["*.tmp"])
-                .skip_dir_names(["node_modules"]),
-        );
+        let got = files(Walker::new(root).ignore_patterns(["*.tmp"]).skip_dir_names(["node_modules"]));
         assert_eq!(got, vec![".gitignore", "src/a.rs", "src/deep/b.rs"]);
 
         let all = files(Walker::new(root).gitignore(false));
@@ -282,15 +255,8 @@ mod tests {
         fs::write(outside.path().join("secret.txt"), "s").expect("write");
         let dir = tempfile::tempdir().expect("tempdir");
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).expect("symlink");
-        let entries: Vec<Entry> = Walker::new(dir.path())
-            .walk()
-            .expect("walk")
-            .filter_map(Result::ok)
-            .collect();
-        let link = entries
-            .iter()
-            .find(|e| e.relative == "link")
-            .expect("link listed");
+        let entries: Vec<Entry> = Walker::new(dir.path()).walk().expect("walk").filter_map(Result::ok).collect();
+        let link = entries.iter().find(|e| e.relative == "link").expect("link listed");
         assert_eq!(link.kind, EntryKind::Symlink);
         assert!(!entries.iter().any(|e| e.relative.contains("secret")));
     }

@@ -66,10 +66,9 @@ impl<W: Worker> Guest for Adapter<W> {
             name: info.name,
             description: info.description,
             params_schema: params::schema_for::<W::Params>(),
-            git_workflow: info.git_workflow.map(|g| wit::GitWorkflow {
-                branch_prefix: g.branch_prefix,
-                commit_title: g.commit_title,
-            }),
+            git_workflow: info
+                .git_workflow
+                .map(|g| wit::GitWorkflow { branch_prefix: g.branch_prefix, commit_title: g.commit_title }),
         }
     }
 
@@ -77,8 +76,7 @@ impl<W: Worker> Guest for Adapter<W> {
         let config = if config.trim().is_empty() {
             serde_json::Value::Null
         } else {
-            serde_json::from_str(&config)
-                .map_err(|e| format!("pipeline configuration is not JSON: {e}"))?
+            serde_json::from_str(&config).map_err(|e| format!("pipeline configuration is not JSON: {e}"))?
         };
         W::init(config)
     }
@@ -87,8 +85,9 @@ impl<W: Worker> Guest for Adapter<W> {
         let ctx = Context::from_job(&job);
         let outcome = params::parse::<W::Params>(&job.params).and_then(|p| W::run(&ctx, p));
         match outcome {
-            Ok(value) => serde_json::to_string(&value)
-                .map_err(|e| wit::JobError::Failed(format!("serialising the result: {e}"))),
+            Ok(value) => {
+                serde_json::to_string(&value).map_err(|e| wit::JobError::Failed(format!("serialising the result: {e}")))
+            }
             Err(err) => {
                 ctx.log.error(&err.to_string());
                 Err(into_wit(err))
@@ -103,9 +102,7 @@ impl<W: Worker> Guest for Adapter<W> {
 
 fn into_wit(err: JobError) -> wit::JobError {
     match err {
-        JobError::InvalidInput { field, message } => {
-            wit::JobError::InvalidInput(wit::FieldError { field, message })
-        }
+        JobError::InvalidInput { field, message } => wit::JobError::InvalidInput(wit::FieldError { field, message }),
         JobError::Failed(m) => wit::JobError::Failed(m),
         JobError::Retryable(m) => wit::JobError::Retryable(m),
     }
@@ -120,7 +117,7 @@ macro_rules! export_worker {
         const _: () = {
             // The generated export macro takes an identifier, so name the adapter type.
             type __AlephautoExported = $crate::Adapter<$ty>;
-            $crate::bindings::__export_pipeline_worker!(__AlephautoExported with_types_in $crate::bindings);
+    $crate::bindings::__export_pipeline_worker!(__AlephautoExported with_types_in $crate::bindings);
         };
     };
 }

@@ -159,7 +159,9 @@ pub fn build_params(pairs: &[String], json_text: Option<&str>) -> Result<Value> 
         None => Map::new(),
     };
     for pair in pairs {
-        let Some((k, v)) = pair.split_once('=') else { return Err(usage(format!("--param {pair:?} must look like key=value"))) };
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(usage(format!("--param {pair:?} must look like key=value")));
+        };
         let value = serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()));
         params.insert(k.to_string(), value);
     }
@@ -259,7 +261,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     "{:<22} {:<9} queued {:<4} running {:<3} completed {:<5} failed {:<4} {}",
                     p["id"].as_str().unwrap_or("?"),
                     p["status"].as_str().unwrap_or("?"),
-                    p["queued"], p["running"], p["completed"], p["failed"],
+                    p["queued"],
+                    p["running"],
+                    p["completed"],
+                    p["failed"],
                     p["description"].as_str().unwrap_or("").chars().take(60).collect::<String>()
                 );
             }
@@ -337,7 +342,14 @@ async fn logs(client: &Client, id: &str, follow: bool) -> Result<ExitCode> {
 fn draw_bar(percent: u64, message: &str) {
     let filled = (percent.min(100) / 5) as usize;
     let mut err = std::io::stderr();
-    let _ = write!(err, "\r[{}{}] {:>3}% {:<50}", "#".repeat(filled), "-".repeat(20 - filled), percent, message.chars().take(50).collect::<String>());
+    let _ = write!(
+        err,
+        "\r[{}{}] {:>3}% {:<50}",
+        "#".repeat(filled),
+        "-".repeat(20 - filled),
+        percent,
+        message.chars().take(50).collect::<String>()
+    );
     let _ = err.flush();
 }
 
@@ -485,8 +497,11 @@ mod tests {
         });
         let mut params = json!({"dir": "src/../x", "name": "a/b", "repos": [{"path": "r1"}, {"path": "/abs"}], "maybe": {"path": "."}});
         absolutize(&schema, &schema, &mut params, Path::new("/home/u/w"), 0);
-        assert_eq!(params, json!({"dir": "/home/u/w/src/../x", "name": "a/b",
-            "repos": [{"path": "/home/u/w/r1"}, {"path": "/abs"}], "maybe": {"path": "/home/u/w/."}}));
+        assert_eq!(
+            params,
+            json!({"dir": "/home/u/w/src/../x", "name": "a/b",
+            "repos": [{"path": "/home/u/w/r1"}, {"path": "/abs"}], "maybe": {"path": "/home/u/w/."}})
+        );
     }
 
     #[test]

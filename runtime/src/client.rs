@@ -53,7 +53,10 @@ impl Client {
     pub fn new(base: &str, api_key: Option<String>) -> Result<Self> {
         let mut base = Url::parse(base).with_context(|| format!("--server {base:?} is not a URL"))?;
         anyhow::ensure!(matches!(base.scheme(), "http" | "https"), "--server must be an http:// or https:// URL");
-        anyhow::ensure!(base.query().is_none() && base.fragment().is_none(), "--server must not have a query or fragment");
+        anyhow::ensure!(
+            base.query().is_none() && base.fragment().is_none(),
+            "--server must not have a query or fragment"
+        );
         // `join`-free segment pushing needs a base path without a trailing empty segment.
         if let Ok(mut segments) = base.path_segments_mut() {
             segments.pop_if_empty();
@@ -90,7 +93,13 @@ impl Client {
     }
 
     /// Sends a request; a non-2xx answer becomes `ClientError::Refused` with the server's message.
-    pub async fn call(&self, method: Method, segments: &[&str], query: &[(&str, &str)], body: Option<Value>) -> Result<Value> {
+    pub async fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value> {
         let url = self.url(segments, query);
         let mut req = self.http.request(method.clone(), url.clone());
         if let Some(key) = &self.api_key {
@@ -104,7 +113,8 @@ impl Client {
         let text = res.text().await.map_err(|e| self.unreachable(error_chain(&e)))?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !status.is_success() {
-            let message = value.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| value.to_string());
+            let message =
+                value.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| value.to_string());
             let code = value.get("code").and_then(Value::as_str).map(str::to_string);
             return Err(ClientError::Refused { method, path: url.path().to_string(), status, code, message }.into());
         }
@@ -141,7 +151,10 @@ impl Client {
                     path: url.path().to_string(),
                     status,
                     code: value.get("code").and_then(Value::as_str).map(str::to_string),
-                    message: value.get("error").and_then(Value::as_str).map_or_else(|| value.to_string(), str::to_string),
+                    message: value
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| value.to_string(), str::to_string),
                 }
                 .into());
             }
@@ -153,7 +166,10 @@ impl Client {
         // Wait for the acknowledgement so no event after this point is missed.
         while let Some(msg) = ws.next().await {
             if let Message::Text(t) = msg.map_err(|e| self.unreachable(format!("reading the WebSocket feed: {e}")))?
-                && serde_json::from_str::<Value>(&t).ok().and_then(|v| v["type"].as_str().map(str::to_string)).as_deref()
+                && serde_json::from_str::<Value>(&t)
+                    .ok()
+                    .and_then(|v| v["type"].as_str().map(str::to_string))
+                    .as_deref()
                     == Some("subscribed")
             {
                 break;
@@ -218,7 +234,10 @@ mod tests {
     fn urls_encode_segments_and_query_values() {
         let c = Client::new("http://127.0.0.1:9/prefix/", None).unwrap();
         let url = c.url(&["api", "jobs", "a/b?c"], &[("status", "failed&limit=1"), ("pipelineId", "x y")]);
-        assert_eq!(url.as_str(), "http://127.0.0.1:9/prefix/api/jobs/a%2Fb%3Fc?status=failed%26limit%3D1&pipelineId=x+y");
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/prefix/api/jobs/a%2Fb%3Fc?status=failed%26limit%3D1&pipelineId=x+y"
+        );
         assert!(Client::new("ftp://x", None).is_err());
         assert!(Client::new("not a url", None).is_err());
     }

@@ -380,11 +380,8 @@ pub struct Protected {
 /// created later (the data folder on first start) compare like existing ones; relative
 /// paths are taken from the working folder.
 pub fn canonical_lenient(path: &Path) -> PathBuf {
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    };
+    let abs =
+        if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
     if let Ok(c) = std::fs::canonicalize(&abs) {
         return c;
     }
@@ -436,7 +433,9 @@ impl Config {
                 extra.push(place);
             } else {
                 for problem in config.overlap_problems(std::slice::from_ref(&place)) {
-                    tracing::warn!("{problem}; keep secrets in ALEPHAUTO_API_KEY / ALEPHAUTO_FORGE_TOKEN, not in this file");
+                    tracing::warn!(
+                        "{problem}; keep secrets in ALEPHAUTO_API_KEY / ALEPHAUTO_FORGE_TOKEN, not in this file"
+                    );
                 }
             }
         }
@@ -483,14 +482,22 @@ impl Config {
         let mut out = vec![
             Protected { what: "the data folder (runtime.data_dir)".into(), path: data.clone(), is_file: false },
             Protected { what: "the job outputs folder".into(), path: data.join("outputs"), is_file: false },
-            Protected { what: "the compiled-code cache (runtime.cache_dir)".into(), path: cache.clone(), is_file: false },
+            Protected {
+                what: "the compiled-code cache (runtime.cache_dir)".into(),
+                path: cache.clone(),
+                is_file: false,
+            },
         ];
         if let Ok(key) = crate::sandbox::cache::key_path(&cache) {
             out.push(Protected { what: "the compiled-code cache key".into(), path: key, is_file: true });
         }
         if let Some(folder) = self.sqlite_path().as_deref().and_then(Path::parent) {
             let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
-            out.push(Protected { what: "the SQLite database's folder".into(), path: folder.to_path_buf(), is_file: false });
+            out.push(Protected {
+                what: "the SQLite database's folder".into(),
+                path: folder.to_path_buf(),
+                is_file: false,
+            });
         }
         out
     }
@@ -528,11 +535,7 @@ impl Config {
     /// (`protected_paths`; call again once `database_url` holds the `--db` choice).
     pub fn check_isolation(&self) -> Result<()> {
         let problems = self.overlap_problems(&self.protected_paths());
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
-        }
+        if problems.is_empty() { Ok(()) } else { bail!("invalid configuration:\n  - {}", problems.join("\n  - ")) }
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -594,11 +597,7 @@ impl Config {
         if self.runtime.max_attempts == 0 {
             problems.push("runtime.max_attempts must be at least 1".into());
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
-        }
+        if problems.is_empty() { Ok(()) } else { bail!("invalid configuration:\n  - {}", problems.join("\n  - ")) }
     }
 }
 
@@ -660,7 +659,10 @@ mod tests {
     /// A config with one pipeline granted `roots` and `runtime` lines, loaded from `dir`.
     fn load(dir: &Path, runtime: &str, roots: &[&Path]) -> Result<Config> {
         let roots: Vec<String> = roots.iter().map(|r| format!("{:?}", r.display().to_string())).collect();
-        let text = format!("[runtime]\n{runtime}\n[pipelines.probe]\ncomponent = \"x.wasm\"\nroots = [{}]\n", roots.join(", "));
+        let text = format!(
+            "[runtime]\n{runtime}\n[pipelines.probe]\ncomponent = \"x.wasm\"\nroots = [{}]\n",
+            roots.join(", ")
+        );
         let path = dir.join("conf").join("alephauto.toml");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
@@ -680,7 +682,10 @@ mod tests {
         // Containing it (the data folder does not exist yet).
         let err = refusal(load(&base, &data, &[&state]));
         assert!(err.contains("pipelines.probe.roots") && err.contains(&state.display().to_string()), "{err}");
-        assert!(err.contains("contains the data folder") && err.contains(&state.join("data").display().to_string()), "{err}");
+        assert!(
+            err.contains("contains the data folder") && err.contains(&state.join("data").display().to_string()),
+            "{err}"
+        );
         // Lying inside it: another job's outputs.
         let err = refusal(load(&base, &data, &[&state.join("data/outputs/job-1")]));
         assert!(err.contains("lies inside the data folder"), "{err}");
@@ -724,7 +729,9 @@ mod tests {
     fn isolation_is_checked_again_for_a_database_chosen_later() {
         let t = tempfile::tempdir().unwrap();
         let base = std::fs::canonicalize(t.path()).unwrap();
-        let mut c = load(&base, &format!("data_dir = {:?}", base.join("data").display().to_string()), &[&base.join("repos")]).unwrap();
+        let mut c =
+            load(&base, &format!("data_dir = {:?}", base.join("data").display().to_string()), &[&base.join("repos")])
+                .unwrap();
         c.check_isolation().unwrap();
         c.runtime.database_url = Some(base.join("repos/sneaky.db").display().to_string());
         let err = format!("{:#}", c.check_isolation().unwrap_err());

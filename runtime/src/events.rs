@@ -71,7 +71,9 @@ impl JobEvent {
     /// An event of `kind` describing `job` as it is now.
     pub fn of(kind: EventKind, job: &Job) -> Self {
         let payload = match kind {
-            EventKind::Created => json!({"status": job.status, "data": job.data, "createdAt": format_ts(&job.created_at)}),
+            EventKind::Created => {
+                json!({"status": job.status, "data": job.data, "createdAt": format_ts(&job.created_at)})
+            }
             EventKind::Started => json!({"status": job.status, "attempt": job.attempt,
                 "startedAt": job.started_at.as_ref().map(format_ts)}),
             EventKind::Progress => json!({"status": job.status, "progress": job.progress}),

@@ -61,8 +61,9 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("alephauto");
         let finished = Family::<StatusLabel, Counter>::default();
-        let duration =
-            Family::<PipelineLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 4.0, 10)));
+        let duration = Family::<PipelineLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 4.0, 10))
+        });
         let instantiate = Family::<PipelineLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_005, 4.0, 10))
         });
@@ -80,12 +81,22 @@ impl Default for Metrics {
             Unit::Seconds,
             duration.clone(),
         );
-        registry.register_with_unit("instantiate", "Time to instantiate a job's component", Unit::Seconds, instantiate.clone());
+        registry.register_with_unit(
+            "instantiate",
+            "Time to instantiate a job's component",
+            Unit::Seconds,
+            instantiate.clone(),
+        );
         registry.register("jobs", "Jobs in the store by pipeline and status", jobs.clone());
         registry.register("queue_depth", "Jobs waiting for a slot", queue_depth.clone());
         registry.register("jobs_running", "Jobs running now", running.clone());
         registry.register("circuit_breaker_open", "1 while worker initialisation is refused", breaker_open.clone());
-        registry.register_with_unit("worker_init", "Time the loaded worker took to initialise", Unit::Seconds, worker_init.clone());
+        registry.register_with_unit(
+            "worker_init",
+            "Time the loaded worker took to initialise",
+            Unit::Seconds,
+            worker_init.clone(),
+        );
         Self { registry, finished, duration, instantiate, jobs, queue_depth, running, breaker_open, worker_init }
     }
 }

@@ -79,7 +79,9 @@ pub fn check_name(name: &str) -> Result<()> {
         && !name.contains("--")
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !ok {
-        bail!("worker name {name:?} must look like `my-worker`: lower-case letters, digits and hyphens, starting with a letter");
+        bail!(
+            "worker name {name:?} must look like `my-worker`: lower-case letters, digits and hyphens, starting with a letter"
+        );
     }
     Ok(())
 }
@@ -145,8 +147,11 @@ pub fn new_worker(name: &str, lang: Lang, dir: Option<&Path>) -> Result<Scaffold
             .with_context(|| format!("making {} executable", script.display()))?;
     }
     let scaffold = Scaffold { dir, files: written, wasm, build, test };
-    std::fs::write(scaffold.dir.join("README.md"), format!("# {name}\n\nAn AlephAuto pipeline worker.\n\n{}", next_steps(name, &scaffold)))
-        .context("writing README.md")?;
+    std::fs::write(
+        scaffold.dir.join("README.md"),
+        format!("# {name}\n\nAn AlephAuto pipeline worker.\n\n{}", next_steps(name, &scaffold)),
+    )
+    .context("writing README.md")?;
     Ok(scaffold)
 }
 

@@ -28,8 +28,8 @@ use crate::registry::breaker::BreakerSettings;
 use crate::sandbox::Sandbox;
 use crate::sandbox::engine::EngineSettings;
 use crate::store::postgres::PostgresStore;
-use crate::store::{ClusterStore, JobStore};
 use crate::store::sqlite::SqliteStore;
+use crate::store::{ClusterStore, JobStore};
 
 /// How to run the service.
 #[derive(Debug, Clone)]
@@ -142,12 +142,15 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     if let Some(cluster) = cluster {
         let node_id = config.runtime.node_id.clone().unwrap_or_else(default_node_id);
         tracing::info!(node = %node_id, "cluster mode on PostgreSQL");
-        queue.enable_cluster(cluster, ClusterSettings {
-            node_id,
-            lease: Duration::from_secs(config.runtime.lease_secs.max(1)),
-            poll: Duration::from_millis(500),
-            retention: config.runtime.retention_days.map(|d| Duration::from_secs(d * 86_400)),
-        });
+        queue.enable_cluster(
+            cluster,
+            ClusterSettings {
+                node_id,
+                lease: Duration::from_secs(config.runtime.lease_secs.max(1)),
+                poll: Duration::from_millis(500),
+                retention: config.runtime.retention_days.map(|d| Duration::from_secs(d * 86_400)),
+            },
+        );
     }
     let recovered = queue.recover().await.context("recovering jobs from the store")?;
     if recovered > 0 {

@@ -182,7 +182,10 @@ impl Browser {
             .send("Runtime.evaluate", json!({"expression": expr, "returnByValue": true, "awaitPromise": true}))
             .await;
         if let Some(ex) = r.get("exceptionDetails") {
-            panic!("page script failed: {expr}\n{}", ex["exception"]["description"].as_str().unwrap_or(&ex.to_string()));
+            panic!(
+                "page script failed: {expr}\n{}",
+                ex["exception"]["description"].as_str().unwrap_or(&ex.to_string())
+            );
         }
         r["result"]["value"].clone()
     }
@@ -206,7 +209,11 @@ impl Browser {
             if start.elapsed() > Duration::from_secs(secs) {
                 let body = self.eval("document.body ? document.body.innerText.slice(0, 3000) : ''").await;
                 let _ = self.screenshot(&artifacts_dir().join("dashboard-timeout.png")).await;
-                panic!("timed out waiting for: {expr}\npage errors: {:?}\npage text:\n{}", self.page_errors, body.as_str().unwrap_or(""));
+                panic!(
+                    "timed out waiting for: {expr}\npage errors: {:?}\npage text:\n{}",
+                    self.page_errors,
+                    body.as_str().unwrap_or("")
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -23,7 +23,11 @@ fn echo() -> String {
 fn prom_python() -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/prom-venv/bin/python");
     let ok = Command::new(&python).args(["-c", "import prometheus_client"]).output().is_ok_and(|o| o.status.success());
-    assert!(ok, "{} with prometheus_client is missing: run scripts/setup.sh (it installs the pinned parser)", python.display());
+    assert!(
+        ok,
+        "{} with prometheus_client is missing: run scripts/setup.sh (it installs the pinned parser)",
+        python.display()
+    );
     python
 }
 
@@ -54,9 +58,11 @@ fn family<'a>(families: &'a [Value], name: &str) -> &'a Value {
 }
 
 fn sample(f: &Value, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let s = f["samples"].as_array().unwrap().iter().find(|s| {
-        s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v)
-    });
+    let s = f["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v));
     s.unwrap_or_else(|| panic!("no sample {name}{labels:?} in {f:#}"))["value"].as_f64().unwrap()
 }
 
@@ -89,7 +95,11 @@ fn check_families(families: &[Value], format: &str) {
     }
     let duration = family(families, "alephauto_job_duration_seconds");
     assert_eq!(duration["type"], "histogram", "{format}");
-    assert_eq!(sample(duration, "alephauto_job_duration_seconds_count", &[("pipeline", "echo")]), 4.0, "{format}: every terminal job");
+    assert_eq!(
+        sample(duration, "alephauto_job_duration_seconds_count", &[("pipeline", "echo")]),
+        4.0,
+        "{format}: every terminal job"
+    );
     assert_eq!(family(families, "alephauto_jobs")["type"], "gauge", "{format}");
 }
 
@@ -153,7 +163,12 @@ fn cli_in(cwd: &Path, url: &str, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A loopback listener that records each request's head and answers `status` with `body`.
@@ -204,9 +219,16 @@ async fn the_cli_sends_the_key_in_a_header_and_encodes_what_it_puts_in_urls() {
         let lower = head.to_ascii_lowercase();
         assert!(lower.contains(&format!("x-api-key: {KEY}\r\n")), "the key goes in the header: {head}");
         let request_line = head.lines().next().unwrap();
-        assert!(!request_line.contains("k+y") && !request_line.contains("apiKey"), "the key is never in a URL: {request_line}");
+        assert!(
+            !request_line.contains("k+y") && !request_line.contains("apiKey"),
+            "the key is never in a URL: {request_line}"
+        );
     }
-    assert!(heads[1].starts_with("GET /api/jobs?limit=20&pipelineId=a+b&status=failed%26limit%3D1 HTTP/1.1"), "{}", heads[1]);
+    assert!(
+        heads[1].starts_with("GET /api/jobs?limit=20&pipelineId=a+b&status=failed%26limit%3D1 HTTP/1.1"),
+        "{}",
+        heads[1]
+    );
     assert!(heads[2].starts_with("GET /api/jobs/..%2F..%2Fmetrics HTTP/1.1"), "{}", heads[2]);
 }
 
@@ -241,7 +263,10 @@ async fn the_cli_works_against_a_keyed_server_and_exits_with_distinct_codes() {
     let out = cli_in(&work, &server.url, &["jobs", "--status", "failed&limit=1"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("400") && stderr.contains("'status' must be one of") && stderr.contains("failed&limit=1"), "{stderr}");
+    assert!(
+        stderr.contains("400") && stderr.contains("'status' must be one of") && stderr.contains("failed&limit=1"),
+        "{stderr}"
+    );
     // Usage: 2.
     for args in [&["trigger", "echo", "-p", "nokey"][..], &["jobs", "--bogus"], &["--server", "not a url", "jobs"]] {
         let out = cli_in(&work, &server.url, args);
@@ -257,12 +282,16 @@ async fn the_cli_works_against_a_keyed_server_and_exits_with_distinct_codes() {
     // `jobs` pages by cursor: the line it prints is the next command's flag.
     let first = cli_in(&work, &server.url, &["jobs", "--limit", "1"]);
     let first = String::from_utf8_lossy(&first.stdout).into_owned();
-    let cursor = first.lines().find_map(|l| l.strip_prefix("next page: --cursor ")).unwrap_or_else(|| panic!("{first}"));
+    let cursor =
+        first.lines().find_map(|l| l.strip_prefix("next page: --cursor ")).unwrap_or_else(|| panic!("{first}"));
     let second = cli_in(&work, &server.url, &["jobs", "--limit", "1", "--cursor", cursor]);
     assert!(second.status.success(), "{}", text(&second));
     let id_of = |listing: &str| listing.lines().nth(1).and_then(|l| l.split_whitespace().next()).map(str::to_string);
     let second = String::from_utf8_lossy(&second.stdout).into_owned();
-    assert!(id_of(&first).is_some() && id_of(&second).is_some() && id_of(&first) != id_of(&second), "{first}\n{second}");
+    assert!(
+        id_of(&first).is_some() && id_of(&second).is_some() && id_of(&first) != id_of(&second),
+        "{first}\n{second}"
+    );
     let help = cli_in(&work, &server.url, &["--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("Exit codes") && help.contains("3  the server is unreachable"), "{help}");

@@ -27,7 +27,16 @@ fn node(url: &str, id: &str, shared: &std::path::Path, pipelines: &[&str]) -> Se
     Server::start_with(&tables, &format!("database_url = {url:?}\nnode_id = {id:?}\nlease_secs = 2\n"))
 }
 
-async fn rows(url: &str) -> Vec<(String, String, u32, Option<String>, Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>)> {
+async fn rows(
+    url: &str,
+) -> Vec<(
+    String,
+    String,
+    u32,
+    Option<String>,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+)> {
     let config: tokio_postgres::Config = url.parse().unwrap();
     let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
@@ -78,7 +87,10 @@ async fn two_thousand_jobs_through_two_nodes_run_exactly_once_under_the_cluster_
         *by_node.entry(node.clone().unwrap_or_default()).or_default() += 1;
     }
     assert_eq!(runs.len(), 2000);
-    assert!(by_node.get("node-a").copied().unwrap_or(0) > 0 && by_node.get("node-b").copied().unwrap_or(0) > 0, "{by_node:?}");
+    assert!(
+        by_node.get("node-a").copied().unwrap_or(0) > 0 && by_node.get("node-b").copied().unwrap_or(0) > 0,
+        "{by_node:?}"
+    );
     // The cap (4) holds across the cluster: never more than 4 intervals overlap.
     let mut edges: Vec<(chrono::DateTime<chrono::Utc>, i32)> = Vec::new();
     for (_, _, _, _, started, completed) in &rows {
@@ -101,7 +113,8 @@ async fn a_killed_nodes_jobs_are_rescued_and_its_late_writes_fenced() {
     let shared = tempfile::tempdir().unwrap();
     let shared = std::fs::canonicalize(shared.path()).unwrap();
     let mut a = node(&url, "node-a", &shared, &["echo"]);
-    let ids: Vec<String> = futures::future::join_all((0..4).map(|_| a.trigger_ok("echo", json!({"sleepMs": 3000})))).await;
+    let ids: Vec<String> =
+        futures::future::join_all((0..4).map(|_| a.trigger_ok("echo", json!({"sleepMs": 3000})))).await;
     for id in &ids {
         a.wait_status(id, &["running"], Duration::from_secs(30)).await;
     }

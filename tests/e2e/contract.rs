@@ -130,7 +130,10 @@ async fn the_openapi_document_validates_and_describes_every_operation() {
     assert_eq!(param("/api/pipelines/{id}/jobs", "id")["schema"]["enum"], json!(ids));
     let list = &doc["paths"]["/api/jobs"]["get"]["responses"]["200"];
     assert_eq!(list.pointer("/content/application~1json/schema/$ref"), Some(&json!("#/components/schemas/JobsPage")));
-    assert_eq!(doc["components"]["schemas"]["JobsPage"]["properties"]["jobs"]["items"]["$ref"], "#/components/schemas/Job");
+    assert_eq!(
+        doc["components"]["schemas"]["JobsPage"]["properties"]["jobs"]["items"]["$ref"],
+        "#/components/schemas/Job"
+    );
 }
 
 #[tokio::test]
@@ -203,7 +206,13 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 /// Sends a raw request; returns status, headers and the body parsed as JSON (Null if not JSON).
-async fn send(server: &Server, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn send(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = server.http.request(method, format!("{}{path}", server.url));
     if let Some(k) = key {
@@ -219,7 +228,14 @@ async fn send(server: &Server, method: &str, path: &str, key: Option<&str>, body
     (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-fn assert_error_body(what: &str, status: u16, headers: &reqwest::header::HeaderMap, body: &Value, want_status: u16, want_code: &str) {
+fn assert_error_body(
+    what: &str,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+    want_status: u16,
+    want_code: &str,
+) {
     assert_eq!(status, want_status, "{what}: {body}");
     let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     assert!(ct.starts_with("application/json"), "{what}: content-type {ct:?}");
@@ -243,7 +259,14 @@ async fn every_error_on_every_route_and_method_is_the_json_error_body() {
             }
             for key in [None, Some(KEY)] {
                 let (status, headers, body) = send(&server, method, &path, key, None).await;
-                assert_error_body(&format!("{method} {path} key={key:?}"), status, &headers, &body, 405, "METHOD_NOT_ALLOWED");
+                assert_error_body(
+                    &format!("{method} {path} key={key:?}"),
+                    status,
+                    &headers,
+                    &body,
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                );
                 let allow = headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or("");
                 for m in &served {
                     assert!(allow.contains(m.as_str()), "{method} {path}: Allow {allow:?} names {m}");
@@ -286,7 +309,8 @@ async fn every_error_on_every_route_and_method_is_the_json_error_body() {
         let (status, headers, json) = send(&server, method, path, key, body).await;
         assert_error_body(&format!("{method} {path}"), status, &headers, &json, want, code);
     }
-    let (_, _, body) = send(&server, "POST", "/api/pipelines/repomix/trigger", Some(KEY), Some("{\"parameters\":null}")).await;
+    let (_, _, body) =
+        send(&server, "POST", "/api/pipelines/repomix/trigger", Some(KEY), Some("{\"parameters\":null}")).await;
     assert!(body["error"].as_str().unwrap().contains("'parameters'"), "names the field: {body}");
 
     // An oversized body: 413 with the JSON body.
@@ -322,7 +346,8 @@ async fn what_a_worker_would_refuse_is_refused_at_trigger() {
     ];
     for (id, params, field) in refused {
         let body = json!({"parameters": params}).to_string();
-        let (code, _, body) = send(&server, "POST", &format!("/api/pipelines/{id}/trigger"), Some(KEY), Some(&body)).await;
+        let (code, _, body) =
+            send(&server, "POST", &format!("/api/pipelines/{id}/trigger"), Some(KEY), Some(&body)).await;
         assert_eq!(code, 400, "{id} {params}: {body}");
         assert_eq!(body["code"], "INVALID_PARAMETERS", "{id} {params}: {body}");
         assert!(body["error"].as_str().unwrap_or("").contains(field), "{id} {params}: names {field}: {body}");
@@ -330,14 +355,21 @@ async fn what_a_worker_would_refuse_is_refused_at_trigger() {
     // What the workers accept still passes the trigger (and, here, runs to completion).
     let accepted: &[(&str, Value)] = &[
         ("duplicate-detection", json!({"repositoryPath": g})),
-        ("git-activity", json!({"baseDir": g, "reportType": "custom", "sinceDate": "2024-01-01", "untilDate": "2024-02-29"})),
+        (
+            "git-activity",
+            json!({"baseDir": g, "reportType": "custom", "sinceDate": "2024-01-01", "untilDate": "2024-02-29"}),
+        ),
         ("git-activity", json!({"baseDir": g, "reportType": "custom", "days": 3})),
         ("gitignore-manager", json!({"baseDir": g, "gitignoreEntry": " dist/ \n", "dryRun": true})),
-        ("test-refactor", json!({"repositoryPath": g, "testsDir": "./tests", "utilsDir": "tests/a..b", "dryRun": true})),
+        (
+            "test-refactor",
+            json!({"repositoryPath": g, "testsDir": "./tests", "utilsDir": "tests/a..b", "dryRun": true}),
+        ),
     ];
     for (id, params) in accepted {
         let body = json!({"parameters": params}).to_string();
-        let (code, _, body) = send(&server, "POST", &format!("/api/pipelines/{id}/trigger"), Some(KEY), Some(&body)).await;
+        let (code, _, body) =
+            send(&server, "POST", &format!("/api/pipelines/{id}/trigger"), Some(KEY), Some(&body)).await;
         assert_eq!(code, 201, "{id} {params}: {body}");
         let job = server.wait_job(body["jobId"].as_str().unwrap(), Duration::from_secs(120)).await;
         assert_ne!(job["error"]["code"], "INVALID_INPUT", "{id} {params}: the worker agrees with its schema: {job}");

@@ -9,11 +9,8 @@ use serde_json::json;
 use crate::support::{Server, pipeline};
 
 fn config() -> String {
-    [
-        pipeline("noop", "fixture_noop", ""),
-        pipeline("echo", "fixture_echo", "roots = [\"ROOT\"]\nmax_concurrent = 1"),
-    ]
-    .concat()
+    [pipeline("noop", "fixture_noop", ""), pipeline("echo", "fixture_echo", "roots = [\"ROOT\"]\nmax_concurrent = 1")]
+        .concat()
 }
 
 #[tokio::test]
@@ -91,7 +88,13 @@ async fn logs_listing_status_metrics_and_openapi() {
     assert_eq!(page["total"], 1);
     let (_, page) = server.get("/api/jobs?status=completed,failed&offset=4").await;
     assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
-    for bad in ["/api/jobs?limit=1001", "/api/jobs?limit=x", "/api/jobs?status=nope", "/api/jobs?pipelineId=ghost", "/api/jobs?sort=asc"] {
+    for bad in [
+        "/api/jobs?limit=1001",
+        "/api/jobs?limit=x",
+        "/api/jobs?status=nope",
+        "/api/jobs?pipelineId=ghost",
+        "/api/jobs?sort=asc",
+    ] {
         let (code, body) = server.get(bad).await;
         assert_eq!(code, 400, "{bad}: {body}");
         assert!(body["error"].is_string());
@@ -116,7 +119,13 @@ async fn logs_listing_status_metrics_and_openapi() {
     let (code, doc) = server.get("/api/openapi.json").await;
     assert_eq!(code, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/pipelines/{id}/trigger", "/api/jobs/{id}/cancel", "/api/jobs/{id}/retry", "/api/jobs/{id}/logs", "/metrics"] {
+    for path in [
+        "/api/pipelines/{id}/trigger",
+        "/api/jobs/{id}/cancel",
+        "/api/jobs/{id}/retry",
+        "/api/jobs/{id}/logs",
+        "/metrics",
+    ] {
         assert!(doc["paths"][path].is_object(), "missing {path}");
     }
     assert!(doc["paths"]["/api/pipelines/{id}/trigger"]["post"]["responses"]["429"].is_object());
@@ -136,7 +145,8 @@ fn cli(server: &Server, args: &[&str]) -> std::process::Output {
 async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
     let server = Server::start(&config());
     let s = &server;
-    let out = tokio::task::block_in_place(|| cli(s, &["trigger", "echo", "-p", "steps=4", "-p", "sleepMs=400", "--wait"]));
+    let out =
+        tokio::task::block_in_place(|| cli(s, &["trigger", "echo", "-p", "steps=4", "-p", "sleepMs=400", "--wait"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -146,7 +156,9 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
     assert!(stderr.contains("100% completed"), "{stderr}");
     assert!(stdout.contains("\"steps\": 4"), "the result is printed: {stdout}");
 
-    let out = tokio::task::block_in_place(|| cli(s, &["trigger", "echo", "--params-json", r#"{"failWith":"failed","message":"nope"}"#, "--wait"]));
+    let out = tokio::task::block_in_place(|| {
+        cli(s, &["trigger", "echo", "--params-json", r#"{"failWith":"failed","message":"nope"}"#, "--wait"])
+    });
     assert_eq!(out.status.code(), Some(4), "a failed job exits with its own code");
     assert!(String::from_utf8_lossy(&out.stderr).contains("failed: nope"));
 
@@ -155,7 +167,12 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
     if with_pty {
         let command = format!("{} trigger echo -p steps=3 -p sleepMs=300 --wait", env!("CARGO_BIN_EXE_alephauto"));
         let out = tokio::task::block_in_place(|| {
-            Command::new("/usr/bin/script").args(["-qec", &command, "/dev/null"]).env("ALEPHAUTO_URL", &s.url).env("ALEPHAUTO_API_KEY", s.api_key.clone().unwrap_or_default()).output().unwrap()
+            Command::new("/usr/bin/script")
+                .args(["-qec", &command, "/dev/null"])
+                .env("ALEPHAUTO_URL", &s.url)
+                .env("ALEPHAUTO_API_KEY", s.api_key.clone().unwrap_or_default())
+                .output()
+                .unwrap()
         });
         let screen = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{screen}");
@@ -200,7 +217,8 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_running_jobs_without_reruns() {
     let mut server = Server::start(&config());
-    let ids: Vec<String> = futures::future::join_all((0..3).map(|_| server.trigger_ok("echo", json!({"sleepMs": 700})))).await;
+    let ids: Vec<String> =
+        futures::future::join_all((0..3).map(|_| server.trigger_ok("echo", json!({"sleepMs": 700})))).await;
     server.wait_status(&ids[0], &["running"], Duration::from_secs(30)).await;
     let status = tokio::task::block_in_place(|| server.terminate());
     assert!(status.success(), "clean exit: {status:?}\n{}", server.log());
@@ -219,7 +237,10 @@ fn binding_a_public_address_without_an_api_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alephauto.toml");
     // Without the opt-out a key would be generated; the opt-out is for loopback only.
-    let text = format!("[server]\nrequire_key = false\n[runtime]\ndata_dir = {:?}\n", dir.path().join("data").display().to_string());
+    let text = format!(
+        "[server]\nrequire_key = false\n[runtime]\ndata_dir = {:?}\n",
+        dir.path().join("data").display().to_string()
+    );
     std::fs::write(&config, text).unwrap();
     // Refused before anything binds, so no socket is opened on a public address.
     let out = Command::new(env!("CARGO_BIN_EXE_alephauto"))

@@ -11,11 +11,8 @@ use crate::cdp::{Browser, artifacts_dir};
 use crate::support::{Server, pipeline};
 
 fn fixtures() -> String {
-    [
-        pipeline("echo", "fixture_echo", "roots = [\"ROOT\"]\nmax_concurrent = 2"),
-        pipeline("noop", "fixture_noop", ""),
-    ]
-    .concat()
+    [pipeline("echo", "fixture_echo", "roots = [\"ROOT\"]\nmax_concurrent = 2"), pipeline("noop", "fixture_noop", "")]
+        .concat()
 }
 
 const API_KEY_CONFIG: &str = "[server]\napi_key = \"k\"\n";
@@ -48,13 +45,7 @@ async fn the_dashboard_and_its_assets_are_served_with_types_and_validators() {
     let (js_url, css_url) = (asset_url("app.js"), asset_url("app.css"));
 
     // Revalidation with the ETag gets a 304 without a body.
-    let res = server
-        .http
-        .get(format!("{}/", server.url))
-        .header("if-none-match", &index_etag)
-        .send()
-        .await
-        .unwrap();
+    let res = server.http.get(format!("{}/", server.url)).header("if-none-match", &index_etag).send().await.unwrap();
     assert_eq!(res.status(), 304);
     assert!(res.bytes().await.unwrap().is_empty());
 
@@ -74,7 +65,8 @@ async fn the_dashboard_and_its_assets_are_served_with_types_and_validators() {
         let res = get(plain).await.unwrap();
         assert_eq!(header(&res, "cache-control"), "no-cache");
         assert_eq!(header(&res, "etag"), etag);
-        let res = server.http.get(format!("{}{plain}", server.url)).header("if-none-match", &etag).send().await.unwrap();
+        let res =
+            server.http.get(format!("{}{plain}", server.url)).header("if-none-match", &etag).send().await.unwrap();
         assert_eq!(res.status(), 304, "{plain}");
     }
     let res = get("/assets/favicon.svg").await.unwrap();
@@ -149,7 +141,9 @@ async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complet
     browser.wait_for("document.querySelector('[data-trigger=\"echo\"]:not([disabled])') !== null", 60).await;
     browser.wait_for("document.getElementById('conn').dataset.state === 'live'", 30).await;
     // Taken into this tab's storage and out of the address bar.
-    let kept = browser.eval("({ hash: location.hash, key: sessionStorage.getItem('alephauto.apiKey'), local: localStorage.length })").await;
+    let kept = browser
+        .eval("({ hash: location.hash, key: sessionStorage.getItem('alephauto.apiKey'), local: localStorage.length })")
+        .await;
     assert_eq!(kept, json!({"hash": "", "key": server.api_key.clone().unwrap(), "local": 0}));
 
     // The form is generated from the echo worker's schema.
@@ -173,7 +167,10 @@ async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complet
         .await;
     assert_eq!(form["steps"], json!(["number", "0", "0", "100"]), "{form}");
     assert_eq!(form["sleepMs"], json!(["number", "0"]), "{form}");
-    assert_eq!(form["failWith"], json!(["SELECT", ["— not set —", "failed", "retryable", "invalid", "retryable-once"]]));
+    assert_eq!(
+        form["failWith"],
+        json!(["SELECT", ["— not set —", "failed", "retryable", "invalid", "retryable-once"]])
+    );
     assert_eq!(form["message"], json!(["INPUT", "text"]));
     assert_eq!(form["inputDirBadge"], "path · read");
     assert_eq!(form["print"], "0");
@@ -189,9 +186,7 @@ async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complet
         })()"#,
         )
         .await;
-    let id = browser
-        .wait_for("document.querySelector('tr[data-job-id^=\"echo-manual-\"]')?.dataset.jobId", 20)
-        .await;
+    let id = browser.wait_for("document.querySelector('tr[data-job-id^=\"echo-manual-\"]')?.dataset.jobId", 20).await;
     let id = id.as_str().expect("job id").to_string();
     assert!(browser.eval("document.getElementById('modal-overlay').hidden").await.as_bool().unwrap(), "form closed");
 
@@ -246,9 +241,7 @@ async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complet
 
     // Job detail: result, logs, and text shown as text.
     browser.eval(&format!("document.querySelector('#recent-jobs tr[data-job-id=\"{id}\"]').click()")).await;
-    browser
-        .wait_for("document.getElementById('job-logs')?.textContent.includes('echo starting') ?? false", 20)
-        .await;
+    browser.wait_for("document.getElementById('job-logs')?.textContent.includes('echo starting') ?? false", 20).await;
     let detail = browser
         .eval(
             "({ result: document.getElementById('job-result').textContent, \
@@ -273,9 +266,8 @@ async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complet
     let outcome = browser.eval(&format!("document.querySelector('{sel} .outcome').textContent")).await;
     assert_eq!(outcome, "boom <i>x</i>");
     browser.eval(&format!("document.querySelector('{sel} [data-retry]').click()")).await;
-    let retried = browser
-        .wait_for("document.querySelector('tr[data-job-id^=\"echo-retry-\"]')?.dataset.jobId ?? null", 20)
-        .await;
+    let retried =
+        browser.wait_for("document.querySelector('tr[data-job-id^=\"echo-retry-\"]')?.dataset.jobId ?? null", 20).await;
     let retried = server.wait_job(retried.as_str().unwrap(), Duration::from_secs(30)).await;
     assert_eq!(retried["retriedFrom"], failed.as_str());
 
@@ -310,7 +302,10 @@ async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complet
         )
         .await;
     browser
-        .wait_for(&format!("document.querySelector('#activity li[data-source=\"ws\"][data-job-id=\"{after}\"]') !== null"), 10)
+        .wait_for(
+            &format!("document.querySelector('#activity li[data-source=\"ws\"][data-job-id=\"{after}\"]') !== null"),
+            10,
+        )
         .await;
 
     browser.assert_no_page_errors();
@@ -336,7 +331,9 @@ async fn with_an_api_key_the_browser_asks_once_stores_it_and_re_asks_when_reject
     browser.eval("document.querySelector('[data-trigger=\"noop\"]').click()").await;
     browser.wait_for("document.getElementById('trigger-submit') !== null", 10).await;
     browser.eval("document.getElementById('trigger-submit').click()").await;
-    let id = browser.wait_for("document.querySelector('tr[data-job-id^=\"noop-manual-\"]')?.dataset.jobId ?? null", 20).await;
+    let id = browser
+        .wait_for("document.querySelector('tr[data-job-id^=\"noop-manual-\"]')?.dataset.jobId ?? null", 20)
+        .await;
     let job = server.wait_job(id.as_str().unwrap(), Duration::from_secs(30)).await;
     assert_eq!(job["status"], "completed");
 
@@ -449,7 +446,10 @@ async fn the_trigger_form_covers_every_schema_field_kind() {
 
     // Client-side checks: required field, malformed JSON. Nothing is sent.
     let set = |field: &str, value: &str| {
-        format!("(() => {{ const el = document.querySelector('#modal [data-param=\"{field}\"]'); el.value = {}; }})()", json!(value))
+        format!(
+            "(() => {{ const el = document.querySelector('#modal [data-param=\"{field}\"]'); el.value = {}; }})()",
+            json!(value)
+        )
     };
     browser.eval(&set("options", "{bad")).await;
     browser.eval("document.getElementById('trigger-submit').click()").await;

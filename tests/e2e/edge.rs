@@ -140,7 +140,9 @@ async fn a_page_on_another_origin_cannot_trigger_or_read_while_the_dashboard_can
     browser.eval("document.querySelector('[data-trigger=\"noop\"]').click()").await;
     browser.wait_for("document.getElementById('trigger-submit') !== null", 10).await;
     browser.eval("document.getElementById('trigger-submit').click()").await;
-    let id = browser.wait_for("document.querySelector('tr[data-job-id^=\"noop-manual-\"]')?.dataset.jobId ?? null", 20).await;
+    let id = browser
+        .wait_for("document.querySelector('tr[data-job-id^=\"noop-manual-\"]')?.dataset.jobId ?? null", 20)
+        .await;
     let job = server.wait_job(id.as_str().unwrap(), Duration::from_secs(60)).await;
     assert_eq!(job["status"], "completed");
     // Cancel from the page (a body-less action) reaches the server as JSON: 409 for a finished job.
@@ -229,7 +231,8 @@ async fn origins_are_checked_over_plain_http_and_allowed_ones_get_cors() {
 async fn a_rebinding_host_is_refused_and_known_names_are_served() {
     let server = Server::start_with(&fixtures(), "[server]\nallowed_hosts = [\"aleph.internal\"]\n");
     let port = addr(&server).rsplit_once(':').unwrap().1.to_string();
-    let get = |host: &str| raw(&server, &format!("GET /api/jobs HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
+    let get =
+        |host: &str| raw(&server, &format!("GET /api/jobs HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
     for evil in [format!("evil.example:{port}"), "evil.example".to_string(), format!("127.0.0.1.nip.io:{port}")] {
         let (code, body) = get(&evil);
         assert_eq!(code, 421, "{evil}: {body}");
@@ -301,8 +304,10 @@ async fn serve_honours_the_api_key_given_on_its_command_line() {
     assert!(!dir.path().join("data/api-key").exists(), "no key is generated when one is given");
     let http = reqwest::Client::new();
     let trigger = |key: Option<&'static str>| {
-        let mut req =
-            http.post(format!("{url}/api/pipelines/noop/trigger")).header("content-type", "application/json").body("{}");
+        let mut req = http
+            .post(format!("{url}/api/pipelines/noop/trigger"))
+            .header("content-type", "application/json")
+            .body("{}");
         if let Some(k) = key {
             req = req.header("x-api-key", k);
         }
@@ -343,11 +348,17 @@ async fn a_first_run_generates_a_private_key_that_later_runs_reuse() {
     // The key as the WebSocket subprotocol (what the dashboard sends); the server answers
     // with the plain protocol, so the key is not echoed.
     let mut req = format!("{}/ws", server.url.replacen("http", "ws", 1)).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", format!("alephauto.v1, alephauto.key.{}", hex::encode(&key)).parse().unwrap());
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("alephauto.v1, alephauto.key.{}", hex::encode(&key)).parse().unwrap(),
+    );
     let (_ws, res) = tokio_tungstenite::connect_async(req).await.expect("subprotocol key accepted");
     assert_eq!(res.headers()["sec-websocket-protocol"], "alephauto.v1");
     let mut req = format!("{}/ws", server.url.replacen("http", "ws", 1)).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", format!("alephauto.v1, alephauto.key.{}", hex::encode("wrong")).parse().unwrap());
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("alephauto.v1, alephauto.key.{}", hex::encode("wrong")).parse().unwrap(),
+    );
     match tokio_tungstenite::connect_async(req).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 403),
         other => panic!("a wrong key must be refused: {:?}", other.map(|(_, r)| r.status())),

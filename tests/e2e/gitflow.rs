@@ -28,7 +28,10 @@ async fn fake_forge() -> (String, Recorded) {
                  Json(body): Json<Value>| async move {
                     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                     rec.lock().unwrap().push((format!("/repos/{owner}/{repo}/pulls"), auth, body));
-                    (axum::http::StatusCode::CREATED, Json(json!({"number": 7, "html_url": "https://forge.test/acme/widget/pull/7"})))
+                    (
+                        axum::http::StatusCode::CREATED,
+                        Json(json!({"number": 7, "html_url": "https://forge.test/acme/widget/pull/7"})),
+                    )
                 },
             ),
         )
@@ -45,10 +48,16 @@ fn repo_with_remote(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     std::fs::create_dir_all(&bare).unwrap();
     git(&bare, &["init", "-q", "--bare", "-b", "main"]);
     let work = root.join("work");
-    write_tree(&work, &[
-        ("README.md", "# Widget\n\nWidget is a small library for turning gadgets into widgets.\n\n## Usage\n\nCall it.\n"),
-        ("src/lib.rs", "pub fn widget() {}\n"),
-    ]);
+    write_tree(
+        &work,
+        &[
+            (
+                "README.md",
+                "# Widget\n\nWidget is a small library for turning gadgets into widgets.\n\n## Usage\n\nCall it.\n",
+            ),
+            ("src/lib.rs", "pub fn widget() {}\n"),
+        ],
+    );
     init_repo(&work);
     git(&work, &["remote", "add", "origin", &bare.display().to_string()]);
     git(&work, &["push", "-q", "origin", "main"]);
@@ -77,7 +86,10 @@ async fn schema_enhancement_opens_a_pull_request_from_a_pushed_branch() {
     let (work, bare) = repo_with_remote(&server.dir);
     let readme = work.join("README.md");
     let job = server
-        .run("schema-enhancement", json!({"readmePath": readme.display().to_string(), "repositoryPath": work.display().to_string()}))
+        .run(
+            "schema-enhancement",
+            json!({"readmePath": readme.display().to_string(), "repositoryPath": work.display().to_string()}),
+        )
         .await;
     assert_eq!(job["status"], "completed", "{job}\n{}", server.log());
     let g = &job["git"];
@@ -121,7 +133,10 @@ async fn schema_enhancement_opens_a_pull_request_from_a_pushed_branch() {
     git(&work, &["merge", "-q", "--ff-only", &branch]);
     let before = branches(&work);
     let job = server
-        .run("schema-enhancement", json!({"readmePath": readme.display().to_string(), "repositoryPath": work.display().to_string()}))
+        .run(
+            "schema-enhancement",
+            json!({"readmePath": readme.display().to_string(), "repositoryPath": work.display().to_string()}),
+        )
         .await;
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(job["result"]["status"], "skipped");

@@ -200,7 +200,8 @@ mod bad_input {
         leaf.prop_recursive(3, 24, 6, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-                prop::collection::hash_map("[a-zA-Z]{1,10}", inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::hash_map("[a-zA-Z]{1,10}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
@@ -211,7 +212,15 @@ mod bad_input {
             json_value().prop_map(|v| v.to_string().into_bytes()),
             json_value().prop_map(|v| json!({"parameters": v}).to_string().into_bytes()),
             (
-                prop::sample::select(vec!["sleepMs", "steps", "failWith", "inputDir", "print", "journalDir", "triggeredBy"]),
+                prop::sample::select(vec![
+                    "sleepMs",
+                    "steps",
+                    "failWith",
+                    "inputDir",
+                    "print",
+                    "journalDir",
+                    "triggeredBy"
+                ]),
                 json_value()
             )
                 .prop_map(|(k, v)| json!({"parameters": {k: v}}).to_string().into_bytes()),
@@ -221,7 +230,8 @@ mod bad_input {
     fn segment() -> impl Strategy<Value = String> {
         prop_oneof![
             "[a-zA-Z0-9_-]{1,30}",
-            ".{0,20}".prop_map(|s| s.chars().filter(|c| !c.is_control() && *c != '/' && *c != '?' && *c != '#').collect()),
+            ".{0,20}"
+                .prop_map(|s| s.chars().filter(|c| !c.is_control() && *c != '/' && *c != '?' && *c != '#').collect()),
             Just("..%2F..%2Fetc".to_string()),
             Just("a".repeat(150)),
             Just("echo".to_string()),
@@ -233,7 +243,8 @@ mod bad_input {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let _context = rt.enter();
         let server = Server::start(&pipeline("echo", "fixture_echo", "roots = [\"ROOT\"]"));
-        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 300, ..ProptestConfig::default() });
+        let mut runner =
+            proptest::test_runner::TestRunner::new(ProptestConfig { cases: 300, ..ProptestConfig::default() });
         let http = server.http.clone();
         let url = server.url.clone();
         let strategy = (0..6u8, segment(), body(), "[a-z]{1,8}", ".{0,12}");
@@ -249,14 +260,19 @@ mod bad_input {
                     _ => ("GET", format!("/api/pipelines/{seg}/jobs?limit={}", urlencode(&qv))),
                 };
                 let (status, text) = rt.block_on(async {
-                    let req = if method == "POST" { http.post(format!("{url}{path}")).header("content-type", "application/json").body(body.clone()) } else { http.get(format!("{url}{path}")) };
+                    let req = if method == "POST" {
+                        http.post(format!("{url}{path}")).header("content-type", "application/json").body(body.clone())
+                    } else {
+                        http.get(format!("{url}{path}"))
+                    };
                     let res = req.send().await.expect("server answers");
                     let status = res.status().as_u16();
                     (status, res.text().await.unwrap_or_default())
                 });
                 prop_assert!(status < 500, "{method} {path} → {status}: {text}");
                 if status >= 400 {
-                    let v: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{path}: non-JSON error {text}: {e}")))?;
+                    let v: Value = serde_json::from_str(&text)
+                        .map_err(|e| TestCaseError::fail(format!("{path}: non-JSON error {text}: {e}")))?;
                     prop_assert!(v["error"].as_str().is_some_and(|m| !m.is_empty()), "{path}: {text}");
                     prop_assert!(v["code"].is_string());
                 }
@@ -284,7 +300,13 @@ mod bad_input {
 
     fn urlencode(s: &str) -> String {
         s.bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect()
     }
 }
@@ -302,7 +324,13 @@ async fn load_two_hundred_clients_every_accepted_job_completes() {
         tokio::spawn(async move {
             let mut accepted = Vec::new();
             while Instant::now() < deadline {
-                let res = http.post(format!("{url}/api/pipelines/noop/trigger")).header("content-type", "application/json").body("{}").send().await.expect("trigger");
+                let res = http
+                    .post(format!("{url}/api/pipelines/noop/trigger"))
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send()
+                    .await
+                    .expect("trigger");
                 let status = res.status().as_u16();
                 let body: Value = res.json().await.expect("json");
                 match status {
@@ -310,7 +338,8 @@ async fn load_two_hundred_clients_every_accepted_job_completes() {
                         let id = body["jobId"].as_str().unwrap().to_string();
                         // Poll our job until it ends.
                         loop {
-                            let job: Value = http.get(format!("{url}/api/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+                            let job: Value =
+                                http.get(format!("{url}/api/jobs/{id}")).send().await.unwrap().json().await.unwrap();
                             if job["status"] == "completed" {
                                 break;
                             }
@@ -328,7 +357,11 @@ async fn load_two_hundred_clients_every_accepted_job_completes() {
     });
     let accepted: Vec<String> = futures::future::join_all(clients).await.into_iter().flat_map(Result::unwrap).collect();
     let during = server.rss_kib();
-    assert_eq!(server.count("completed").await, accepted.len() as u64 + 1, "every accepted job is persisted and completed");
+    assert_eq!(
+        server.count("completed").await,
+        accepted.len() as u64 + 1,
+        "every accepted job is persisted and completed"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = server.rss_kib();
     eprintln!(
@@ -362,7 +395,11 @@ async fn triggers_whose_clients_hang_up_still_run_every_stored_job() {
         if queued == 0 && running == 0 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "{queued} queued / {running} running stuck\n{}", server.log());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{queued} queued / {running} running stuck\n{}",
+            server.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let completed = server.count("completed").await;

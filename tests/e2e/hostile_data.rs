@@ -75,7 +75,8 @@ fn the_default_config_starts_with_narrow_roots_and_an_overlapping_one_is_refused
     let pipelines = written["pipelines"].as_table().unwrap();
     assert_eq!(pipelines.len(), 8);
     for (id, p) in pipelines {
-        let roots: Vec<PathBuf> = p["roots"].as_array().unwrap().iter().map(|r| PathBuf::from(r.as_str().unwrap())).collect();
+        let roots: Vec<PathBuf> =
+            p["roots"].as_array().unwrap().iter().map(|r| PathBuf::from(r.as_str().unwrap())).collect();
         assert_eq!(roots, vec![home_c.join("code")], "{id}: the default grant is ~/code, not the home or temp folder");
         assert!(roots.iter().all(|r| !data.starts_with(r) && !r.starts_with(&data)), "{id}: {roots:?}");
     }
@@ -171,7 +172,9 @@ fn entry_of(cache: &Path, stem: &str) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&digest) && p.extension().is_some_and(|x| x == "cwasm"))
+        .find(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with(&digest) && p.extension().is_some_and(|x| x == "cwasm")
+        })
         .unwrap_or_else(|| panic!("no cache entry for {stem} in {}", cache.display()))
 }
 

@@ -101,7 +101,12 @@ async fn the_pipeline_list_has_all_eight_with_their_parameter_schemas() {
     let list = loop {
         let (code, list) = server.get("/api/pipelines").await;
         assert_eq!(code, 200, "{list}");
-        let states: Vec<&str> = list["pipelines"].as_array().expect("pipelines array").iter().map(|p| p["state"].as_str().unwrap_or("")).collect();
+        let states: Vec<&str> = list["pipelines"]
+            .as_array()
+            .expect("pipelines array")
+            .iter()
+            .map(|p| p["state"].as_str().unwrap_or(""))
+            .collect();
         assert!(!states.contains(&"failed"), "{list}");
         if states.iter().all(|s| *s == "ready") {
             break list;
@@ -153,7 +158,12 @@ async fn the_pipeline_list_has_all_eight_with_their_parameter_schemas() {
             &[],
         ),
         ("repo-cleanup", &["dryRun", "targetDir"], &[("/properties/targetDir", "write")], &["targetDir"]),
-        ("repomix", &["ignore", "sourceDir", "style", "useGitignore"], &[("/properties/sourceDir", "read")], &["sourceDir"]),
+        (
+            "repomix",
+            &["ignore", "sourceDir", "style", "useGitignore"],
+            &[("/properties/sourceDir", "read")],
+            &["sourceDir"],
+        ),
         (
             "schema-enhancement",
             &["context", "dryRun", "readmePath", "repositoryPath"],
@@ -174,8 +184,12 @@ async fn the_pipeline_list_has_all_eight_with_their_parameter_schemas() {
         assert!(entry["version"].as_str().is_some_and(|v| !v.is_empty()), "{entry}");
         assert!(entry["description"].as_str().is_some_and(|d| d.len() > 20), "{entry}");
         let schema = &entry["paramsSchema"];
-        let mut names: Vec<&str> =
-            schema["properties"].as_object().unwrap_or_else(|| panic!("{id}: {schema}")).keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{id}: {schema}"))
+            .keys()
+            .map(String::as_str)
+            .collect();
         names.sort();
         assert_eq!(names, *props, "{id} parameters");
         assert_eq!(schema["additionalProperties"], false, "{id}: unknown parameters must be refused");
@@ -186,12 +200,16 @@ async fn the_pipeline_list_has_all_eight_with_their_parameter_schemas() {
         // No other property is a path: unmarked strings are never granted.
         let all_marks = schema.to_string().matches("x-alephauto-path").count();
         assert_eq!(all_marks, marks.len(), "{id}: {schema}");
-        let mut req: Vec<&str> = schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let mut req: Vec<&str> =
+            schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         req.sort();
         assert_eq!(req, *required, "{id} required");
     }
     let cleanup = pipelines.iter().find(|p| p["id"] == "repo-cleanup").unwrap();
-    assert_eq!(cleanup["paramsSchema"]["properties"]["dryRun"]["default"], true, "repo-cleanup must default to a dry run");
+    assert_eq!(
+        cleanup["paramsSchema"]["properties"]["dryRun"]["default"], true,
+        "repo-cleanup must default to a dry run"
+    );
 }
 
 #[tokio::test]
@@ -209,7 +227,11 @@ async fn bad_parameters_and_paths_outside_the_roots_get_400_naming_the_field() {
     // (pipeline, parameters, a word the error must contain)
     let bad: Vec<(&str, Value, &str)> = vec![
         ("duplicate-detection", json!({"scanType": "sideways", "repositoryPath": i}), "scanType"),
-        ("duplicate-detection", json!({"scanType": "inter-project", "repositories": [{"path": i}, {"path": o}]}), "repositories/1/path"),
+        (
+            "duplicate-detection",
+            json!({"scanType": "inter-project", "repositories": [{"path": i}, {"path": o}]}),
+            "repositories/1/path",
+        ),
         ("schema-enhancement", json!({"readmePath": 42}), "readmePath"),
         ("schema-enhancement", json!({}), "readmePath"),
         ("schema-enhancement", json!({"readmePath": o_readme}), "readmePath"),

@@ -129,11 +129,17 @@ async fn js_changelog_summarises_a_repository_and_inline_commits() {
 
     // Typed errors from the worker name the parameter.
     assert_invalid(&server.run("changelog", json!({"commits": [], "previousVersion": "one"})).await, "previousVersion");
-    assert_invalid(&server.run("changelog", json!({"commits": [{"subject": "feat: a"}, {"subject": " "}]})).await, "commits/1/subject");
+    assert_invalid(
+        &server.run("changelog", json!({"commits": [{"subject": "feat: a"}, {"subject": " "}]})).await,
+        "commits/1/subject",
+    );
     assert_invalid(&server.run("changelog", json!({})).await, "repositoryPath");
     let not_a_repo = server.dir.join("plain");
     std::fs::create_dir_all(&not_a_repo).unwrap();
-    assert_invalid(&server.run("changelog", json!({"repositoryPath": not_a_repo.display().to_string()})).await, "repositoryPath");
+    assert_invalid(
+        &server.run("changelog", json!({"repositoryPath": not_a_repo.display().to_string()})).await,
+        "repositoryPath",
+    );
     // The schema it declared is enforced by the host before the job exists.
     let (status, body) = server.trigger("changelog", json!({"bogus": 1})).await;
     assert_eq!(status, 400, "{body}");
@@ -219,7 +225,8 @@ async fn python_markdown_links_reports_broken_links_and_anchors() {
     assert_invalid(&server.run("markdown-links", bad).await, "skipDirs/1");
     // Paths outside the roots never reach the worker.
     let outside = tempfile::tempdir().unwrap();
-    let (status, body) = server.trigger("markdown-links", json!({"repositoryPath": outside.path().display().to_string()})).await;
+    let (status, body) =
+        server.trigger("markdown-links", json!({"repositoryPath": outside.path().display().to_string()})).await;
     assert_eq!(status, 400, "{body}");
 }
 
@@ -294,7 +301,9 @@ async fn per_job_instantiation_cost_by_language() {
         lines.push(time_jobs(&server, "changelog", json!({"commits": []}), 20).await);
     }
     if py.is_some() {
-        lines.push(time_jobs(&server, "markdown-links", json!({"repositoryPath": empty.display().to_string()}), 20).await);
+        lines.push(
+            time_jobs(&server, "markdown-links", json!({"repositoryPath": empty.display().to_string()}), 20).await,
+        );
     }
     eprintln!("per-job instantiation cost (debug host, shared compiled-component cache):");
     for line in lines {
@@ -360,7 +369,11 @@ async fn scaffolded_rust_worker_builds_and_runs() {
     let (_temp, dir, _) = scaffold("hello-rs", "rust");
     // Shares compiled dependencies between runs; the scaffold's own target/ stays empty.
     let target = repo_root().join("target").join("scaffold-rust");
-    sh(&dir, "cargo build --release --target wasm32-wasip2 --quiet", &[("CARGO_TARGET_DIR", target.display().to_string())]);
+    sh(
+        &dir,
+        "cargo build --release --target wasm32-wasip2 --quiet",
+        &[("CARGO_TARGET_DIR", target.display().to_string())],
+    );
     run_scaffolded("hello-rs", &target.join("wasm32-wasip2/release/hello_rs.wasm")).await;
 }
 

@@ -31,9 +31,8 @@ async fn a_triggered_job_runs_in_wasm_and_is_persisted_with_its_events() {
     let input = server.dir.join("input");
     std::fs::create_dir_all(&input).unwrap();
     std::fs::write(input.join("a.txt"), "hello").unwrap();
-    let (status, body) = server
-        .trigger("echo", json!({"steps": 3, "sleepMs": 30, "inputDir": input.display().to_string()}))
-        .await;
+    let (status, body) =
+        server.trigger("echo", json!({"steps": 3, "sleepMs": 30, "inputDir": input.display().to_string()})).await;
     assert_eq!(status, 201, "{body}");
     let id = body["jobId"].as_str().unwrap().to_string();
     assert!(id.starts_with("echo-manual-"), "{id}");
@@ -154,7 +153,8 @@ async fn concurrent_triggers_get_distinct_persisted_ids_and_respect_concurrency(
     assert_eq!(page["hasMore"], false);
 
     // max_concurrent = 2 for echo: never more than two running at once.
-    let ids: Vec<String> = futures::future::join_all((0..6).map(|_| server.trigger_ok("echo", json!({"sleepMs": 150})))).await;
+    let ids: Vec<String> =
+        futures::future::join_all((0..6).map(|_| server.trigger_ok("echo", json!({"sleepMs": 150})))).await;
     let mut max_running = 0;
     loop {
         let (_, running) = server.get("/api/pipelines/echo/jobs?status=running&limit=100").await;

@@ -8,7 +8,9 @@ use alephauto::events::{EventKind, JobEvent};
 use alephauto::queue::job::{Job, JobFailure, JobStatus, Progress};
 use alephauto::store::postgres::PostgresStore;
 use alephauto::store::sqlite::SqliteStore;
-use alephauto::store::{ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobStore, LogEntry, LogStream, StoreError};
+use alephauto::store::{
+    ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobStore, LogEntry, LogStream, StoreError,
+};
 use chrono::Utc;
 use serde_json::json;
 
@@ -72,11 +74,21 @@ async fn both_backends_list_count_and_log_alike() {
         store.mark_running("j6", 1, Utc::now()).await.unwrap();
         store.finish("j6", 1, &done(JobStatus::Completed)).await.unwrap();
         let page = store
-            .list(&JobFilter { pipeline_id: Some("even".into()), statuses: vec![JobStatus::Queued], limit: 2, offset: 1, after: None })
+            .list(&JobFilter {
+                pipeline_id: Some("even".into()),
+                statuses: vec![JobStatus::Queued],
+                limit: 2,
+                offset: 1,
+                after: None,
+            })
             .await
             .unwrap();
         assert_eq!(page.total, 3, "{name}");
-        assert_eq!(page.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec!["j2", "j0"], "{name}: newest first");
+        assert_eq!(
+            page.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+            vec!["j2", "j0"],
+            "{name}: newest first"
+        );
         let all = store.list(&JobFilter { limit: 100, ..Default::default() }).await.unwrap();
         assert_eq!(all.total, 7, "{name}");
         assert_eq!(all.jobs[0].id, "j6", "{name}");
@@ -134,15 +146,21 @@ async fn both_backends_page_by_cursor_stably_with_filters() {
             store.mark_running(&id, 1, Utc::now()).await.unwrap();
             store.finish(&id, 1, &done(JobStatus::Failed)).await.unwrap();
         }
-        let newest_first = |keep: &dyn Fn(usize) -> bool| (0..25).rev().filter(|i| keep(*i)).map(|i| format!("j{i:02}")).collect::<Vec<_>>();
+        let newest_first = |keep: &dyn Fn(usize) -> bool| {
+            (0..25).rev().filter(|i| keep(*i)).map(|i| format!("j{i:02}")).collect::<Vec<_>>()
+        };
         let all = walk(&*store, JobFilter { limit: 4, ..Default::default() }).await;
         assert_eq!(all, newest_first(&|_| true), "{name}");
         let even = walk(&*store, JobFilter { pipeline_id: Some("even".into()), limit: 3, ..Default::default() }).await;
         assert_eq!(even, newest_first(&|i| i % 2 == 0), "{name}");
         let failed = JobFilter { statuses: vec![JobStatus::Failed], limit: 2, ..Default::default() };
         assert_eq!(walk(&*store, failed).await, newest_first(&|i| i % 3 == 0), "{name}");
-        let queued_odd =
-            JobFilter { pipeline_id: Some("odd".into()), statuses: vec![JobStatus::Queued], limit: 5, ..Default::default() };
+        let queued_odd = JobFilter {
+            pipeline_id: Some("odd".into()),
+            statuses: vec![JobStatus::Queued],
+            limit: 5,
+            ..Default::default()
+        };
         assert_eq!(walk(&*store, queued_odd).await, newest_first(&|i| i % 2 == 1 && i % 3 != 0), "{name}");
 
         // Stable under inserts: a page taken after new jobs arrive continues where the last one ended.
@@ -172,7 +190,10 @@ async fn postgres_claims_respect_the_cluster_cap_leases_and_leadership() {
     }
     // Two nodes claiming at once never exceed the cap of 3 together.
     let lease = Duration::from_secs(1);
-    let (q1, q2) = tokio::join!(a.claim("q", "A", 3, 3, Duration::from_secs(30)), b.claim("q", "B", 3, 3, Duration::from_secs(30)));
+    let (q1, q2) = tokio::join!(
+        a.claim("q", "A", 3, 3, Duration::from_secs(30)),
+        b.claim("q", "B", 3, 3, Duration::from_secs(30))
+    );
     assert_eq!(q1.unwrap().len() + q2.unwrap().len(), 3);
     // A takes two, B gets only the one slot left.
     let x = a.claim("p", "A", 2, 3, lease).await.unwrap();

@@ -79,7 +79,8 @@ impl Server {
         let state_temp = tempfile::tempdir().expect("temp dir");
         let state = std::fs::canonicalize(state_temp.path()).expect("canonical temp dir");
         let config_path = state.join("alephauto.toml");
-        let cache = if shared { format!("cache_dir = {:?}\n", shared_cache().display().to_string()) } else { String::new() };
+        let cache =
+            if shared { format!("cache_dir = {:?}\n", shared_cache().display().to_string()) } else { String::new() };
         // Tests fire requests far faster than a person: no rate limit unless a test sets one.
         let rate_limit = if extra.contains("[server.rate_limit]") { "" } else { "[server.rate_limit]\nrequests = 0\n" };
         let config = format!(
@@ -165,7 +166,8 @@ impl Server {
     /// Reads the key the server generated on its first run (none when one is configured
     /// or the key is off) and makes `http` send it.
     fn use_generated_key(&mut self) {
-        self.api_key = std::fs::read_to_string(self.state.join("data").join("api-key")).ok().map(|k| k.trim().to_string());
+        self.api_key =
+            std::fs::read_to_string(self.state.join("data").join("api-key")).ok().map(|k| k.trim().to_string());
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(key) = &self.api_key {
             headers.insert("x-api-key", key.parse().expect("the key is a header value"));
@@ -350,7 +352,11 @@ impl Server {
             }
             let _ = child.kill();
             let _ = child.wait();
-            assert!(start.elapsed() < Duration::from_secs(30), "server did not restart on {bind}; log:\n{}", self.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server did not restart on {bind}; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -392,4 +398,3 @@ pub fn pg_schema_url(tag: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-csearch_path%3D{schema}")
 }
-

@@ -247,7 +247,10 @@ mod tests {
         let server = ServerConfig { require_key: false, ..ServerConfig::default() };
         assert!(resolve_key(None, &server, dir.path(), false).is_err());
         assert_eq!(resolve_key(None, &server, dir.path(), true).unwrap(), ServerKey::Disabled);
-        assert_eq!(resolve_key(Some("flag"), &server, dir.path(), false).unwrap(), ServerKey::Configured("flag".into()));
+        assert_eq!(
+            resolve_key(Some("flag"), &server, dir.path(), false).unwrap(),
+            ServerKey::Configured("flag".into())
+        );
         assert!(resolve_key(Some("has space"), &server, dir.path(), true).is_err());
         assert!(!key_file(dir.path()).exists(), "nothing generated when a key is configured or disabled");
     }
@@ -255,7 +258,10 @@ mod tests {
     #[test]
     fn the_key_subprotocol_is_found_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, format!("alephauto.v1, {}", ws_key_protocol("a+/=b")).parse().unwrap());
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            format!("alephauto.v1, {}", ws_key_protocol("a+/=b")).parse().unwrap(),
+        );
         assert_eq!(ws_protocol_key(&h).as_deref(), Some("a+/=b"));
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, "alephauto.v1".parse().unwrap());
         assert_eq!(ws_protocol_key(&h), None);

@@ -100,7 +100,12 @@ fn serve(asset: &'static Asset, headers: &HeaderMap, cache: &'static str) -> Res
     if not_modified(headers, &asset.etag) {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
-    (StatusCode::OK, common, [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))], asset.body.as_str())
+    (
+        StatusCode::OK,
+        common,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+        asset.body.as_str(),
+    )
         .into_response()
 }
 

@@ -21,10 +21,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use crate::config::{RateLimitConfig, ServerConfig};
@@ -136,7 +136,9 @@ pub async fn check_host_and_origin(State(policy): State<Arc<EdgePolicy>>, req: R
             return refuse(
                 StatusCode::FORBIDDEN,
                 "ORIGIN_NOT_ALLOWED",
-                format!("Requests from origin {origin:?} are not allowed; add it to server.allowed_origins if they should be"),
+                format!(
+                    "Requests from origin {origin:?} are not allowed; add it to server.allowed_origins if they should be"
+                ),
             );
         }
     } else if cross_site_subresource(headers) {
@@ -209,7 +211,10 @@ where
             tower_governor::GovernorError::TooManyRequests { wait_time, .. } => ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 code: "RATE_LIMITED",
-                message: format!("Too many requests from this client; retry in {} s (server.rate_limit)", wait_time.max(1)),
+                message: format!(
+                    "Too many requests from this client; retry in {} s (server.rate_limit)",
+                    wait_time.max(1)
+                ),
                 retry_after: Some(wait_time.max(1)),
             },
             // The server inserts every peer address, so this is a bug if it happens.
@@ -235,10 +240,20 @@ mod tests {
     #[test]
     fn hosts_are_ip_literals_localhost_or_configured_names() {
         let p = policy(&["Ops.Example.com"], &[]);
-        for ok in ["127.0.0.1:8080", "127.0.0.1", "[::1]:8080", "10.1.2.3:80", "localhost:8080", "LOCALHOST.", "ops.example.com:443"] {
+        for ok in [
+            "127.0.0.1:8080",
+            "127.0.0.1",
+            "[::1]:8080",
+            "10.1.2.3:80",
+            "localhost:8080",
+            "LOCALHOST.",
+            "ops.example.com:443",
+        ] {
             assert!(p.host_allowed(ok), "{ok}");
         }
-        for bad in ["evil.example:8080", "evil.example", "127.0.0.1.nip.io:8080", "localhost.evil.example", "0x7f.1:8080", ""] {
+        for bad in
+            ["evil.example:8080", "evil.example", "127.0.0.1.nip.io:8080", "localhost.evil.example", "0x7f.1:8080", ""]
+        {
             assert!(!p.host_allowed(bad), "{bad}");
         }
     }

@@ -3,8 +3,8 @@
 //! Framework rejections (path, query, JSON) are converted here too, through the
 //! `ApiPath` / `ApiQuery` extractors, so no error reaches a client as plain text.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::FromRequestParts;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -257,10 +257,9 @@ impl From<TriggerError> for ApiError {
         match e {
             TriggerError::Registry(r) => r.into(),
             TriggerError::InvalidParams(_) => ApiError::bad_request("INVALID_PARAMETERS", message),
-            TriggerError::QueueFull { .. } => ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "QUEUE_FULL", message)
-            },
+            TriggerError::QueueFull { .. } => {
+                ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "QUEUE_FULL", message) }
+            }
             TriggerError::Disabled(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "EXECUTION_DISABLED", message),
             TriggerError::ShuttingDown => ApiError {
                 retry_after: Some(5),

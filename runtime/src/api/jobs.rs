@@ -57,7 +57,15 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<JobsQuery
     let next_cursor = page.next.map(|c| c.encode());
     // The jobs arrive as JSON text from the store; embedding them raw avoids a parse and re-serialise.
     let jobs = RawValue::from_string(page.jobs).map_err(ApiError::internal)?;
-    Ok(Json(JobsPage { jobs, total: page.total, limit, offset, has_more, next_cursor, timestamp: format_ts(&Utc::now()) }))
+    Ok(Json(JobsPage {
+        jobs,
+        total: page.total,
+        limit,
+        offset,
+        has_more,
+        next_cursor,
+        timestamp: format_ts(&Utc::now()),
+    }))
 }
 
 /// One job.

@@ -290,7 +290,10 @@ impl utoipa::Modify for Security {
         use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("apiKey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -317,8 +320,9 @@ pub fn document(pipeline_ids: &[String]) -> Value {
                 }
                 let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else { continue };
                 for p in params {
-                    let is_pipeline = (path.starts_with("/api/pipelines/{id}") && p["name"] == "id" && p["in"] == "path")
-                        || (p["name"] == "pipelineId" && p["in"] == "query");
+                    let is_pipeline =
+                        (path.starts_with("/api/pipelines/{id}") && p["name"] == "id" && p["in"] == "path")
+                            || (p["name"] == "pipelineId" && p["in"] == "query");
                     if is_pipeline && !ids.is_empty() {
                         p["schema"] = serde_json::json!({"type": "string", "enum": ids});
                     }
@@ -336,9 +340,7 @@ pub fn document(pipeline_ids: &[String]) -> Value {
 pub fn routes() -> Router<AppState> {
     Router::new().route(
         "/api/openapi.json",
-        get(|State(state): State<AppState>| async move {
-            Json(document(&state.queue.registry().pipeline_ids()))
-        }),
+        get(|State(state): State<AppState>| async move { Json(document(&state.queue.registry().pipeline_ids())) }),
     )
 }
 
@@ -355,7 +357,10 @@ mod tests {
                 let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
                 assert!(ids.insert(id.to_string()), "operationId {id} twice");
                 if method == "post" || path == "/ws" {
-                    assert!(op["security"].as_array().is_some_and(|s| !s.is_empty()), "{method} {path} has no security");
+                    assert!(
+                        op["security"].as_array().is_some_and(|s| !s.is_empty()),
+                        "{method} {path} has no security"
+                    );
                 }
             }
         }

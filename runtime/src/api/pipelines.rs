@@ -134,7 +134,9 @@ pub async fn trigger(
     body: Bytes,
 ) -> Result<(StatusCode, Json<TriggerResponse>), ApiError> {
     if !state.queue.registry().is_supported(&id) {
-        return Err(crate::registry::RegistryError::Unknown { id, supported: state.queue.registry().pipeline_ids() }.into());
+        return Err(
+            crate::registry::RegistryError::Unknown { id, supported: state.queue.registry().pipeline_ids() }.into()
+        );
     }
     let params = parse_trigger_body(&body)?;
     let job = state.queue.trigger(&id, params).await?;
@@ -192,7 +194,14 @@ mod tests {
         assert_eq!(parse_trigger_body(&Bytes::from_static(b"")).unwrap(), json!({}));
         assert_eq!(parse_trigger_body(&Bytes::from_static(b"{}")).unwrap(), json!({}));
         assert_eq!(parse_trigger_body(&Bytes::from_static(b"{\"parameters\":{\"a\":1}}")).unwrap(), json!({"a": 1}));
-        for bad in [&b"{"[..], b"[]", b"{\"params\":{}}", b"{\"parameters\":[1]}", b"{\"parameters\":\"x\"}", b"{\"parameters\":null}"] {
+        for bad in [
+            &b"{"[..],
+            b"[]",
+            b"{\"params\":{}}",
+            b"{\"parameters\":[1]}",
+            b"{\"parameters\":\"x\"}",
+            b"{\"parameters\":null}",
+        ] {
             let err = parse_trigger_body(&Bytes::copy_from_slice(bad)).unwrap_err();
             assert_eq!(err.status, StatusCode::BAD_REQUEST, "{:?}", String::from_utf8_lossy(bad));
         }

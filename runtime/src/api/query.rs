@@ -51,10 +51,9 @@ pub struct PipelineJobsQuery {
 /// An integer in `min..=max`, or `default` when absent.
 pub fn int_in(raw: Option<&str>, key: &str, min: u32, max: u32, default: u32) -> Result<u32, ApiError> {
     let Some(raw) = raw else { return Ok(default) };
-    raw.parse::<u32>()
-        .ok()
-        .filter(|v| (min..=max).contains(v))
-        .ok_or_else(|| ApiError::bad_request("INVALID_QUERY", format!("'{key}' must be an integer from {min} to {max}, got {raw:?}")))
+    raw.parse::<u32>().ok().filter(|v| (min..=max).contains(v)).ok_or_else(|| {
+        ApiError::bad_request("INVALID_QUERY", format!("'{key}' must be an integer from {min} to {max}, got {raw:?}"))
+    })
 }
 
 /// An offset (0 or more).

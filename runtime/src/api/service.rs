@@ -91,7 +91,8 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<ServiceStatus>
             id,
         });
     }
-    let filter = |statuses: Vec<JobStatus>, limit| JobFilter { pipeline_id: None, statuses, limit, offset: 0, after: None };
+    let filter =
+        |statuses: Vec<JobStatus>, limit| JobFilter { pipeline_id: None, statuses, limit, offset: 0, after: None };
     let running_jobs = store.list(&filter(vec![JobStatus::Running], 100)).await?;
     let queued_jobs = store.list(&filter(vec![JobStatus::Queued], 100)).await?;
     let recent = store.list(&filter(vec![JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled], 20)).await?;

@@ -129,7 +129,8 @@ async fn client(mut socket: WebSocket, state: AppState) {
     let client_id = format!("c{:x}", rand_id());
     let mut events = state.queue.events().subscribe();
     let mut channels: HashSet<String> = HashSet::new();
-    let hello = json!({"type": "connected", "clientId": client_id, "channels": CHANNELS, "timestamp": format_ts(&Utc::now())});
+    let hello =
+        json!({"type": "connected", "clientId": client_id, "channels": CHANNELS, "timestamp": format_ts(&Utc::now())});
     if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
         return;
     }
@@ -244,7 +245,9 @@ fn handle_client_message(text: &str, channels: &mut HashSet<String>) -> Option<V
             }
             Err(e) => json!({"type": "error", "error": e, "timestamp": now}),
         }),
-        Some(other) => Some(json!({"type": "error", "error": format!("unknown message type {other:?}"), "timestamp": now})),
+        Some(other) => {
+            Some(json!({"type": "error", "error": format!("unknown message type {other:?}"), "timestamp": now}))
+        }
         None => Some(json!({"type": "error", "error": "message needs a 'type'", "timestamp": now})),
     }
 }
@@ -265,9 +268,15 @@ mod tests {
         let mut ch = HashSet::new();
         assert_eq!(handle_client_message(r#"{"type":"ping"}"#, &mut ch).unwrap()["type"], "pong");
         assert_eq!(handle_client_message("nope", &mut ch).unwrap()["type"], "error");
-        assert_eq!(handle_client_message(r#"{"type":"subscribe","channels":["jobs"]}"#, &mut ch).unwrap()["type"], "subscribed");
+        assert_eq!(
+            handle_client_message(r#"{"type":"subscribe","channels":["jobs"]}"#, &mut ch).unwrap()["type"],
+            "subscribed"
+        );
         assert!(ch.contains("jobs"));
-        assert_eq!(handle_client_message(r#"{"type":"subscribe","channels":["x"]}"#, &mut ch).unwrap()["type"], "error");
+        assert_eq!(
+            handle_client_message(r#"{"type":"subscribe","channels":["x"]}"#, &mut ch).unwrap()["type"],
+            "error"
+        );
         handle_client_message(r#"{"type":"unsubscribe","channels":["jobs"]}"#, &mut ch);
         assert!(ch.is_empty());
         assert_eq!(handle_client_message(r#"{"type":"dance"}"#, &mut ch).unwrap()["type"], "error");

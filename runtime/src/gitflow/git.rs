@@ -43,7 +43,18 @@ const HARDENING: &[&str] = &[
 /// Variables of the server's environment git may see: where programs are, the user's
 /// global config (identity, credential helpers) and the SSH agent, proxies. Nothing else
 /// (the API key and forge token live in the server's environment).
-const PASSED_ENV: &[&str] = &["PATH", "HOME", "XDG_CONFIG_HOME", "SSH_AUTH_SOCK", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"];
+const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "SSH_AUTH_SOCK",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
 
 /// What a finished git command printed and how it exited.
 #[derive(Debug)]

@@ -22,22 +22,12 @@ const MAX_SNAPSHOT_BYTES: u64 = 16 << 20;
 /// Folder names under a git folder that hold data, not settings (at any depth).
 const DATA_DIRS: &[&str] = &["objects", "refs", "logs", "rr-cache", "lfs"];
 /// Files under a git folder that git itself rewrites as data during the workflow.
-const DATA_FILES: &[&str] = &[
-    "index",
-    "packed-refs",
-    "COMMIT_EDITMSG",
-    "ORIG_HEAD",
-    "FETCH_HEAD",
-    "AUTO_MERGE",
-    "gitk.cache",
-    "shallow.lock",
-];
+const DATA_FILES: &[&str] =
+    &["index", "packed-refs", "COMMIT_EDITMSG", "ORIG_HEAD", "FETCH_HEAD", "AUTO_MERGE", "gitk.cache", "shallow.lock"];
 
 /// The job changed the repository's git metadata: the job fails with `SECURITY`.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the job changed the repository's git metadata ({0}); the repository was restored and nothing was pushed"
-)]
+#[error("the job changed the repository's git metadata ({0}); the repository was restored and nothing was pushed")]
 pub struct Tampered(pub String);
 
 /// A repository setting that could run a program or redirect git, found before the job ran.
@@ -76,10 +66,7 @@ impl Snapshot {
         let mut folders = Vec::new();
         let mut budget = MAX_SNAPSHOT_BYTES;
         for dir in git_dirs {
-            if folders
-                .iter()
-                .any(|(d, _): &(PathBuf, _)| dir.starts_with(d))
-            {
+            if folders.iter().any(|(d, _): &(PathBuf, _)| dir.starts_with(d)) {
                 continue;
             }
             let mut entries = BTreeMap::new();
@@ -87,28 +74,19 @@ impl Snapshot {
             folders.push((dir.clone(), entries));
         }
         let refs = refs(git, top).await?;
-        Ok(Self {
-            dot_git,
-            top: top.to_path_buf(),
-            folders,
-            refs,
-        })
+        Ok(Self { dot_git, top: top.to_path_buf(), folders, refs })
     }
 
     /// Compares the metadata now with the snapshot, without running git.
     pub fn verify_metadata(&self) -> Result<(), Tampered> {
         let now = dot_git(&self.top).map_err(|e| Tampered(format!("{e:#}")))?;
         if now != self.dot_git {
-            return Err(Tampered(format!(
-                "{} was replaced",
-                self.top.join(".git").display()
-            )));
+            return Err(Tampered(format!("{} was replaced", self.top.join(".git").display())));
         }
         for (dir, before) in &self.folders {
             let mut after = BTreeMap::new();
             let mut budget = MAX_SNAPSHOT_BYTES * 2;
-            scan(dir, Path::new(""), &mut after, &mut budget)
-                .map_err(|e| Tampered(format!("{e:#}")))?;
+            scan(dir, Path::new(""), &mut after, &mut budget).map_err(|e| Tampered(format!("{e:#}")))?;
             if let Some(path) = first_difference(before, &after) {
                 return Err(Tampered(format!("{} changed", dir.join(path).display())));
             }
@@ -120,11 +98,8 @@ impl Snapshot {
     pub async fn verify_refs(&self, git: &Git, allowed: &str) -> anyhow::Result<()> {
         let now = refs(git, &self.top).await?;
         // The job branch is the one ref the workflow itself moves (after this check).
-        let changed = self
-            .refs
-            .keys()
-            .chain(now.keys())
-            .find(|r| r.as_str() != allowed && self.refs.get(*r) != now.get(*r));
+        let changed =
+            self.refs.keys().chain(now.keys()).find(|r| r.as_str() != allowed && self.refs.get(*r) != now.get(*r));
         if let Some(r) = changed {
             bail!(Tampered(format!("ref {r} was moved, created or deleted")));
         }
@@ -146,10 +121,9 @@ impl Snapshot {
                 }
             }
             (None, Ok(None)) => {}
-            (None, _) => problems.push(format!(
-                "{} is no longer the repository's folder and cannot be restored",
-                dot.display()
-            )),
+            (None, _) => {
+                problems.push(format!("{} is no longer the repository's folder and cannot be restored", dot.display()))
+            }
         }
         for (dir, before) in &self.folders {
             if let Err(e) = restore_folder(dir, before) {
@@ -162,11 +136,7 @@ impl Snapshot {
                 problems.push(format!("{e:#}"));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            bail!("restoring the repository: {}", problems.join("; "))
-        }
+        if problems.is_empty() { Ok(()) } else { bail!("restoring the repository: {}", problems.join("; ")) }
     }
 
     async fn restore_refs(&self, git: &Git) -> anyhow::Result<()> {
@@ -190,26 +160,18 @@ impl Snapshot {
 /// The work tree's `.git`: `None` for a folder, the contents of a `.git` file.
 fn dot_git(top: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     let dot = top.join(".git");
-    let meta =
-        std::fs::symlink_metadata(&dot).with_context(|| format!("reading {}", dot.display()))?;
+    let meta = std::fs::symlink_metadata(&dot).with_context(|| format!("reading {}", dot.display()))?;
     if meta.is_dir() {
         Ok(None)
     } else if meta.is_file() {
-        Ok(Some(
-            std::fs::read(&dot).with_context(|| format!("reading {}", dot.display()))?,
-        ))
+        Ok(Some(std::fs::read(&dot).with_context(|| format!("reading {}", dot.display()))?))
     } else {
         bail!("{} is neither a folder nor a file", dot.display())
     }
 }
 
 /// Records `base/rel` recursively, skipping data folders and files.
-fn scan(
-    base: &Path,
-    rel: &Path,
-    out: &mut BTreeMap<PathBuf, Entry>,
-    budget: &mut u64,
-) -> anyhow::Result<()> {
+fn scan(base: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Entry>, budget: &mut u64) -> anyhow::Result<()> {
     let dir = base.join(rel);
     let read = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in read {
@@ -217,9 +179,7 @@ fn scan(
         let name = entry.file_name();
         let name_s = name.to_string_lossy();
         let path = rel.join(&name);
-        let kind = entry
-            .file_type()
-            .with_context(|| format!("reading {}", path.display()))?;
+        let kind = entry.file_type().with_context(|| format!("reading {}", path.display()))?;
         if kind.is_dir() && DATA_DIRS.contains(&name_s.as_ref()) {
             // Alternates live among the objects and decide where objects are read from.
             if name_s == "objects" {
@@ -252,9 +212,7 @@ fn record(path: &Path, budget: &mut u64) -> anyhow::Result<Option<Entry>> {
         return Ok(None);
     };
     if meta.is_symlink() {
-        return Ok(Some(Entry::Link(
-            std::fs::read_link(path).with_context(|| format!("reading {}", path.display()))?,
-        )));
+        return Ok(Some(Entry::Link(std::fs::read_link(path).with_context(|| format!("reading {}", path.display()))?)));
     }
     if meta.is_dir() {
         return Ok(Some(Entry::Dir));
@@ -265,16 +223,11 @@ fn record(path: &Path, budget: &mut u64) -> anyhow::Result<Option<Entry>> {
     *budget = budget
         .checked_sub(meta.len())
         .with_context(|| format!("the git metadata is larger than {MAX_SNAPSHOT_BYTES} bytes"))?;
-    Ok(Some(Entry::File(
-        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-    )))
+    Ok(Some(Entry::File(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)))
 }
 
 /// The first path present in one map and not the other, or different.
-fn first_difference<'a>(
-    a: &'a BTreeMap<PathBuf, Entry>,
-    b: &'a BTreeMap<PathBuf, Entry>,
-) -> Option<&'a Path> {
+fn first_difference<'a>(a: &'a BTreeMap<PathBuf, Entry>, b: &'a BTreeMap<PathBuf, Entry>) -> Option<&'a Path> {
     a.iter()
         .find(|(p, e)| b.get(*p) != Some(*e))
         .map(|(p, _)| p.as_path())
@@ -306,22 +259,18 @@ fn restore_folder(dir: &Path, before: &BTreeMap<PathBuf, Entry>) -> anyhow::Resu
                 if current.is_some() {
                     remove_any(&full)?;
                 }
-                std::fs::create_dir_all(&full)
-                    .with_context(|| format!("creating {}", full.display()))?;
+                std::fs::create_dir_all(&full).with_context(|| format!("creating {}", full.display()))?;
             }
             Entry::File(data) => {
                 remove_any(&full)?;
                 if let Some(parent) = full.parent() {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
+                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
                 }
-                std::fs::write(&full, data)
-                    .with_context(|| format!("writing {}", full.display()))?;
+                std::fs::write(&full, data).with_context(|| format!("writing {}", full.display()))?;
             }
             Entry::Link(target) => {
                 remove_any(&full)?;
-                std::os::unix::fs::symlink(target, &full)
-                    .with_context(|| format!("linking {}", full.display()))?;
+                std::os::unix::fs::symlink(target, &full).with_context(|| format!("linking {}", full.display()))?;
             }
         }
     }
@@ -341,17 +290,10 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 /// Every ref under `refs/` and the object it names.
 async fn refs(git: &Git, top: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let out = git
-        .run(
-            top,
-            &["for-each-ref", "--format=%(refname)%00%(objectname)"],
-        )
+        .run(top, &["for-each-ref", "--format=%(refname)%00%(objectname)"])
         .await
         .context("listing the repository's refs")?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_once('\0'))
-        .map(|(name, sha)| (name.to_string(), sha.to_string()))
-        .collect())
+    Ok(out.lines().filter_map(|l| l.split_once('\0')).map(|(name, sha)| (name.to_string(), sha.to_string())).collect())
 }
 
 /// Repository-local config keys (lower case, `*` for any subsection) that make git run a
@@ -413,41 +355,20 @@ pub(crate) fn unsafe_key(key: &str) -> bool {
 
 /// Refuses a repository whose own config files set a key in `UNSAFE_KEYS` (except
 /// `core.fsmonitor=false`). Parses the files with `git config --file`, which runs nothing.
-pub(crate) async fn check_config(
-    git: &Git,
-    top: &Path,
-    common_dir: &Path,
-    git_dir: &Path,
-) -> anyhow::Result<()> {
-    let mut files = vec![
-        common_dir.join("config"),
-        git_dir.join("config.worktree"),
-        common_dir.join("config.worktree"),
-    ];
+pub(crate) async fn check_config(git: &Git, top: &Path, common_dir: &Path, git_dir: &Path) -> anyhow::Result<()> {
+    let mut files =
+        vec![common_dir.join("config"), git_dir.join("config.worktree"), common_dir.join("config.worktree")];
     files.dedup();
     for file in files.iter().filter(|f| f.is_file()) {
         let path = file.to_string_lossy();
         let out = git
-            .run(
-                top,
-                &[
-                    "config",
-                    "--no-includes",
-                    "--file",
-                    &path,
-                    "--null",
-                    "--list",
-                ],
-            )
+            .run(top, &["config", "--no-includes", "--file", &path, "--null", "--list"])
             .await
             .with_context(|| format!("reading {path}"))?;
         for item in out.split('\0').filter(|i| !i.is_empty()) {
             let (key, value) = item.split_once('\n').unwrap_or((item, ""));
             if key.eq_ignore_ascii_case("core.fsmonitor")
-                && matches!(
-                    value.to_ascii_lowercase().as_str(),
-                    "false" | "no" | "off" | "0"
-                )
+                && matches!(value.to_ascii_lowercase().as_str(), "false" | "no" | "off" | "0")
             {
                 continue;
             }
@@ -479,13 +400,7 @@ mod tests {
         ] {
             assert!(unsafe_key(key), "{key}");
         }
-        for key in [
-            "user.name",
-            "remote.origin.url",
-            "filter.lfs.required",
-            "core.bare",
-            "branch.main.remote",
-        ] {
+        for key in ["user.name", "remote.origin.url", "filter.lfs.required", "core.bare", "branch.main.remote"] {
             assert!(!unsafe_key(key), "{key}");
         }
     }

@@ -370,7 +370,8 @@ impl GitWorkflow {
         // The identity recorded before the job ran, whatever the config says now.
         let name = format!("user.name={}", s.identity.0);
         let email = format!("user.email={}", s.identity.1);
-        let args = ["-c", &name, "-c", &email, "commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", &title, "-m", &body];
+        let args =
+            ["-c", &name, "-c", &email, "commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", &title, "-m", &body];
         git.run(repo, &args).await.context("committing the job's changes")?;
         let sha = git.run(repo, &["rev-parse", "HEAD"]).await.context("reading the job commit")?.trim().to_string();
 

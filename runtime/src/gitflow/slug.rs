@@ -33,11 +33,7 @@ pub(crate) fn branch_name(prefix: &str, pipeline: &str, description: Option<&str
         text = "job".into();
     }
     let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        format!("{pipeline}-{text}-{ms}")
-    } else {
-        format!("{prefix}/{pipeline}-{text}-{ms}")
-    }
+    if prefix.is_empty() { format!("{pipeline}-{text}-{ms}") } else { format!("{prefix}/{pipeline}-{text}-{ms}") }
 }
 
 #[cfg(test)]

@@ -65,7 +65,10 @@ impl Fixture {
     }
 
     fn local_branches(&self) -> Vec<String> {
-        git(&self.work, &["for-each-ref", "--format=%(refname:short)", "refs/heads"]).lines().map(str::to_string).collect()
+        git(&self.work, &["for-each-ref", "--format=%(refname:short)", "refs/heads"])
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     fn remote_has(&self, branch: &str) -> bool {
@@ -451,7 +454,8 @@ async fn a_repository_whose_own_config_runs_programs_is_refused() {
     std::fs::write(fx.work.join(".gitattributes"), "* filter=evil\n").unwrap();
     git(&fx.work, &["add", ".gitattributes"]);
     git(&fx.work, &["commit", "--quiet", "-m", "attrs"]);
-    for (key, value) in [("core.fsmonitor", cmd.as_str()), ("filter.evil.clean", cmd.as_str()), ("core.worktree", "/")] {
+    for (key, value) in [("core.fsmonitor", cmd.as_str()), ("filter.evil.clean", cmd.as_str()), ("core.worktree", "/")]
+    {
         git(&fx.work, &["config", key, value]);
         // A stat-dirty tracked file: `git status` would run the filter and fsmonitor on it.
         std::fs::write(fx.work.join("README.md"), "# Project\n").unwrap();

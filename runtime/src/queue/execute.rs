@@ -80,9 +80,10 @@ pub(super) fn spawn_execute(inner: &Arc<Inner>, job: Job, start: Start) {
 fn release(inner: &Arc<Inner>, job: &Job) {
     forget(inner, &job.id);
     if let Some(lane) = inner.lanes.get(&job.pipeline_id)
-        && let Ok(mut l) = lane.lock() {
-            l.running = l.running.saturating_sub(1);
-        }
+        && let Ok(mut l) = lane.lock()
+    {
+        l.running = l.running.saturating_sub(1);
+    }
     pump(inner, &job.pipeline_id);
 }
 
@@ -215,7 +216,9 @@ async fn record(inner: &Arc<Inner>, mut job: Job, outcome: Outcome) {
             }
             inner.publish_of(kind, &job).await;
         }
-        Ok(false) => tracing::info!(job = %job.id, attempt = job.attempt, "outcome fenced out (cancelled or superseded)"),
+        Ok(false) => {
+            tracing::info!(job = %job.id, attempt = job.attempt, "outcome fenced out (cancelled or superseded)")
+        }
         Err(e) => tracing::error!(job = %job.id, error = %e, "persisting the outcome failed"),
     }
     match successor {
@@ -268,9 +271,10 @@ fn schedule_retry(inner: Arc<Inner>, job: Job, delay: Duration) {
         }
         let pipeline = job.pipeline_id.clone();
         if let Some(lane) = inner.lanes.get(&pipeline)
-            && let Ok(mut l) = lane.lock() {
-                l.queued.push_back(Box::new(job));
-            }
+            && let Ok(mut l) = lane.lock()
+        {
+            l.queued.push_back(Box::new(job));
+        }
         pump(&inner, &pipeline);
     });
 }
@@ -326,7 +330,9 @@ async fn run_attempt(inner: &Arc<Inner>, job: &Job, cancel: Arc<AtomicBool>, jou
             // A job that changed the git metadata fails with SECURITY whatever else it did.
             let tampered = inner.git.abort(session).await.err();
             match (f, tampered) {
-                (Some(_), Some(e)) => Outcome::Failed(failure(crate::gitflow::failure_code(&e), format!("{e:#}"), false), None),
+                (Some(_), Some(e)) => {
+                    Outcome::Failed(failure(crate::gitflow::failure_code(&e), format!("{e:#}"), false), None)
+                }
                 (Some(f), None) => Outcome::Failed(f, None),
                 (None, _) => Outcome::Interrupted,
             }
@@ -375,8 +381,9 @@ async fn run_guest(
         match std::fs::create_dir(dir) {
             Ok(()) => {}
             // An earlier attempt of the same job made it (a real folder, not a link to elsewhere).
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists
-                && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()) => {}
             Err(e) => return Err(Some(failure("OUTPUT_DIR", format!("creating {}: {e}", dir.display()), true))),
         }
         grants.push(Grant { param: "output".into(), dir: dir.clone(), access: Access::Write });
@@ -437,18 +444,21 @@ async fn run_guest(
             if text.len() > inner.settings.max_result_bytes {
                 return Err(Some(failure(
                     "RESULT_TOO_LARGE",
-                    format!("the worker returned {} bytes; the limit is {}", text.len(), inner.settings.max_result_bytes),
+                    format!(
+                        "the worker returned {} bytes; the limit is {}",
+                        text.len(),
+                        inner.settings.max_result_bytes
+                    ),
                     false,
                 )));
             }
-            serde_json::from_str(&text)
-                .map_err(|e| Some(failure("INVALID_RESULT", format!("the worker returned a result that is not JSON: {e}"), false)))
+            serde_json::from_str(&text).map_err(|e| {
+                Some(failure("INVALID_RESULT", format!("the worker returned a result that is not JSON: {e}"), false))
+            })
         }
-        Ok(Err(types::JobError::InvalidInput(f))) => Err(Some(failure(
-            "INVALID_INPUT",
-            format!("Invalid parameter '{}': {}", f.field, f.message),
-            false,
-        ))),
+        Ok(Err(types::JobError::InvalidInput(f))) => {
+            Err(Some(failure("INVALID_INPUT", format!("Invalid parameter '{}': {}", f.field, f.message), false)))
+        }
         Ok(Err(types::JobError::Failed(msg))) => Err(Some(failure("FAILED", msg, false))),
         Ok(Err(types::JobError::Retryable(msg))) => Err(Some(failure("RETRYABLE", msg, true))),
         Err(GuestFailure::Cancelled) => Err(None),

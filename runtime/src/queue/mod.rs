@@ -273,7 +273,13 @@ impl Queue {
         self.inner
             .lanes
             .get(pipeline)
-            .and_then(|l| l.lock().ok().map(|l| LaneCounts { queued: l.queued.len(), running: l.running, capacity: l.max_concurrent }))
+            .and_then(|l| {
+                l.lock().ok().map(|l| LaneCounts {
+                    queued: l.queued.len(),
+                    running: l.running,
+                    capacity: l.max_concurrent,
+                })
+            })
             .unwrap_or_default()
     }
 
@@ -311,9 +317,11 @@ impl Queue {
         let queue = self.clone();
         let (pipeline, kind, triggered_by) = (pipeline.to_string(), kind.to_string(), triggered_by.to_string());
         let retry_of = retry_of.cloned();
-        tokio::spawn(async move { queue.enqueue(&pipeline, valid.params, &kind, &triggered_by, retry_of.as_ref()).await })
-            .await
-            .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
+        tokio::spawn(
+            async move { queue.enqueue(&pipeline, valid.params, &kind, &triggered_by, retry_of.as_ref()).await },
+        )
+        .await
+        .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
     }
 
     /// Checks the cap, persists the job and puts it in its lane (or wakes the cluster's claimers).
@@ -326,7 +334,8 @@ impl Queue {
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
         let inner = &self.inner;
-        let lane = inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
+        let lane =
+            inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
         if let Some(c) = inner.cluster.get() {
             // The table is the queue: count there, insert, and the insert's NOTIFY wakes a claimer.
             let cap = lane.lock().map(|l| l.max_queued).unwrap_or(usize::MAX);
@@ -409,9 +418,10 @@ impl Queue {
                         flag.store(true, Ordering::Relaxed);
                     }
                 } else if let Some(lane) = inner.lanes.get(&before.pipeline_id)
-                    && let Ok(mut l) = lane.lock() {
-                        l.queued.retain(|j| j.id != id);
-                    }
+                    && let Ok(mut l) = lane.lock()
+                {
+                    l.queued.retain(|j| j.id != id);
+                }
                 let job = inner.store.get(id).await?.ok_or_else(|| ControlError::NotFound(id.into()))?;
                 // The attempt's own finish is fenced out now, so the cancel is what counts it.
                 let ran = job.started_at.zip(job.completed_at).and_then(|(s, e)| (e - s).to_std().ok());
@@ -472,7 +482,9 @@ impl Queue {
                         l.queued.push_back(Box::new(job));
                     }
                 }
-                None => tracing::warn!(job = %job.id, pipeline = %job.pipeline_id, "recovered job's pipeline is no longer configured; left queued"),
+                None => {
+                    tracing::warn!(job = %job.id, pipeline = %job.pipeline_id, "recovered job's pipeline is no longer configured; left queued")
+                }
             }
         }
         for p in pipelines {

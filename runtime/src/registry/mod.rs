@@ -170,7 +170,13 @@ impl Registry {
             })
             .collect();
         let protected = config.protected_paths().into_iter().map(|p| p.path).collect();
-        Self { sandbox, entries, max_log_bytes: config.runtime.max_log_bytes, closed: AtomicBool::new(false), protected }
+        Self {
+            sandbox,
+            entries,
+            max_log_bytes: config.runtime.max_log_bytes,
+            closed: AtomicBool::new(false),
+            protected,
+        }
     }
 
     /// The sandbox workers run in.

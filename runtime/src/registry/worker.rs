@@ -183,14 +183,15 @@ pub fn json_type(v: &Value) -> &'static str {
 
 /// Fills absent top-level properties that declare a `default`.
 fn apply_defaults(schema: &Value, params: &mut Value) {
-    let (Some(props), Some(obj)) = (schema.get("properties").and_then(Value::as_object), params.as_object_mut())
-    else {
+    let (Some(props), Some(obj)) = (schema.get("properties").and_then(Value::as_object), params.as_object_mut()) else {
         return;
     };
     for (name, prop) in props {
         if let Some(default) = prop.get("default")
-            && !obj.contains_key(name) && !default.is_null() {
-                obj.insert(name.clone(), default.clone());
-            }
+            && !obj.contains_key(name)
+            && !default.is_null()
+        {
+            obj.insert(name.clone(), default.clone());
+        }
     }
 }

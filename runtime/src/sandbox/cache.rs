@@ -105,7 +105,8 @@ fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN]> {
         }
         // Another process made it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading the cache key {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading the cache key {}", path.display()))?;
             parse_key(&text, path)
         }
         Err(e) => Err(e).with_context(|| format!("creating the cache key {}", path.display())),

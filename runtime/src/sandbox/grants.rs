@@ -108,7 +108,10 @@ fn check_path(raw: &str, roots: &[PathBuf]) -> Result<PathBuf, String> {
 /// grant that file's folder) and neither lies inside nor contains anything protected.
 fn check_grant(raw: &str, dir: &Path, roots: &[PathBuf], protected: &[PathBuf]) -> Result<(), String> {
     if !roots.iter().any(|root| dir.starts_with(root)) {
-        return Err(format!("{raw:?} would grant its folder {}, which is outside the folders this pipeline is granted", dir.display()));
+        return Err(format!(
+            "{raw:?} would grant its folder {}, which is outside the folders this pipeline is granted",
+            dir.display()
+        ));
     }
     if let Some(place) = protected.iter().find(|p| dir.starts_with(p)) {
         return Err(format!("{raw:?} lies inside AlephAuto's own data ({}), which no job may reach", place.display()));

@@ -37,8 +37,11 @@ impl JobLimiter {
 impl ResourceLimiter for JobLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
-            let message =
-                format!("memory limit exceeded: wanted {} MiB, limit is {} MiB", desired >> 20, self.memory_bytes >> 20);
+            let message = format!(
+                "memory limit exceeded: wanted {} MiB, limit is {} MiB",
+                desired >> 20,
+                self.memory_bytes >> 20
+            );
             self.refused = Some(message.clone());
             // An error (not `Ok(false)`) traps at the grow, so the guest cannot limp on.
             return Err(wasmtime::Error::msg(message));

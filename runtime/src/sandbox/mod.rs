@@ -284,7 +284,11 @@ impl Sandbox {
     }
 
     /// Instantiates `pre` in `store`.
-    pub async fn instantiate(&self, pre: &WorkerPre, store: &mut Store<HostState>) -> Result<PipelineWorker, GuestFailure> {
+    pub async fn instantiate(
+        &self,
+        pre: &WorkerPre,
+        store: &mut Store<HostState>,
+    ) -> Result<PipelineWorker, GuestFailure> {
         pre.instantiate_async(&mut *store).await.map_err(|e| classify(e, store, Duration::ZERO))
     }
 }
@@ -300,7 +304,10 @@ pub fn classify(err: wasmtime::Error, store: &Store<HostState>, budget: Duration
     if let Some(message) = &store.data().limiter.refused {
         return GuestFailure::MemoryLimit(message.clone());
     }
-    if err.chain().any(|e| e.downcast_ref::<ResourceTableError>().is_some_and(|t| matches!(t, ResourceTableError::Full))) {
+    if err
+        .chain()
+        .any(|e| e.downcast_ref::<ResourceTableError>().is_some_and(|t| matches!(t, ResourceTableError::Full)))
+    {
         return GuestFailure::HandleLimit(fs::MAX_HANDLES);
     }
     if let Some(trap) = err.downcast_ref::<Trap>() {

@@ -94,8 +94,11 @@ impl Cursor {
     /// `created_at` as a time (a forged cursor beyond chrono's range is clamped to it: the
     /// page is then empty or the first one, never an error).
     pub fn created_at(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_micros(self.created_us)
-            .unwrap_or(if self.created_us > 0 { DateTime::<Utc>::MAX_UTC } else { DateTime::<Utc>::MIN_UTC })
+        DateTime::from_timestamp_micros(self.created_us).unwrap_or(if self.created_us > 0 {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            DateTime::<Utc>::MIN_UTC
+        })
     }
 
     /// The opaque text form the API hands out: 32 hex digits.
@@ -209,7 +212,13 @@ pub trait JobStore: Send + Sync + 'static {
         Ok((finished, claimed))
     }
     /// running(attempt) → queued(attempt + 1) after a retryable failure, runnable after `delay`.
-    async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure, delay: std::time::Duration) -> StoreResult<bool>;
+    async fn requeue(
+        &self,
+        id: &str,
+        attempt: u32,
+        error: &JobFailure,
+        delay: std::time::Duration,
+    ) -> StoreResult<bool>;
     /// queued | running → cancelled; returns the job as it was before, None when absent or terminal.
     async fn cancel(&self, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>>;
     /// One job.
@@ -253,8 +262,14 @@ pub enum ClusterNote {
 pub trait ClusterStore: JobStore {
     /// Claims up to `limit` runnable queued jobs of `pipeline` for `node`, never letting more
     /// than `cap` of that pipeline run across the cluster; they come back `running`.
-    async fn claim(&self, pipeline: &str, node: &str, limit: u32, cap: u32, lease: std::time::Duration)
-    -> StoreResult<Vec<Job>>;
+    async fn claim(
+        &self,
+        pipeline: &str,
+        node: &str,
+        limit: u32,
+        cap: u32,
+        lease: std::time::Duration,
+    ) -> StoreResult<Vec<Job>>;
     /// Renews `node`'s leases; returns the ids among `running` that were cancelled meanwhile.
     async fn heartbeat(&self, node: &str, running: &[String], lease: std::time::Duration) -> StoreResult<Vec<String>>;
     /// Re-queues, with attempt + 1, running jobs whose lease expired; returns how many.

@@ -19,7 +19,10 @@ use sha2::Digest as _;
 use tokio::sync::{Mutex, broadcast};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
-use super::{ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError, StoreResult};
+use super::{
+    ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError,
+    StoreResult,
+};
 use crate::events::JobEvent;
 use crate::queue::job::{Job, JobFailure, JobStatus, Progress};
 
@@ -159,7 +162,10 @@ impl PostgresStore {
         spawn_listener(connection, notes.clone(), scope.clone());
         if let Some(schema) = schema {
             let ident = schema.replace('"', "\"\"");
-            session.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{ident}\"")).await.context("creating the schema")?;
+            session
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{ident}\""))
+                .await
+                .context("creating the schema")?;
         }
         migrate(&session).await?;
         session
@@ -274,7 +280,9 @@ impl JobStore for PostgresStore {
         let client = self.client().await?;
         let res = client
             .execute(
-                &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"),
+                &format!(
+                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+                ),
                 &[
                     &job.id,
                     &job.pipeline_id,
@@ -385,14 +393,18 @@ impl JobStore for PostgresStore {
 
     async fn get(&self, id: &str) -> StoreResult<Option<Job>> {
         let client = self.client().await?;
-        let row = client.query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"), &[&id]).await.map_err(backend)?;
+        let row = client
+            .query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"), &[&id])
+            .await
+            .map_err(backend)?;
         row.map(|r| to_job(&r)).transpose()
     }
 
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage> {
         let client = self.client().await?;
         let statuses: Vec<String> = filter.statuses.iter().map(|s| s.as_str().to_string()).collect();
-        let where_sql = "WHERE ($1::text IS NULL OR pipeline_id = $1) AND (cardinality($2::text[]) = 0 OR status = ANY($2))";
+        let where_sql =
+            "WHERE ($1::text IS NULL OR pipeline_id = $1) AND (cardinality($2::text[]) = 0 OR status = ANY($2))";
         let total: i64 = client
             .query_one(&format!("SELECT count(*) FROM jobs {where_sql}"), &[&filter.pipeline_id, &statuses])
             .await
@@ -403,12 +415,10 @@ impl JobStore for PostgresStore {
         let order = "ORDER BY created_at DESC, seq DESC LIMIT $3 OFFSET $4";
         let rows = match filter.after {
             None => client
-                .query(&format!("SELECT {JOB_COLUMNS}, seq FROM jobs {where_sql} {order}"), &[
-                    &filter.pipeline_id,
-                    &statuses,
-                    &limit,
-                    &offset,
-                ])
+                .query(
+                    &format!("SELECT {JOB_COLUMNS}, seq FROM jobs {where_sql} {order}"),
+                    &[&filter.pipeline_id, &statuses, &limit, &offset],
+                )
                 .await
                 .map_err(backend)?,
             Some(after) => {
@@ -416,7 +426,9 @@ impl JobStore for PostgresStore {
                 let created = after.created_at();
                 client
                     .query(
-                        &format!("SELECT {JOB_COLUMNS}, seq FROM jobs {where_sql} AND (created_at, seq) < ($5, $6) {order}"),
+                        &format!(
+                            "SELECT {JOB_COLUMNS}, seq FROM jobs {where_sql} AND (created_at, seq) < ($5, $6) {order}"
+                        ),
                         &[&filter.pipeline_id, &statuses, &limit, &offset, &created, &after.seq],
                     )
                     .await
@@ -434,7 +446,10 @@ impl JobStore for PostgresStore {
     async fn counts(&self) -> StoreResult<HashMap<String, PipelineCounts>> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT pipeline_id, status, count(*), max(completed_at) FROM jobs GROUP BY pipeline_id, status", &[])
+            .query(
+                "SELECT pipeline_id, status, count(*), max(completed_at) FROM jobs GROUP BY pipeline_id, status",
+                &[],
+            )
             .await
             .map_err(backend)?;
         let mut out: HashMap<String, PipelineCounts> = HashMap::new();
@@ -468,7 +483,8 @@ impl JobStore for PostgresStore {
             .await
             .map_err(backend)?;
         for e in &entries {
-            let stream = serde_json::to_value(e.stream).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let stream =
+                serde_json::to_value(e.stream).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             tx.execute(&stmt, &[&id, &(e.attempt as i32), &e.timestamp, &e.level, &stream, &e.message, &e.fields])
                 .await
                 .map_err(backend)?;
@@ -479,7 +495,10 @@ impl JobStore for PostgresStore {
     async fn logs(&self, id: &str) -> StoreResult<Vec<LogEntry>> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT ts, level, stream, message, fields, attempt FROM job_logs WHERE job_id = $1 ORDER BY seq", &[&id])
+            .query(
+                "SELECT ts, level, stream, message, fields, attempt FROM job_logs WHERE job_id = $1 ORDER BY seq",
+                &[&id],
+            )
             .await
             .map_err(backend)?;
         rows.iter()
@@ -595,8 +614,11 @@ impl ClusterStore for PostgresStore {
         // A session-level lock on the long-lived LISTEN session: it is released when that
         // session ends, so a dead node's leadership passes on by itself.
         let session = self.session.lock().await;
-        let got: bool =
-            session.query_one("SELECT pg_try_advisory_lock($1)", &[&self.scope.leader_lock]).await.map_err(backend)?.get(0);
+        let got: bool = session
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&self.scope.leader_lock])
+            .await
+            .map_err(backend)?
+            .get(0);
         self.leader.store(got, Ordering::Release);
         Ok(got)
     }
@@ -617,7 +639,9 @@ impl ClusterStore for PostgresStore {
             // Too big for NOTIFY: send the event without its large fields; clients fetch the job.
             let mut slim = event.clone();
             if let Value::Object(map) = &mut slim.payload {
-                map.retain(|k, _| matches!(k.as_str(), "status" | "attempt" | "progress" | "completedAt" | "startedAt"));
+                map.retain(|k, _| {
+                    matches!(k.as_str(), "status" | "attempt" | "progress" | "completedAt" | "startedAt")
+                });
                 map.insert("truncated".into(), Value::Bool(true));
             }
             payload = serde_json::to_string(&slim).map_err(backend)?;

@@ -16,7 +16,17 @@ fn commit_at(dir: &Path, date: &str, message: &str, email: &str) {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", &format!("user.email={email}"), "-c", "user.name=Dev", "commit", "-q", "--allow-empty", "-m", message])
+        .args([
+            "-c",
+            &format!("user.email={email}"),
+            "-c",
+            "user.name=Dev",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            message,
+        ])
         .env("GIT_AUTHOR_DATE", date)
         .env("GIT_COMMITTER_DATE", date)
         .output()
@@ -93,7 +103,10 @@ async fn git_activity_reports_commits_in_the_window_and_writes_reports_and_chart
     let find = |name: &str| repos.iter().find(|x| x["name"] == name).unwrap_or_else(|| panic!("{name} in {r}"));
     let (a, b) = (find("alpha"), find("beta"));
     assert_eq!(a["path"], p(&alpha));
-    assert_eq!((a["commits"].as_u64(), a["linesAdded"].as_u64(), a["linesDeleted"].as_u64()), (Some(2), Some(16), Some(1)));
+    assert_eq!(
+        (a["commits"].as_u64(), a["linesAdded"].as_u64(), a["linesDeleted"].as_u64()),
+        (Some(2), Some(16), Some(1))
+    );
     assert_eq!(a["lastCommit"], "2024-04-10");
     assert_eq!(b["path"], p(&beta));
     assert_eq!((b["commits"].as_u64(), b["linesAdded"].as_u64()), (Some(2), Some(6)));

@@ -55,17 +55,28 @@ fn set(items: &[(&str, &str, u64, u64)]) -> BTreeSet<(String, String, u64, u64)>
 async fn duplicate_detection_finds_a_planted_block_with_its_line_ranges_and_writes_reports() {
     let server = Server::start(&config(&["duplicate-detection"]));
     let repo = server.dir.join("shop");
-    write_tree(&repo, &[
-        // The block starts on line 4 here and on line 3 in lib/cart.js.
-        ("src/checkout.js", &format!("const config = loadConfig();\nconst region = config.region;\n\n{BLOCK}\nexport const ready = region.length > 0;\n")),
-        ("lib/cart.js", &format!("const cart = createCart();\n\n{BLOCK}export default cart;\n")),
-        ("src/unique.js", "const alpha = 1;\nconst beta = alpha + 2;\nconst gamma = beta * 3;\nconst delta = gamma - 4;\nconst epsilon = delta / 5;\nconst zeta = epsilon % 6;\n"),
-        // Copies the scan must not see: vendored, gitignored, and not code.
-        ("node_modules/pricing/index.js", BLOCK),
-        ("ignored/copy.js", BLOCK),
-        (".gitignore", "ignored/\n"),
-        ("README.md", &format!("# Shop\n\n```js\n{BLOCK}```\n\n```js\n{BLOCK}```\n")),
-    ]);
+    write_tree(
+        &repo,
+        &[
+            // The block starts on line 4 here and on line 3 in lib/cart.js.
+            (
+                "src/checkout.js",
+                &format!(
+                    "const config = loadConfig();\nconst region = config.region;\n\n{BLOCK}\nexport const ready = region.length > 0;\n"
+                ),
+            ),
+            ("lib/cart.js", &format!("const cart = createCart();\n\n{BLOCK}export default cart;\n")),
+            (
+                "src/unique.js",
+                "const alpha = 1;\nconst beta = alpha + 2;\nconst gamma = beta * 3;\nconst delta = gamma - 4;\nconst epsilon = delta / 5;\nconst zeta = epsilon % 6;\n",
+            ),
+            // Copies the scan must not see: vendored, gitignored, and not code.
+            ("node_modules/pricing/index.js", BLOCK),
+            ("ignored/copy.js", BLOCK),
+            (".gitignore", "ignored/\n"),
+            ("README.md", &format!("# Shop\n\n```js\n{BLOCK}```\n\n```js\n{BLOCK}```\n")),
+        ],
+    );
     init_repo(&repo);
 
     let job = run_ok(
@@ -108,9 +119,13 @@ async fn duplicate_detection_finds_a_planted_block_with_its_line_ranges_and_writ
     write_tree(&repo, &[("lib/cart.js", "const cart = createCart();\n"), ("src/renamed.js", &renamed)]);
     let exact = run_ok(&server, "duplicate-detection", json!({"repositoryPath": p(&repo)}), "scan complete").await;
     assert_eq!(exact["result"]["duplicates"], json!([]), "{}", exact["result"]);
-    let structural =
-        run_ok(&server, "duplicate-detection", json!({"repositoryPath": p(&repo), "mode": "structural"}), "scan complete")
-            .await;
+    let structural = run_ok(
+        &server,
+        "duplicate-detection",
+        json!({"repositoryPath": p(&repo), "mode": "structural"}),
+        "scan complete",
+    )
+    .await;
     assert_eq!(structural["result"]["duplicates"].as_array().map(Vec::len), Some(1), "{}", structural["result"]);
     let d = &structural["result"]["duplicates"][0];
     assert_eq!(occurrences(d), set(&[("shop", "src/checkout.js", 4, 11), ("shop", "src/renamed.js", 1, 8)]), "{d}");
@@ -120,12 +135,15 @@ async fn duplicate_detection_finds_a_planted_block_with_its_line_ranges_and_writ
 async fn duplicate_detection_inter_project_flags_groups_across_repositories() {
     let server = Server::start(&config(&["duplicate-detection"]));
     let (one, two) = (server.dir.join("one"), server.dir.join("two"));
-    write_tree(&one, &[
-        ("web/price.js", &format!("// pricing\n{BLOCK}")),
-        ("etl/a.py", &format!("import os\n\n{OTHER}")),
-        ("etl/b.py", &format!("{OTHER}\nprint(parse_rows(os.environ['ROWS']))\n")),
-        ("etl/c.py", OTHER),
-    ]);
+    write_tree(
+        &one,
+        &[
+            ("web/price.js", &format!("// pricing\n{BLOCK}")),
+            ("etl/a.py", &format!("import os\n\n{OTHER}")),
+            ("etl/b.py", &format!("{OTHER}\nprint(parse_rows(os.environ['ROWS']))\n")),
+            ("etl/c.py", OTHER),
+        ],
+    );
     write_tree(&two, &[("src/total.js", &format!("const unrelated = true;\n{BLOCK}"))]);
 
     let job = run_ok(
@@ -137,10 +155,7 @@ async fn duplicate_detection_inter_project_flags_groups_across_repositories() {
     .await;
     let r = &job["result"];
     assert_eq!(r["scanType"], "inter-project");
-    assert_eq!(
-        r["repositories"],
-        json!([{"name": "storefront", "path": p(&one)}, {"name": "two", "path": p(&two)}])
-    );
+    assert_eq!(r["repositories"], json!([{"name": "storefront", "path": p(&one)}, {"name": "two", "path": p(&two)}]));
     let dups = r["duplicates"].as_array().unwrap();
     assert_eq!(dups.len(), 2, "{r}");
     // The cross-repository group ranks first although the in-repository one has the higher impact.

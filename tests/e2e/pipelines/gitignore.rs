@@ -37,11 +37,14 @@ async fn gitignore_manager_discovers_adds_once_and_is_idempotent() {
     for r in [&nested, &hidden, &vendored] {
         repo(r);
     }
-    write_tree(&ws, &[
-        ("alpha/.gitignore", "node_modules/\n*.log"),
-        ("gamma/.gitignore", "dist/\n/repomix-output.xml\n"),
-        ("plain/notes.txt", "not a repository\n"),
-    ]);
+    write_tree(
+        &ws,
+        &[
+            ("alpha/.gitignore", "node_modules/\n*.log"),
+            ("gamma/.gitignore", "dist/\n/repomix-output.xml\n"),
+            ("plain/notes.txt", "not a repository\n"),
+        ],
+    );
     let base = json!({"baseDir": p(&ws), "excludeDirs": ["vendor"]});
 
     // Dry run: would_add / skipped, nothing written anywhere.

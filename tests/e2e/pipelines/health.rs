@@ -33,7 +33,8 @@ async fn claude_health_finds_issues_and_warnings_and_scores_by_the_formula() {
             {"type": "command", "command": "\"~/.claude/hooks/missing-hook.sh\""}
         ]}]
     });
-    let plugins = json!({"git-helper@market": true, "git-tools@market": true, "lint-js@market": true, "off-thing@market": false});
+    let plugins =
+        json!({"git-helper@market": true, "git-tools@market": true, "lint-js@market": true, "off-thing@market": false});
     // 120 lines: the first 20 (failed) fall outside the last 100 that are read.
     let mut log = String::new();
     for i in 0..20 {
@@ -47,26 +48,31 @@ async fn claude_health_finds_issues_and_warnings_and_scores_by_the_formula() {
         };
         log.push_str(&line);
     }
-    write_tree(&dir, &[
-        ("settings.json", &settings(hooks, plugins)),
-        ("skills/skill-rules.json", "{ \"rules\": [ broken"),
-        ("skills/pdf/SKILL.md", "# PDF\n"),
-        ("skills/notes.md", "# notes\n"),
-        ("hooks/skill-activation.sh", "#!/bin/sh\nexit 0\n"),
-        ("hooks/post-edit.sh", "#!/bin/sh\nexit 0\n"),
-        ("hooks/unused.sh", "#!/bin/sh\nexit 0\n"),
-        ("agents/reviewer.md", "# reviewer\n"),
-        ("agents/planner.md", "# planner\n"),
-        ("agents/readme.txt", "not an agent\n"),
-        ("commands/ship.md", "# ship\n"),
-        ("logs/hook-performance.log", &log),
-    ]);
+    write_tree(
+        &dir,
+        &[
+            ("settings.json", &settings(hooks, plugins)),
+            ("skills/skill-rules.json", "{ \"rules\": [ broken"),
+            ("skills/pdf/SKILL.md", "# PDF\n"),
+            ("skills/notes.md", "# notes\n"),
+            ("hooks/skill-activation.sh", "#!/bin/sh\nexit 0\n"),
+            ("hooks/post-edit.sh", "#!/bin/sh\nexit 0\n"),
+            ("hooks/unused.sh", "#!/bin/sh\nexit 0\n"),
+            ("agents/reviewer.md", "# reviewer\n"),
+            ("agents/planner.md", "# planner\n"),
+            ("agents/readme.txt", "not an agent\n"),
+            ("commands/ship.md", "# ship\n"),
+            ("logs/hook-performance.log", &log),
+        ],
+    );
     // No scripts/ folder.
     chmod(&dir.join("hooks/skill-activation.sh"), 0o755);
     chmod(&dir.join("hooks/post-edit.sh"), 0o644);
     chmod(&dir.join("hooks/unused.sh"), 0o644);
 
-    let job = run_ok(&server, "claude-health", json!({"configDir": p(&dir), "detailed": true}), "health check complete").await;
+    let job =
+        run_ok(&server, "claude-health", json!({"configDir": p(&dir), "detailed": true}), "health check complete")
+            .await;
     let r = &job["result"];
     let c = &r["checks"];
     assert_eq!(
@@ -75,7 +81,11 @@ async fn claude_health_finds_issues_and_warnings_and_scores_by_the_formula() {
     );
     assert_eq!(c["configuration"], json!({"settings": "valid", "skillRules": "invalid"}));
     let h = &c["hooks"];
-    assert_eq!((h["registered"].as_u64(), h["files"].as_u64(), h["unregistered"].as_u64()), (Some(3), Some(3), Some(1)), "{h}");
+    assert_eq!(
+        (h["registered"].as_u64(), h["files"].as_u64(), h["unregistered"].as_u64()),
+        (Some(3), Some(3), Some(1)),
+        "{h}"
+    );
     assert_eq!(h["missing"], json!(["missing-hook.sh"]));
     assert_eq!(h["notExecutable"], json!(["post-edit.sh"]), "the executable bit comes from the host: {h}");
     assert_eq!(h["executableUnknown"], json!([]), "{h}");
@@ -98,7 +108,9 @@ async fn claude_health_finds_issues_and_warnings_and_scores_by_the_formula() {
         assert!(issues.iter().any(|i| i.contains(needle)), "issue about {needle}: {issues:#?}");
     }
     assert_eq!(warnings.len(), 4, "{warnings:#?}");
-    for needle in ["post-edit.sh is not executable", "1 hook file(s) are not registered", "share categories: git", "2 slow"] {
+    for needle in
+        ["post-edit.sh is not executable", "1 hook file(s) are not registered", "share categories: git", "2 slow"]
+    {
         assert!(warnings.iter().any(|w| w.contains(needle)), "warning {needle}: {warnings:#?}");
     }
     assert_eq!(successes.len(), 10, "5 folders, settings.json, skills, agents, commands, plugins: {successes:#?}");
@@ -133,15 +145,18 @@ async fn claude_health_reports_a_tidy_folder_as_healthy_and_honours_the_switches
     let dir = server.dir.join(".claude");
     let hooks = json!({"Stop": [{"hooks": [{"type": "command", "command": "~/.claude/hooks/stop.sh"}]}]});
     let many: serde_json::Map<String, Value> = (0..25).map(|i| (format!("plugin{i}@m"), json!(true))).collect();
-    write_tree(&dir, &[
-        ("settings.json", &settings(hooks, json!({"alpha@m": true}))),
-        ("skills/skill-rules.json", "{\"rules\": []}"),
-        ("hooks/stop.sh", "#!/bin/sh\n"),
-        ("agents/a.md", "# a\n"),
-        ("commands/c.md", "# c\n"),
-        ("scripts/x.sh", "#!/bin/sh\n"),
-        ("logs/hook-performance.log", "stop.sh ok 3ms\nstop.sh ok 4ms\n"),
-    ]);
+    write_tree(
+        &dir,
+        &[
+            ("settings.json", &settings(hooks, json!({"alpha@m": true}))),
+            ("skills/skill-rules.json", "{\"rules\": []}"),
+            ("hooks/stop.sh", "#!/bin/sh\n"),
+            ("agents/a.md", "# a\n"),
+            ("commands/c.md", "# c\n"),
+            ("scripts/x.sh", "#!/bin/sh\n"),
+            ("logs/hook-performance.log", "stop.sh ok 3ms\nstop.sh ok 4ms\n"),
+        ],
+    );
     chmod(&dir.join("hooks/stop.sh"), 0o755);
 
     let job = run_ok(&server, "claude-health", json!({"configDir": p(&dir)}), "health check complete").await;
@@ -170,5 +185,9 @@ async fn claude_health_reports_a_tidy_folder_as_healthy_and_honours_the_switches
         assert!(!checks.contains_key(off), "{off} was switched off: {checks:?}");
     }
     let w = strings(&job["result"]["analysis"]["warnings"]);
-    assert_eq!(w, vec!["1 hook file(s) are not registered in settings.json".to_string()], "only the hook check is left");
+    assert_eq!(
+        w,
+        vec!["1 hook file(s) are not registered in settings.json".to_string()],
+        "only the hook check is left"
+    );
 }

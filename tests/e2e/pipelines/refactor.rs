@@ -17,25 +17,34 @@ const CASE: &str = "it('renders the page', async () => {
 ";
 
 fn suite(copies: usize) -> String {
-    format!("import {{ describe, it, expect }} from 'vitest';\n\ndescribe('page', () => {{\n{}}});\n", CASE.repeat(copies))
+    format!(
+        "import {{ describe, it, expect }} from 'vitest';\n\ndescribe('page', () => {{\n{}}});\n",
+        CASE.repeat(copies)
+    )
 }
 
 #[tokio::test]
 async fn test_refactor_counts_patterns_and_writes_missing_helpers_once() {
     let server = Server::start(&config(&["test-refactor"]));
     let repo = server.dir.join("web");
-    write_tree(&repo, &[
-        ("package.json", r#"{"name": "web", "devDependencies": {"vitest": "^2.0.0", "@playwright/test": "^1.40.0"}}"#),
-        ("tests/home.test.jsx", &suite(2)),
-        ("tests/nested/about.spec.jsx", &suite(2)),
-        ("src/widget.test.js", &suite(2)),
-        // Not test files, or not where tests are looked for:
-        ("tests/setup.js", &suite(5)),
-        ("tests/node_modules/lib/x.test.js", &suite(5)),
-        ("other/elsewhere.test.js", &suite(5)),
-        // A helper the user already wrote: never overwritten.
-        ("tests/utils/index.js", "// mine\n"),
-    ]);
+    write_tree(
+        &repo,
+        &[
+            (
+                "package.json",
+                r#"{"name": "web", "devDependencies": {"vitest": "^2.0.0", "@playwright/test": "^1.40.0"}}"#,
+            ),
+            ("tests/home.test.jsx", &suite(2)),
+            ("tests/nested/about.spec.jsx", &suite(2)),
+            ("src/widget.test.js", &suite(2)),
+            // Not test files, or not where tests are looked for:
+            ("tests/setup.js", &suite(5)),
+            ("tests/node_modules/lib/x.test.js", &suite(5)),
+            ("other/elsewhere.test.js", &suite(5)),
+            // A helper the user already wrote: never overwritten.
+            ("tests/utils/index.js", "// mine\n"),
+        ],
+    );
     init_repo(&repo);
     let utils = repo.join("tests/utils");
 
@@ -64,10 +73,18 @@ async fn test_refactor_counts_patterns_and_writes_missing_helpers_once() {
         }),
         "{r}"
     );
-    let patterns: Vec<&str> = r["recommendations"].as_array().unwrap().iter().map(|x| x["pattern"].as_str().unwrap()).collect();
+    let patterns: Vec<&str> =
+        r["recommendations"].as_array().unwrap().iter().map(|x| x["pattern"].as_str().unwrap()).collect();
     assert_eq!(
         patterns,
-        vec!["renderWaitFor", "linkAssertions", "headingChecks", "formInteractions", "repeatedStrings", "repeatedExpects"]
+        vec![
+            "renderWaitFor",
+            "linkAssertions",
+            "headingChecks",
+            "formInteractions",
+            "repeatedStrings",
+            "repeatedExpects"
+        ]
     );
     let helpers = ["assertions.js", "semantic-validators.js", "form-helpers.js", "test-constants.js"];
     let would: Vec<String> = helpers.iter().map(|h| p(&utils.join(h))).collect();
@@ -85,7 +102,10 @@ async fn test_refactor_counts_patterns_and_writes_missing_helpers_once() {
     }
     assert_eq!(read(utils.join("index.js")), "// mine\n");
     assert!(read(utils.join("assertions.js")).contains("import { expect } from 'vitest';"));
-    assert!(read(utils.join("assertions.js")).contains("export function expectLink(element, href)"), "plain JS, no types");
+    assert!(
+        read(utils.join("assertions.js")).contains("export function expectLink(element, href)"),
+        "plain JS, no types"
+    );
     assert!(read(utils.join("test-constants.js")).contains("WELCOME_TO_WIDGETS: \"Welcome to Widgets\","));
     assert!(read(utils.join("form-helpers.js")).contains("export async function renderAndWait"));
     assert!(!utils.join("assertions.ts").exists());
@@ -104,12 +124,18 @@ async fn test_refactor_counts_patterns_and_writes_missing_helpers_once() {
 async fn test_refactor_uses_typescript_custom_folders_and_reports_empty_suites() {
     let server = Server::start(&config(&["test-refactor"]));
     let repo = server.dir.join("app");
-    write_tree(&repo, &[
-        ("package.json", r#"{"devDependencies": {"@playwright/test": "^1.40.0"}}"#),
-        ("tsconfig.json", "{}"),
-        ("e2e/login.spec.ts", "test('login', async ({ page }) => {\n  await page.getByLabel('User').fill('me');\n});\n"),
-        ("spec/unit.test.ts", "it('adds', () => { expect(1 + 1).toBe(2); });\n"),
-    ]);
+    write_tree(
+        &repo,
+        &[
+            ("package.json", r#"{"devDependencies": {"@playwright/test": "^1.40.0"}}"#),
+            ("tsconfig.json", "{}"),
+            (
+                "e2e/login.spec.ts",
+                "test('login', async ({ page }) => {\n  await page.getByLabel('User').fill('me');\n});\n",
+            ),
+            ("spec/unit.test.ts", "it('adds', () => { expect(1 + 1).toBe(2); });\n"),
+        ],
+    );
     let job = run_ok(
         &server,
         "test-refactor",

@@ -30,8 +30,16 @@ const FILES: &[(&str, &str)] = &[
     ("image.png", "not really a png"),
 ];
 
-const PACKED: &[&str] =
-    &[".github/workflows/ci.yml", ".gitignore", "README.md", "docs/guide.md", "src/main.rs", "src/util/helpers.rs", "sub/.gitignore", "sub/kept.txt"];
+const PACKED: &[&str] = &[
+    ".github/workflows/ci.yml",
+    ".gitignore",
+    "README.md",
+    "docs/guide.md",
+    "src/main.rs",
+    "src/util/helpers.rs",
+    "sub/.gitignore",
+    "sub/kept.txt",
+];
 
 /// Paths of the `<file path="...">` elements inside `<files>` of an XML pack.
 fn xml_paths(text: &str) -> BTreeSet<String> {
@@ -65,7 +73,19 @@ async fn repomix_packs_every_non_ignored_file_and_no_ignored_one() {
         let with_nl = if body.ends_with('\n') { body.to_string() } else { format!("{body}\n") };
         assert!(text.contains(&format!("<file path=\"{rel}\">\n{with_nl}</file>")), "{rel} verbatim:\n{text}");
     }
-    for secret in ["hunter2", "log line", "scratch\n", "local only", "module.exports", "lockfileVersion", "<old-output/>", "not really a png", "\u{0}", "[core]", "ref: refs/heads"] {
+    for secret in [
+        "hunter2",
+        "log line",
+        "scratch\n",
+        "local only",
+        "module.exports",
+        "lockfileVersion",
+        "<old-output/>",
+        "not really a png",
+        "\u{0}",
+        "[core]",
+        "ref: refs/heads",
+    ] {
         assert!(!text.contains(secret), "ignored content {secret:?} leaked into the pack:\n{text}");
     }
     // Header and directory tree.
@@ -77,7 +97,8 @@ async fn repomix_packs_every_non_ignored_file_and_no_ignored_one() {
 
     let total_bytes: usize = PACKED.iter().map(|rel| FILES.iter().find(|(f, _)| f == rel).unwrap().1.len()).sum();
     assert_eq!(r["totalBytes"], total_bytes);
-    let total_lines: usize = PACKED.iter().map(|rel| FILES.iter().find(|(f, _)| f == rel).unwrap().1.lines().count()).sum();
+    let total_lines: usize =
+        PACKED.iter().map(|rel| FILES.iter().find(|(f, _)| f == rel).unwrap().1.lines().count()).sum();
     assert_eq!(r["totalLines"], total_lines);
     assert_eq!(r["largestFiles"][0]["path"], "src/main.rs", "{r}");
     assert_eq!(r["largestFiles"].as_array().unwrap().len(), 5);

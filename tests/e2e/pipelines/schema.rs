@@ -22,13 +22,16 @@ const MARKER: &str = "<script type=\"application/ld+json\">";
 async fn schema_enhancement_inserts_json_ld_after_the_first_heading_then_skips() {
     let server = Server::start(&config(&["schema-enhancement"]));
     let repo = server.dir.join("widget-factory");
-    write_tree(&repo, &[
-        ("README.md", README),
-        ("package.json", "{\"name\": \"widget-factory\"}\n"),
-        ("src/index.js", "export const widget = () => 1;\n"),
-        ("src/gears.js", "export const gear = 2;\n"),
-        ("scripts/build.py", "print('build')\n"),
-    ]);
+    write_tree(
+        &repo,
+        &[
+            ("README.md", README),
+            ("package.json", "{\"name\": \"widget-factory\"}\n"),
+            ("src/index.js", "export const widget = () => 1;\n"),
+            ("src/gears.js", "export const gear = 2;\n"),
+            ("scripts/build.py", "print('build')\n"),
+        ],
+    );
     init_repo(&repo);
     git(&repo, &["remote", "add", "origin", "git@github.com:acme/widget-factory.git"]);
     let readme = repo.join("README.md");
@@ -86,17 +89,20 @@ async fn schema_enhancement_inserts_json_ld_after_the_first_heading_then_skips()
 async fn schema_enhancement_chooses_the_type_from_the_readme_and_its_project() {
     let server = Server::start(&config(&["schema-enhancement"]));
     let root = server.dir.clone();
-    write_tree(&root, &[
-        ("api/README.md", "# Payments API\n\nEndpoints for charging cards and issuing refunds.\n"),
-        ("guide/README.md", "# Onboarding\n\nA step by step guide to getting started with the platform.\n"),
-        ("notes/README.md", "# Design notes\n\nWhy the scheduler is a priority queue and not a ring.\n"),
-        ("py/README.md", "# Packer\n\nPacks folders into archives quickly and safely.\n"),
-        ("py/pyproject.toml", "[project]\nname = \"packer\"\n"),
-        ("remote/README.md", "# Remote thing\n\nA library that is only known by its remote.\n"),
-        ("remote/lib.rs", "pub fn f() {}\n"),
-        ("suite/tests/README.md", "# Fixtures\n\nHow the fixtures in this folder are laid out.\n"),
-        ("bare/README.md", "Just a paragraph of text without any heading at all.\n"),
-    ]);
+    write_tree(
+        &root,
+        &[
+            ("api/README.md", "# Payments API\n\nEndpoints for charging cards and issuing refunds.\n"),
+            ("guide/README.md", "# Onboarding\n\nA step by step guide to getting started with the platform.\n"),
+            ("notes/README.md", "# Design notes\n\nWhy the scheduler is a priority queue and not a ring.\n"),
+            ("py/README.md", "# Packer\n\nPacks folders into archives quickly and safely.\n"),
+            ("py/pyproject.toml", "[project]\nname = \"packer\"\n"),
+            ("remote/README.md", "# Remote thing\n\nA library that is only known by its remote.\n"),
+            ("remote/lib.rs", "pub fn f() {}\n"),
+            ("suite/tests/README.md", "# Fixtures\n\nHow the fixtures in this folder are laid out.\n"),
+            ("bare/README.md", "Just a paragraph of text without any heading at all.\n"),
+        ],
+    );
     let remote = root.join("remote");
     init_repo(&remote);
     git(&remote, &["remote", "add", "origin", "https://git.example/acme/remote-thing.git"]);
@@ -161,10 +167,13 @@ async fn schema_enhancement_judges_testing_by_the_path_inside_the_repository_onl
     // the folders above the repository say nothing about what the README is about.
     let server = Server::start(&config(&["schema-enhancement"]));
     let repo = server.dir.join("tests-and-contests/latest-widget");
-    write_tree(&repo, &[
-        ("README.md", "# Latest Widget\n\nThe latest widget library for building dashboards.\n"),
-        ("package.json", "{}\n"),
-    ]);
+    write_tree(
+        &repo,
+        &[
+            ("README.md", "# Latest Widget\n\nThe latest widget library for building dashboards.\n"),
+            ("package.json", "{}\n"),
+        ],
+    );
     init_repo(&repo);
     let readme = repo.join("README.md");
     let job = run_ok(&server, "schema-enhancement", json!({"readmePath": p(&readme), "dryRun": true}), "dry run").await;

@@ -33,14 +33,11 @@ struct Findings {
 
 impl Findings {
     fn issue(&mut self, kind: &str, message: String, action: &str) {
-        self.recommendations
-            .push(json!({"priority": "high", "type": kind, "message": message, "action": action}));
+        self.recommendations.push(json!({"priority": "high", "type": kind, "message": message, "action": action}));
         self.issues.push(message);
     }
     fn warning(&mut self, kind: &str, message: String, action: &str) {
-        self.recommendations.push(
-            json!({"priority": "medium", "type": kind, "message": message, "action": action}),
-        );
+        self.recommendations.push(json!({"priority": "medium", "type": kind, "message": message, "action": action}));
         self.warnings.push(message);
     }
     fn success(&mut self, message: String) {
@@ -78,21 +75,13 @@ fn registered_hooks(settings: &Value) -> BTreeSet<String> {
         return out;
     };
     for groups in events.values().filter_map(Value::as_array) {
-        for hook in groups
-            .iter()
-            .filter_map(|g| g.get("hooks"))
-            .filter_map(Value::as_array)
-            .flatten()
-        {
+        for hook in groups.iter().filter_map(|g| g.get("hooks")).filter_map(Value::as_array).flatten() {
             let Some(cmd) = hook.get("command").and_then(Value::as_str) else {
                 continue;
             };
             for word in cmd.split_whitespace() {
                 let word = word.trim_matches(|c| c == '"' || c == '\'');
-                if let Some((_, name)) = word
-                    .rsplit_once("hooks/")
-                    .filter(|(_, n)| !n.is_empty() && !n.contains('/'))
-                {
+                if let Some((_, name)) = word.rsplit_once("hooks/").filter(|(_, n)| !n.is_empty() && !n.contains('/')) {
                     out.insert(name.to_owned());
                 }
             }
@@ -102,12 +91,7 @@ fn registered_hooks(settings: &Value) -> BTreeSet<String> {
 }
 
 /// Runs the checks on `dir`; `exec` tells a file's executable bit (`None`: unknown).
-pub fn run_checks(
-    dir: &Path,
-    o: &Options,
-    exec: &dyn Fn(&Path) -> Option<bool>,
-    r: &dyn Reporter,
-) -> Value {
+pub fn run_checks(dir: &Path, o: &Options, exec: &dyn Fn(&Path) -> Option<bool>, r: &dyn Reporter) -> Value {
     let mut f = Findings::default();
     let mut checks = serde_json::Map::new();
 
@@ -132,17 +116,10 @@ pub fn run_checks(
     if o.validate_config {
         r.progress(25, "validating configuration");
         let mut cfg = serde_json::Map::new();
-        for (name, rel) in [
-            ("settings", "settings.json"),
-            ("skillRules", "skills/skill-rules.json"),
-        ] {
+        for (name, rel) in [("settings", "settings.json"), ("skillRules", "skills/skill-rules.json")] {
             let state = match read_json(&dir.join(rel)) {
                 None => {
-                    f.warning(
-                        "configuration",
-                        format!("{rel} not found"),
-                        &format!("Create {rel}"),
-                    );
+                    f.warning("configuration", format!("{rel} not found"), &format!("Create {rel}"));
                     "missing"
                 }
                 Some(Err(e)) => {
@@ -166,9 +143,7 @@ pub fn run_checks(
 
     r.progress(45, "checking hooks");
     let registered = registered_hooks(&settings);
-    let files = names_in(&dir.join("hooks"), |e| {
-        e.file_type().is_ok_and(|t| t.is_file())
-    });
+    let files = names_in(&dir.join("hooks"), |e| e.file_type().is_ok_and(|t| t.is_file()));
     let present: BTreeSet<String> = files.iter().cloned().collect();
     let missing: Vec<&String> = registered.difference(&present).collect();
     let unregistered: Vec<&String> = present.difference(&registered).collect();
@@ -189,27 +164,17 @@ pub fn run_checks(
         );
     }
     for n in &not_exec {
-        f.warning(
-            "hooks",
-            format!("Hook {n} is not executable"),
-            &format!("chmod +x {}/hooks/{n}", dir.display()),
-        );
+        f.warning("hooks", format!("Hook {n} is not executable"), &format!("chmod +x {}/hooks/{n}", dir.display()));
     }
     if !unregistered.is_empty() {
         f.warning(
             "hooks",
-            format!(
-                "{} hook file(s) are not registered in settings.json",
-                unregistered.len()
-            ),
+            format!("{} hook file(s) are not registered in settings.json", unregistered.len()),
             "Register them or remove unused hook files",
         );
     }
     if missing.is_empty() && !registered.is_empty() {
-        f.success(format!(
-            "All {} registered hooks are present",
-            registered.len()
-        ));
+        f.success(format!("All {} registered hooks are present", registered.len()));
     }
     let mut hooks = json!({"registered": registered.len(), "files": files.len(), "missing": missing, "notExecutable": not_exec,
         "executableUnknown": exec_unknown, "unregistered": unregistered.len()});
@@ -221,22 +186,15 @@ pub fn run_checks(
     checks.insert("hooks".into(), hooks);
 
     r.progress(60, "counting components");
-    let skills = names_in(&dir.join("skills"), |e| {
-        e.file_type().is_ok_and(|t| t.is_dir()) || is_md(e)
-    });
+    let skills = names_in(&dir.join("skills"), |e| e.file_type().is_ok_and(|t| t.is_dir()) || is_md(e));
     let agents = names_in(&dir.join("agents"), is_md);
     let commands = names_in(&dir.join("commands"), is_md);
-    for (kind, list) in [
-        ("skills", &skills),
-        ("agents", &agents),
-        ("commands", &commands),
-    ] {
+    for (kind, list) in [("skills", &skills), ("agents", &agents), ("commands", &commands)] {
         if !list.is_empty() {
             f.success(format!("{} {kind} found", list.len()));
         }
     }
-    let mut comps =
-        json!({"skills": skills.len(), "agents": agents.len(), "commands": commands.len()});
+    let mut comps = json!({"skills": skills.len(), "agents": agents.len(), "commands": commands.len()});
     if o.detailed {
         comps["skillNames"] = json!(skills);
         comps["agentNames"] = json!(agents);
@@ -250,15 +208,9 @@ pub fn run_checks(
     }
     if o.check_performance {
         r.progress(85, "reading hook performance log");
-        checks.insert(
-            "performance".into(),
-            performance(&dir.join("logs/hook-performance.log"), &mut f),
-        );
+        checks.insert("performance".into(), performance(&dir.join("logs/hook-performance.log"), &mut f));
     }
-    checks.insert(
-        "environment".into(),
-        json!({"toolVersions": "unknown (not visible from the sandbox)"}),
-    );
+    checks.insert("environment".into(), json!({"toolVersions": "unknown (not visible from the sandbox)"}));
     finish(checks, f)
 }
 
@@ -266,26 +218,13 @@ fn plugins(settings: &Value, detailed: bool, f: &mut Findings) -> Value {
     let enabled: Vec<String> = settings
         .get("enabledPlugins")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.as_bool() == Some(true))
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
+        .map(|m| m.iter().filter(|(_, v)| v.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
     let n = enabled.len();
     if n > 30 {
-        f.issue(
-            "plugins",
-            format!("{n} plugins enabled (over 30)"),
-            "Disable plugins you do not use",
-        );
+        f.issue("plugins", format!("{n} plugins enabled (over 30)"), "Disable plugins you do not use");
     } else if n > 20 {
-        f.warning(
-            "plugins",
-            format!("{n} plugins enabled (over 20)"),
-            "Review enabled plugins",
-        );
+        f.warning("plugins", format!("{n} plugins enabled (over 20)"), "Review enabled plugins");
     } else {
         f.success(format!("{n} plugins enabled"));
     }
@@ -296,8 +235,7 @@ fn plugins(settings: &Value, detailed: bool, f: &mut Findings) -> Value {
         let category = name.split('-').next().unwrap_or(name).to_owned();
         by_category.entry(category).or_default().push(p);
     }
-    let duplicates: BTreeMap<&String, &Vec<&str>> =
-        by_category.iter().filter(|(_, v)| v.len() > 1).collect();
+    let duplicates: BTreeMap<&String, &Vec<&str>> = by_category.iter().filter(|(_, v)| v.len() > 1).collect();
     if !duplicates.is_empty() {
         let names: Vec<&str> = duplicates.keys().map(|k| k.as_str()).collect();
         f.warning(
@@ -320,27 +258,18 @@ fn performance(log: &Path, f: &mut Findings) -> Value {
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(100)..];
     let slow = tail.iter().filter(|l| l.contains("SLOW")).count();
-    let failed = tail
-        .iter()
-        .filter(|l| l.to_ascii_lowercase().contains("failed"))
-        .count();
+    let failed = tail.iter().filter(|l| l.to_ascii_lowercase().contains("failed")).count();
     if slow > 0 {
         f.warning(
             "performance",
-            format!(
-                "{slow} slow hook run(s) in the last {} log lines",
-                tail.len()
-            ),
+            format!("{slow} slow hook run(s) in the last {} log lines", tail.len()),
             "Profile the slow hooks",
         );
     }
     if failed > 0 {
         f.issue(
             "performance",
-            format!(
-                "{failed} failed hook run(s) in the last {} log lines",
-                tail.len()
-            ),
+            format!("{failed} failed hook run(s) in the last {} log lines", tail.len()),
             "Inspect logs/hook-performance.log",
         );
     }
@@ -353,8 +282,7 @@ fn performance(log: &Path, f: &mut Findings) -> Value {
 /// 100 − 20 × issues − 5 × warnings + 10 × successes / checks, clamped to 0-100.
 pub fn health_score(issues: usize, warnings: usize, successes: usize) -> u8 {
     let checks = (issues + warnings + successes).max(1) as f64;
-    let score =
-        100.0 - 20.0 * issues as f64 - 5.0 * warnings as f64 + 10.0 * successes as f64 / checks;
+    let score = 100.0 - 20.0 * issues as f64 - 5.0 * warnings as f64 + 10.0 * successes as f64 / checks;
     score.clamp(0.0, 100.0).round() as u8
 }
 

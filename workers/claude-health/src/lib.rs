@@ -70,10 +70,7 @@ impl Worker for ClaudeHealth {
     fn run(ctx: &Context, p: Params) -> Result<serde_json::Value, JobError> {
         let dir = Path::new(&p.config_dir);
         if !dir.is_dir() {
-            return Err(JobError::invalid(
-                "configDir",
-                format!("{} is not a directory", dir.display()),
-            ));
+            return Err(JobError::invalid("configDir", format!("{} is not a directory", dir.display())));
         }
         let opts = Options {
             detailed: p.detailed,
@@ -101,8 +98,7 @@ mod contract_tests {
     fn schema_marks_paths_defaults_and_is_closed() {
         assert_eq!(ClaudeHealth::info().id, env!("CARGO_PKG_NAME"));
         let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>())
-                .expect("schema is JSON");
+            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
         assert_eq!(s["additionalProperties"], false);
         assert!(!s.to_string().contains("$ref"), "schema must be inline");
         assert_eq!(

@@ -13,8 +13,7 @@ pub fn write_reports(result: &Value, out: &Path) -> Result<Value, JobError> {
     let md_path = out.join("claude-health-report.md");
     let body = serde_json::to_string_pretty(result).or_fail("serialising the report")?;
     fs::write(&json_path, body).or_fail_with(|| format!("writing {}", json_path.display()))?;
-    fs::write(&md_path, markdown(result))
-        .or_fail_with(|| format!("writing {}", md_path.display()))?;
+    fs::write(&md_path, markdown(result)).or_fail_with(|| format!("writing {}", md_path.display()))?;
     Ok(json!({"json": json_path.to_string_lossy(), "markdown": md_path.to_string_lossy()}))
 }
 
@@ -45,14 +44,7 @@ pub fn markdown(v: &Value) -> String {
     s.push_str("## Recommendations\n\n| Priority | Type | Message | Action |\n|---|---|---|---|\n");
     for r in v["recommendations"].as_array().into_iter().flatten() {
         let cell = |k: &str| r[k].as_str().unwrap_or("").replace('|', "\\|");
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} |",
-            cell("priority"),
-            cell("type"),
-            cell("message"),
-            cell("action")
-        );
+        let _ = writeln!(s, "| {} | {} | {} | {} |", cell("priority"), cell("type"), cell("message"), cell("action"));
     }
     s
 }

@@ -68,10 +68,7 @@ fn group_windows(files: &[SourceFile], w: usize) -> (Vec<Group>, Vec<Vec<u32>>) 
         // Drop self-overlapping hits in one file (repetitive code is not duplication).
         let mut kept: Group = Vec::with_capacity(run.len());
         for &(_, f, i) in run {
-            if kept
-                .last()
-                .is_none_or(|&(pf, pi)| pf != f || i >= pi + w as u32)
-            {
+            if kept.last().is_none_or(|&(pf, pi)| pf != f || i >= pi + w as u32) {
                 kept.push((f, i));
             }
         }
@@ -93,19 +90,10 @@ fn shifted(a: &Group, b: &Group, by: u32) -> bool {
 }
 
 /// Finds duplicate blocks of at least `min_lines` significant lines, ranked by impact.
-pub fn find_duplicates(
-    files: &[SourceFile],
-    repo_names: &[String],
-    min_lines: usize,
-) -> Vec<Duplicate> {
+pub fn find_duplicates(files: &[SourceFile], repo_names: &[String], min_lines: usize) -> Vec<Duplicate> {
     let w = min_lines.max(1);
     let (groups, group_of) = group_windows(files, w);
-    let at = |f: u32, i: u32| {
-        group_of[f as usize]
-            .get(i as usize)
-            .copied()
-            .unwrap_or(NONE)
-    };
+    let at = |f: u32, i: u32| group_of[f as usize].get(i as usize).copied().unwrap_or(NONE);
     let mut out = Vec::new();
     for g in &groups {
         let (f0, i0) = g[0];
@@ -132,9 +120,7 @@ pub fn find_duplicates(
             .collect();
         let first = &files[f0 as usize].lines[i0 as usize..=(i0 + last) as usize];
         let lines = occurrences[0].end_line - occurrences[0].start_line + 1;
-        let cross_repository = g
-            .iter()
-            .any(|&(f, _)| files[f as usize].repo != files[f0 as usize].repo);
+        let cross_repository = g.iter().any(|&(f, _)| files[f as usize].repo != files[f0 as usize].repo);
         out.push(Duplicate {
             id: String::new(),
             lines,

@@ -11,9 +11,7 @@ mod report;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use alephauto_guest::{
-    Context, GitWorkflow, JobError, Worker, WorkerInfo, export_worker, schemars,
-};
+use alephauto_guest::{Context, GitWorkflow, JobError, Worker, WorkerInfo, export_worker, schemars};
 use serde::{Deserialize, Serialize};
 
 pub use detect::{Duplicate, Occurrence, find_duplicates};
@@ -116,9 +114,10 @@ impl Worker for DuplicateDetection {
         let started = Instant::now();
         let repos: Vec<(String, PathBuf)> = match p.scan_type {
             ScanType::IntraProject => {
-                let path = p.repository_path.as_deref().ok_or_else(|| {
-                    JobError::invalid("repositoryPath", "intra-project scans need repositoryPath")
-                })?;
+                let path = p
+                    .repository_path
+                    .as_deref()
+                    .ok_or_else(|| JobError::invalid("repositoryPath", "intra-project scans need repositoryPath"))?;
                 vec![(folder_name(path), PathBuf::from(path))]
             }
             ScanType::InterProject => {
@@ -130,12 +129,7 @@ impl Worker for DuplicateDetection {
                 }
                 p.repositories
                     .iter()
-                    .map(|r| {
-                        (
-                            r.name.clone().unwrap_or_else(|| folder_name(&r.path)),
-                            PathBuf::from(&r.path),
-                        )
-                    })
+                    .map(|r| (r.name.clone().unwrap_or_else(|| folder_name(&r.path)), PathBuf::from(&r.path)))
                     .collect()
             }
         };
@@ -146,10 +140,7 @@ impl Worker for DuplicateDetection {
                 } else {
                     format!("repositories[{i}].path")
                 };
-                return Err(JobError::invalid(
-                    field,
-                    format!("{} is not a directory", path.display()),
-                ));
+                return Err(JobError::invalid(field, format!("{} is not a directory", path.display())));
             }
         }
         let mut result = scan(p.scan_type, &repos, p.mode, p.min_lines, p.max_results, ctx)?;
@@ -162,11 +153,7 @@ impl Worker for DuplicateDetection {
 }
 
 fn folder_name(path: &str) -> String {
-    path.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(path)
-        .to_owned()
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or(path).to_owned()
 }
 
 export_worker!(DuplicateDetection);
@@ -179,8 +166,7 @@ mod contract_tests {
     fn schema_marks_paths_defaults_and_is_closed() {
         assert_eq!(DuplicateDetection::info().id, env!("CARGO_PKG_NAME"));
         let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>())
-                .expect("schema is JSON");
+            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
         assert_eq!(s["additionalProperties"], false);
         assert!(!s.to_string().contains("$ref"), "schema must be inline");
         assert_eq!(

@@ -32,9 +32,7 @@ const SKIP_DIRS: &[&str] = &[
 const MAX_FILE_BYTES: u64 = 512 * 1024;
 
 /// How lines are compared.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Lines equal once whitespace is folded.
@@ -67,22 +65,16 @@ pub struct SourceFile {
 }
 
 const KEYWORDS: &[&str] = &[
-    "if", "else", "for", "while", "return", "function", "fn", "def", "class", "struct", "let",
-    "const", "var", "new", "match", "switch", "case", "break", "continue", "try", "catch", "throw",
-    "async", "await", "pub", "impl", "self", "this", "true", "false", "null", "None", "in", "of",
-    "import", "export", "from", "static", "public", "private",
+    "if", "else", "for", "while", "return", "function", "fn", "def", "class", "struct", "let", "const", "var", "new",
+    "match", "switch", "case", "break", "continue", "try", "catch", "throw", "async", "await", "pub", "impl", "self",
+    "this", "true", "false", "null", "None", "in", "of", "import", "export", "from", "static", "public", "private",
 ];
 
 /// Normalises one line; `None` for lines that carry no code (blank, comment, import, lone punctuation).
 pub fn normalize_line(line: &str, mode: Mode) -> Option<(String, u32)> {
     let t = line.trim();
-    let comment = ["//", "/*", "*", "<!--", "-->", "# ", "#!"]
-        .iter()
-        .any(|p| t.starts_with(p))
-        || t == "#";
-    let import = ["import ", "use ", "from ", "#include", "require("]
-        .iter()
-        .any(|p| t.starts_with(p));
+    let comment = ["//", "/*", "*", "<!--", "-->", "# ", "#!"].iter().any(|p| t.starts_with(p)) || t == "#";
+    let import = ["import ", "use ", "from ", "#include", "require("].iter().any(|p| t.starts_with(p));
     if t.is_empty() || comment || import || t.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
         return None;
     }
@@ -96,10 +88,7 @@ pub fn normalize_line(line: &str, mode: Mode) -> Option<(String, u32)> {
         tokens += 1;
         if c.is_alphanumeric() || c == '_' || c == '$' {
             let mut word = String::from(c);
-            while let Some(&n) = chars
-                .peek()
-                .filter(|n| n.is_alphanumeric() || **n == '_' || **n == '$')
-            {
+            while let Some(&n) = chars.peek().filter(|n| n.is_alphanumeric() || **n == '_' || **n == '$') {
                 word.push(n);
                 chars.next();
             }
@@ -142,32 +131,16 @@ pub fn significant_lines(text: &str, mode: Mode) -> Vec<Line> {
     text.lines()
         .enumerate()
         .filter_map(|(i, l)| {
-            normalize_line(l, mode).map(|(n, tokens)| Line {
-                hash: hash_of(&n),
-                number: i as u32 + 1,
-                tokens,
-            })
+            normalize_line(l, mode).map(|(n, tokens)| Line { hash: hash_of(&n), number: i as u32 + 1, tokens })
         })
         .collect()
 }
 
 /// Loads the code files of one repository (honouring `.gitignore`, skipping binaries and vendored folders).
-pub fn load_repository(
-    repo: usize,
-    root: &Path,
-    mode: Mode,
-    r: &dyn Reporter,
-) -> Result<Vec<SourceFile>, JobError> {
+pub fn load_repository(repo: usize, root: &Path, mode: Mode, r: &dyn Reporter) -> Result<Vec<SourceFile>, JobError> {
     let walk = Walker::new(root)
         .skip_dir_names(SKIP_DIRS.iter().copied())
-        .ignore_patterns([
-            "*.min.js",
-            "*.min.css",
-            "*.bundle.js",
-            "*.generated.*",
-            "*.pb.go",
-            "*_pb2.py",
-        ])
+        .ignore_patterns(["*.min.js", "*.min.css", "*.bundle.js", "*.generated.*", "*.pb.go", "*_pb2.py"])
         .walk()
         .map_err(|e| JobError::failed(e.to_string()))?;
     let mut files = Vec::new();
@@ -183,8 +156,7 @@ pub fn load_repository(
                 continue;
             }
         };
-        let is_code = lang::language_for_extension(&lang::extension(&entry.relative))
-            .is_some_and(lang::is_code);
+        let is_code = lang::language_for_extension(&lang::extension(&entry.relative)).is_some_and(lang::is_code);
         let small = fs::metadata(&entry.path).is_ok_and(|m| m.len() <= MAX_FILE_BYTES);
         if !is_code || !small {
             continue;
@@ -197,11 +169,7 @@ pub fn load_repository(
         }
         let lines = significant_lines(&String::from_utf8_lossy(&bytes), mode);
         if !lines.is_empty() {
-            files.push(SourceFile {
-                repo,
-                path: entry.relative,
-                lines,
-            });
+            files.push(SourceFile { repo, path: entry.relative, lines });
         }
     }
     Ok(files)
@@ -223,21 +191,11 @@ mod tests {
             normalize_line("let sum = cost * 7;", Mode::Exact),
             normalize_line("let total = price * 3;", Mode::Exact)
         );
-        for skip in [
-            "",
-            "   }",
-            "// note",
-            "import x from 'y'",
-            "});",
-            "# comment",
-        ] {
+        for skip in ["", "   }", "// note", "import x from 'y'", "});", "# comment"] {
             assert_eq!(normalize_line(skip, Mode::Exact), None, "{skip:?}");
         }
         assert_eq!(
-            significant_lines("a = 1\n\n}\nbb = 2\n", Mode::Exact)
-                .iter()
-                .map(|l| l.number)
-                .collect::<Vec<_>>(),
+            significant_lines("a = 1\n\n}\nbb = 2\n", Mode::Exact).iter().map(|l| l.number).collect::<Vec<_>>(),
             vec![1, 4]
         );
     }

@@ -22,10 +22,7 @@ pub fn scan(
 ) -> Result<Value, JobError> {
     let mut files = Vec::new();
     for (i, (name, path)) in repos.iter().enumerate() {
-        r.progress(
-            (5 + 50 * i / repos.len().max(1)) as u8,
-            &format!("reading {name}"),
-        );
+        r.progress((5 + 50 * i / repos.len().max(1)) as u8, &format!("reading {name}"));
         files.extend(load_repository(i, path, mode, r)?);
     }
     r.check_cancelled()?;
@@ -58,12 +55,9 @@ pub fn scan(
             "truncated": total_groups > max_results,
         },
     });
-    let repo_json =
-        |(name, path): &(String, PathBuf)| json!({"name": name, "path": path.to_string_lossy()});
+    let repo_json = |(name, path): &(String, PathBuf)| json!({"name": name, "path": path.to_string_lossy()});
     match scan_type {
-        ScanType::IntraProject => {
-            result["repository"] = repos.first().map(repo_json).unwrap_or(Value::Null)
-        }
+        ScanType::IntraProject => result["repository"] = repos.first().map(repo_json).unwrap_or(Value::Null),
         ScanType::InterProject => result["repositories"] = repos.iter().map(repo_json).collect(),
     }
     Ok(result)
@@ -76,11 +70,23 @@ fn suggestions(dups: &[Duplicate]) -> Vec<Value> {
         .map(|d| {
             let n = d.occurrences.len();
             let (kind, message) = if d.cross_repository {
-                ("shared-package", format!("Move the {}-line block repeated across repositories into a shared package", d.lines))
+                (
+                    "shared-package",
+                    format!("Move the {}-line block repeated across repositories into a shared package", d.lines),
+                )
             } else if d.occurrences.iter().all(|o| o.file == d.occurrences[0].file) {
-                ("extract-function", format!("Extract the {}-line block repeated {n} times in {} into a function", d.lines, d.occurrences[0].file))
+                (
+                    "extract-function",
+                    format!(
+                        "Extract the {}-line block repeated {n} times in {} into a function",
+                        d.lines, d.occurrences[0].file
+                    ),
+                )
             } else {
-                ("extract-module", format!("Extract the {}-line block repeated in {n} files into a shared module", d.lines))
+                (
+                    "extract-module",
+                    format!("Extract the {}-line block repeated in {n} files into a shared module", d.lines),
+                )
             };
             json!({"duplicateId": d.id, "type": kind, "message": message, "estimatedLinesSaved": d.impact_score})
         })
@@ -93,8 +99,7 @@ pub fn write_reports(result: &Value, out: &Path) -> Result<Value, JobError> {
     let md_path = out.join("duplicate-report.md");
     let body = serde_json::to_string_pretty(result).or_fail("serialising the report")?;
     fs::write(&json_path, body).or_fail_with(|| format!("writing {}", json_path.display()))?;
-    fs::write(&md_path, markdown(result))
-        .or_fail_with(|| format!("writing {}", md_path.display()))?;
+    fs::write(&md_path, markdown(result)).or_fail_with(|| format!("writing {}", md_path.display()))?;
     Ok(json!({"json": json_path.to_string_lossy(), "markdown": md_path.to_string_lossy()}))
 }
 
@@ -172,23 +177,14 @@ mod tests {
         put(one.path(), ".gitignore", "ignored/\n");
         put(one.path(), "ignored/io.py", BLOCK);
         put(two.path(), "src/files.py", &format!("{BLOCK}y_value = 2\n"));
-        let repos = vec![
-            ("one".to_owned(), one.path().to_path_buf()),
-            ("two".to_owned(), two.path().to_path_buf()),
-        ];
+        let repos = vec![("one".to_owned(), one.path().to_path_buf()), ("two".to_owned(), two.path().to_path_buf())];
         let v = scan(ScanType::InterProject, &repos, Mode::Exact, 5, 50, &Silent).expect("scan");
-        assert_eq!(
-            v["stats"]["filesScanned"], 2,
-            "vendored and gitignored copies are skipped: {v}"
-        );
+        assert_eq!(v["stats"]["filesScanned"], 2, "vendored and gitignored copies are skipped: {v}");
         let d = &v["duplicates"][0];
         assert_eq!(d["crossRepository"], true);
         assert_eq!(d["occurrences"][0]["file"], "app/io.py");
         assert_eq!(
-            (
-                d["occurrences"][0]["startLine"].as_u64(),
-                d["occurrences"][0]["endLine"].as_u64()
-            ),
+            (d["occurrences"][0]["startLine"].as_u64(), d["occurrences"][0]["endLine"].as_u64()),
             (Some(2), Some(7))
         );
         assert_eq!(v["repositories"][1]["name"], "two");

@@ -9,9 +9,7 @@ mod window;
 
 use std::path::{Path, PathBuf};
 
-use alephauto_guest::{
-    Context, GitError, JobError, Worker, WorkerInfo, export_worker, params, schemars, time,
-};
+use alephauto_guest::{Context, GitError, JobError, Worker, WorkerInfo, export_worker, params, schemars, time};
 use serde::Deserialize;
 
 pub use render::{OutputFormat, write_outputs};
@@ -98,78 +96,45 @@ impl Worker for GitActivity {
     }
 
     fn run(ctx: &Context, p: Params) -> Result<serde_json::Value, JobError> {
-        let window = resolve_window(
-            p.report_type,
-            p.days,
-            p.since_date.as_deref(),
-            p.until_date.as_deref(),
-            time::now_unix(),
-        )?;
+        let window =
+            resolve_window(p.report_type, p.days, p.since_date.as_deref(), p.until_date.as_deref(), time::now_unix())?;
         let repos: Vec<PathBuf> = match (&p.repositories, &p.base_dir) {
             (Some(list), _) if !list.is_empty() => list.iter().map(PathBuf::from).collect(),
             (_, Some(base)) => discover(Path::new(base), p.max_depth)?,
             _ => {
-                return Err(JobError::invalid(
-                    "repositories",
-                    "give repositories or baseDir",
-                ));
+                return Err(JobError::invalid("repositories", "give repositories or baseDir"));
             }
         };
-        ctx.progress(
-            5,
-            &format!("reading history of {} repositories", repos.len()),
-        );
+        ctx.progress(5, &format!("reading history of {} repositories", repos.len()));
         let mut collected = Vec::with_capacity(repos.len());
         let mut errors = Vec::new();
         for (n, repo) in repos.iter().enumerate() {
             ctx.check_cancelled()?;
-            let name = repo
-                .file_name()
-                .map_or_else(|| repo.to_string_lossy(), |n| n.to_string_lossy())
-                .into_owned();
+            let name = repo.file_name().map_or_else(|| repo.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
             match ctx.git().log(repo, window.since, window.until) {
-                Ok(commits) => collected.push(RepoCommits {
-                    name,
-                    path: repo.to_string_lossy().into_owned(),
-                    commits,
-                }),
+                Ok(commits) => collected.push(RepoCommits { name, path: repo.to_string_lossy().into_owned(), commits }),
                 Err(GitError::Timeout(m)) if repos.len() == 1 => {
                     return Err(JobError::retryable(format!("git log timed out: {m}")));
                 }
                 Err(e) => {
                     ctx.log.warn(&format!("{}: {e}", repo.display()));
-                    errors.push(serde_json::json!({"repository": name, "path": repo.to_string_lossy(), "error": e.to_string()}));
+                    errors.push(
+                        serde_json::json!({"repository": name, "path": repo.to_string_lossy(), "error": e.to_string()}),
+                    );
                 }
             }
             let pct = 5 + (70 * (n + 1) / repos.len().max(1)) as u8;
-            ctx.progress(
-                pct,
-                &format!("read {} / {} repositories", n + 1, repos.len()),
-            );
+            ctx.progress(pct, &format!("read {} / {} repositories", n + 1, repos.len()));
         }
         let report = build_report(&window, &collected);
         ctx.progress(80, "writing reports");
-        let paths = write_outputs(
-            &report,
-            ctx.output_dir(),
-            p.output_format,
-            p.generate_visualizations,
-        )?;
-        ctx.progress(
-            100,
-            &format!(
-                "{} commits in {} repositories",
-                report.totals.commits, report.totals.repositories
-            ),
-        );
-        let mut value = serde_json::to_value(&report)
-            .map_err(|e| JobError::failed(format!("serialising the report: {e}")))?;
+        let paths = write_outputs(&report, ctx.output_dir(), p.output_format, p.generate_visualizations)?;
+        ctx.progress(100, &format!("{} commits in {} repositories", report.totals.commits, report.totals.repositories));
+        let mut value =
+            serde_json::to_value(&report).map_err(|e| JobError::failed(format!("serialising the report: {e}")))?;
         if let Some(obj) = value.as_object_mut() {
             obj.insert("errors".into(), errors.into());
-            obj.insert(
-                "reportPaths".into(),
-                serde_json::to_value(&paths).unwrap_or_default(),
-            );
+            obj.insert("reportPaths".into(), serde_json::to_value(&paths).unwrap_or_default());
         }
         Ok(value)
     }
@@ -178,10 +143,7 @@ impl Worker for GitActivity {
 /// Git work trees under `base` (itself included), not entering one once found, nor dot folders.
 pub fn discover(base: &Path, max_depth: usize) -> Result<Vec<PathBuf>, JobError> {
     if !base.is_dir() {
-        return Err(JobError::invalid(
-            "baseDir",
-            format!("{} is not a directory", base.display()),
-        ));
+        return Err(JobError::invalid("baseDir", format!("{} is not a directory", base.display())));
     }
     let mut found = Vec::new();
     let mut stack = vec![(base.to_path_buf(), 0usize)];
@@ -199,10 +161,7 @@ pub fn discover(base: &Path, max_depth: usize) -> Result<Vec<PathBuf>, JobError>
         for e in rd.filter_map(Result::ok) {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if e.file_type().is_ok_and(|t| t.is_dir())
-                && !name.starts_with('.')
-                && name != "node_modules"
-            {
+            if e.file_type().is_ok_and(|t| t.is_dir()) && !name.starts_with('.') && name != "node_modules" {
                 stack.push((e.path(), depth + 1));
             }
         }
@@ -221,8 +180,7 @@ mod contract_tests {
     fn schema_marks_paths_defaults_and_is_closed() {
         assert_eq!(GitActivity::info().id, env!("CARGO_PKG_NAME"));
         let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>())
-                .expect("schema is JSON");
+            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
         assert_eq!(s["additionalProperties"], false);
         assert!(!s.to_string().contains("$ref"), "schema must be inline");
         assert_eq!(

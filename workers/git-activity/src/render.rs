@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::report::Report;
 
 /// Which report files to write.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// Markdown only.
@@ -39,12 +37,7 @@ pub struct ReportPaths {
 }
 
 /// Writes the chosen formats (and charts) into `out`.
-pub fn write_outputs(
-    report: &Report,
-    out: &Path,
-    format: OutputFormat,
-    charts: bool,
-) -> Result<ReportPaths, JobError> {
+pub fn write_outputs(report: &Report, out: &Path, format: OutputFormat, charts: bool) -> Result<ReportPaths, JobError> {
     let mut paths = ReportPaths::default();
     let write = |name: &str, body: &str| -> Result<String, JobError> {
         let p = out.join(name);
@@ -53,11 +46,8 @@ pub fn write_outputs(
     };
     let mut chart_names = Vec::new();
     if charts {
-        let monthly: Vec<(String, f64)> = report
-            .commits_by_month
-            .iter()
-            .map(|m| (m.month.clone(), m.commits as f64))
-            .collect();
+        let monthly: Vec<(String, f64)> =
+            report.commits_by_month.iter().map(|m| (m.month.clone(), m.commits as f64)).collect();
         let repos: Vec<(String, f64)> = report
             .repositories
             .iter()
@@ -65,30 +55,14 @@ pub fn write_outputs(
             .take(10)
             .map(|r| (r.name.clone(), r.commits as f64))
             .collect();
-        let langs: Vec<(String, f64)> = report
-            .languages
-            .iter()
-            .take(10)
-            .map(|l| (l.language.clone(), l.percentage))
-            .collect();
+        let langs: Vec<(String, f64)> =
+            report.languages.iter().take(10).map(|l| (l.language.clone(), l.percentage)).collect();
         for (name, title, data, unit) in [
             ("monthly-commits.svg", "Commits per month", monthly, ""),
-            (
-                "top-repositories.svg",
-                "Top repositories by commits",
-                repos,
-                "",
-            ),
-            (
-                "language-distribution.svg",
-                "Language distribution (file changes)",
-                langs,
-                "%",
-            ),
+            ("top-repositories.svg", "Top repositories by commits", repos, ""),
+            ("language-distribution.svg", "Language distribution (file changes)", langs, "%"),
         ] {
-            paths
-                .charts
-                .push(write(name, &bar_chart(title, &data, unit))?);
+            paths.charts.push(write(name, &bar_chart(title, &data, unit))?);
             chart_names.push(name);
         }
     }
@@ -97,10 +71,7 @@ pub fn write_outputs(
         paths.json = Some(write("git-activity-report.json", &body)?);
     }
     if matches!(format, OutputFormat::Markdown | OutputFormat::Both) {
-        paths.markdown = Some(write(
-            "git-activity-report.md",
-            &markdown(report, &chart_names),
-        )?);
+        paths.markdown = Some(write("git-activity-report.md", &markdown(report, &chart_names))?);
     }
     Ok(paths)
 }
@@ -127,10 +98,7 @@ pub fn markdown(r: &Report, charts: &[&str]) -> String {
     ] {
         let _ = writeln!(s, "| {k} | {v} |");
     }
-    let _ = writeln!(
-        s,
-        "\n## Commits per month\n\n| Month | Commits |\n|---|---:|"
-    );
+    let _ = writeln!(s, "\n## Commits per month\n\n| Month | Commits |\n|---|---:|");
     for m in &r.commits_by_month {
         let _ = writeln!(s, "| {} | {} |", m.month, m.commits);
     }
@@ -150,16 +118,9 @@ pub fn markdown(r: &Report, charts: &[&str]) -> String {
             x.files_changed
         );
     }
-    let _ = writeln!(
-        s,
-        "\n## Languages\n\n| Language | File changes | Lines changed | Share |\n|---|---:|---:|---:|"
-    );
+    let _ = writeln!(s, "\n## Languages\n\n| Language | File changes | Lines changed | Share |\n|---|---:|---:|---:|");
     for l in &r.languages {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.1}% |",
-            l.language, l.file_changes, l.lines_changed, l.percentage
-        );
+        let _ = writeln!(s, "| {} | {} | {} | {:.1}% |", l.language, l.file_changes, l.lines_changed, l.percentage);
     }
     if !charts.is_empty() {
         let _ = writeln!(s, "\n## Charts\n");
@@ -175,10 +136,7 @@ fn md_cell(s: &str) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A horizontal bar chart, one bar per `(label, value)`; an empty data set says so.
@@ -199,16 +157,8 @@ pub fn bar_chart(title: &str, data: &[(String, f64)], unit: &str) -> String {
     }
     for (i, (label, value)) in data.iter().enumerate() {
         let y = 40 + i * (BAR_H + 6);
-        let len = if max > 0.0 {
-            ((W - LABEL - 70) as f64 * value / max).round() as usize
-        } else {
-            0
-        };
-        let shown = if unit.is_empty() {
-            format!("{value}")
-        } else {
-            format!("{value:.1}{unit}")
-        };
+        let len = if max > 0.0 { ((W - LABEL - 70) as f64 * value / max).round() as usize } else { 0 };
+        let shown = if unit.is_empty() { format!("{value}") } else { format!("{value:.1}{unit}") };
         let _ = write!(
             s,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n<rect class=\"bar\" x=\"{LABEL}\" y=\"{y}\" \
@@ -240,16 +190,11 @@ mod tests {
         assert!(md.contains("| 2024-02 | 2 |"));
         assert!(md.contains("![monthly-commits.svg](monthly-commits.svg)"));
         let json: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(paths.json.expect("json")).expect("read"))
-                .expect("valid JSON");
+            serde_json::from_str(&fs::read_to_string(paths.json.expect("json")).expect("read")).expect("valid JSON");
         assert_eq!(json["totals"]["commits"], 3);
         assert_eq!(json["commitsByMonth"][0]["month"], "2024-01");
         let svg = fs::read_to_string(dir.path().join("top-repositories.svg")).expect("read");
-        assert_eq!(
-            svg.matches("class=\"bar\"").count(),
-            2,
-            "idle repository has no bar"
-        );
+        assert_eq!(svg.matches("class=\"bar\"").count(), 2, "idle repository has no bar");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
     }
 

@@ -101,10 +101,7 @@ pub struct Report {
 
 /// Aggregates commits into the report.
 pub fn build_report(window: &Window, repos: &[RepoCommits]) -> Report {
-    let mut totals = Totals {
-        repositories: repos.len(),
-        ..Totals::default()
-    };
+    let mut totals = Totals { repositories: repos.len(), ..Totals::default() };
     let mut months: BTreeMap<String, usize> = BTreeMap::new();
     let mut languages: HashMap<&'static str, (usize, u64)> = HashMap::new();
     let mut all_authors: HashSet<&str> = HashSet::new();
@@ -131,15 +128,11 @@ pub fn build_report(window: &Window, repos: &[RepoCommits]) -> Report {
             all_authors.insert(c.author_email.as_str());
             *months.entry(time::format_month(c.timestamp)).or_default() += 1;
             for f in &c.files {
-                let (a, d) = (
-                    u64::from(f.added.unwrap_or(0)),
-                    u64::from(f.deleted.unwrap_or(0)),
-                );
+                let (a, d) = (u64::from(f.added.unwrap_or(0)), u64::from(f.deleted.unwrap_or(0)));
                 s.lines_added += a;
                 s.lines_deleted += d;
                 files.insert(f.path.as_str());
-                let language =
-                    lang::language_for_extension(&lang::extension(&f.path)).unwrap_or("Other");
+                let language = lang::language_for_extension(&lang::extension(&f.path)).unwrap_or("Other");
                 let entry = languages.entry(language).or_default();
                 entry.0 += 1;
                 entry.1 += a + d;
@@ -167,18 +160,11 @@ pub fn build_report(window: &Window, repos: &[RepoCommits]) -> Report {
             percentage: (1000.0 * n as f64 / changes.max(1) as f64).round() / 10.0,
         })
         .collect();
-    langs.sort_by(|a, b| {
-        b.file_changes
-            .cmp(&a.file_changes)
-            .then_with(|| a.language.cmp(&b.language))
-    });
+    langs.sort_by(|a, b| b.file_changes.cmp(&a.file_changes).then_with(|| a.language.cmp(&b.language)));
     Report {
         period: window.clone(),
         totals,
-        commits_by_month: months
-            .into_iter()
-            .map(|(month, commits)| MonthCount { month, commits })
-            .collect(),
+        commits_by_month: months.into_iter().map(|(month, commits)| MonthCount { month, commits }).collect(),
         repositories: stats,
         languages: langs,
     }
@@ -190,59 +176,28 @@ pub(crate) mod tests {
     use crate::window::{ReportType, resolve_window};
     use alephauto_guest::FileChange;
 
-    pub(crate) fn commit(
-        sha: &str,
-        email: &str,
-        ts: i64,
-        files: &[(&str, Option<u32>, Option<u32>)],
-    ) -> Commit {
+    pub(crate) fn commit(sha: &str, email: &str, ts: i64, files: &[(&str, Option<u32>, Option<u32>)]) -> Commit {
         Commit {
             sha: sha.into(),
             author_name: email.split('@').next().unwrap_or(email).into(),
             author_email: email.into(),
             timestamp: ts,
             subject: format!("commit {sha}"),
-            files: files
-                .iter()
-                .map(|(p, a, d)| FileChange {
-                    path: (*p).into(),
-                    added: *a,
-                    deleted: *d,
-                })
-                .collect(),
+            files: files.iter().map(|(p, a, d)| FileChange { path: (*p).into(), added: *a, deleted: *d }).collect(),
         }
     }
 
     pub(crate) fn sample() -> Report {
         let jan = 1_704_067_200 + 86_400; // 2024-01-02
         let feb = 1_706_745_600 + 86_400; // 2024-02-01 + 1d
-        let window = resolve_window(
-            ReportType::Custom,
-            None,
-            Some("2024-01-01"),
-            Some("2024-02-29"),
-            0,
-        )
-        .expect("window");
+        let window =
+            resolve_window(ReportType::Custom, None, Some("2024-01-01"), Some("2024-02-29"), 0).expect("window");
         let a = RepoCommits {
             name: "alpha".into(),
             path: "/r/alpha".into(),
             commits: vec![
-                commit(
-                    "a1",
-                    "x@e",
-                    jan,
-                    &[
-                        ("src/lib.rs", Some(10), Some(2)),
-                        ("README.md", Some(3), Some(0)),
-                    ],
-                ),
-                commit(
-                    "a2",
-                    "y@e",
-                    feb,
-                    &[("src/lib.rs", Some(1), Some(1)), ("logo.png", None, None)],
-                ),
+                commit("a1", "x@e", jan, &[("src/lib.rs", Some(10), Some(2)), ("README.md", Some(3), Some(0))]),
+                commit("a2", "y@e", feb, &[("src/lib.rs", Some(1), Some(1)), ("logo.png", None, None)]),
                 commit("a1", "x@e", jan, &[("src/lib.rs", Some(10), Some(2))]),
             ],
         };
@@ -251,11 +206,7 @@ pub(crate) mod tests {
             path: "/r/beta".into(),
             commits: vec![commit("b1", "x@e", feb, &[("app.ts", Some(5), Some(5))])],
         };
-        let idle = RepoCommits {
-            name: "idle".into(),
-            path: "/r/idle".into(),
-            commits: vec![],
-        };
+        let idle = RepoCommits { name: "idle".into(), path: "/r/idle".into(), commits: vec![] };
         build_report(&window, &[b, a, idle])
     }
 
@@ -277,14 +228,8 @@ pub(crate) mod tests {
         assert_eq!(
             r.commits_by_month,
             vec![
-                MonthCount {
-                    month: "2024-01".into(),
-                    commits: 1
-                },
-                MonthCount {
-                    month: "2024-02".into(),
-                    commits: 2
-                }
+                MonthCount { month: "2024-01".into(), commits: 1 },
+                MonthCount { month: "2024-02".into(), commits: 2 }
             ]
         );
         let names: Vec<&str> = r.repositories.iter().map(|s| s.name.as_str()).collect();
@@ -296,10 +241,6 @@ pub(crate) mod tests {
         assert_eq!(r.languages[0].lines_changed, 14);
         let total_pct: f64 = r.languages.iter().map(|l| l.percentage).sum();
         assert!((total_pct - 100.0).abs() < 0.5);
-        assert!(
-            r.languages
-                .iter()
-                .any(|l| l.language == "Other" && l.lines_changed == 0)
-        );
+        assert!(r.languages.iter().any(|l| l.language == "Other" && l.lines_changed == 0));
     }
 }

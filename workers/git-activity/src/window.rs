@@ -4,9 +4,7 @@ use alephauto_guest::{JobError, schemars, time};
 use serde::{Deserialize, Serialize};
 
 /// Which window to report on.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportType {
     /// The last 7 days.
@@ -45,8 +43,7 @@ pub fn resolve_window(
     now: i64,
 ) -> Result<Window, JobError> {
     let parse = |field: &str, s: &str| {
-        time::parse_date(s)
-            .ok_or_else(|| JobError::invalid(field, format!("`{s}` is not a YYYY-MM-DD date")))
+        time::parse_date(s).ok_or_else(|| JobError::invalid(field, format!("`{s}` is not a YYYY-MM-DD date")))
     };
     // The until date is inclusive: the window runs to the end of that day.
     let until = match until_date {
@@ -57,19 +54,13 @@ pub fn resolve_window(
         (_, Some(d), _) => until - i64::from(d) * 86_400,
         (ReportType::Custom, None, Some(s)) => parse("sinceDate", s)?,
         (ReportType::Custom, None, None) => {
-            return Err(JobError::invalid(
-                "sinceDate",
-                "custom reports need sinceDate",
-            ));
+            return Err(JobError::invalid("sinceDate", "custom reports need sinceDate"));
         }
         (ReportType::Weekly, None, _) => until - 7 * 86_400,
         (ReportType::Monthly, None, _) => until - 30 * 86_400,
     };
     if since >= until {
-        return Err(JobError::invalid(
-            "sinceDate",
-            "the window is empty (since is not before until)",
-        ));
+        return Err(JobError::invalid("sinceDate", "the window is empty (since is not before until)"));
     }
     Ok(Window {
         report_type,
@@ -95,38 +86,17 @@ mod tests {
         assert_eq!(m.days, 30);
         let d = resolve_window(ReportType::Weekly, Some(90), None, None, NOW).expect("days");
         assert_eq!(d.days, 90);
-        let c = resolve_window(
-            ReportType::Custom,
-            None,
-            Some("2024-01-01"),
-            Some("2024-01-31"),
-            NOW,
-        )
-        .expect("custom");
-        assert_eq!(
-            (c.since_date.as_str(), c.until_date.as_str(), c.days),
-            ("2024-01-01", "2024-01-31", 31)
-        );
+        let c = resolve_window(ReportType::Custom, None, Some("2024-01-01"), Some("2024-01-31"), NOW).expect("custom");
+        assert_eq!((c.since_date.as_str(), c.until_date.as_str(), c.days), ("2024-01-01", "2024-01-31", 31));
     }
 
     #[test]
     fn rejects_bad_custom_windows() {
         let e = resolve_window(ReportType::Custom, None, None, None, NOW).err();
-        assert!(
-            matches!(e, Some(JobError::InvalidInput { ref field, .. }) if field == "sinceDate")
-        );
+        assert!(matches!(e, Some(JobError::InvalidInput { ref field, .. }) if field == "sinceDate"));
         let e = resolve_window(ReportType::Custom, None, Some("2024-02-30"), None, NOW).err();
-        assert!(
-            matches!(e, Some(JobError::InvalidInput { ref field, .. }) if field == "sinceDate")
-        );
-        let e = resolve_window(
-            ReportType::Custom,
-            None,
-            Some("2024-03-01"),
-            Some("2024-01-01"),
-            NOW,
-        )
-        .err();
+        assert!(matches!(e, Some(JobError::InvalidInput { ref field, .. }) if field == "sinceDate"));
+        let e = resolve_window(ReportType::Custom, None, Some("2024-03-01"), Some("2024-01-01"), NOW).err();
         assert!(e.is_some());
     }
 }

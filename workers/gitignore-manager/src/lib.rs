@@ -73,32 +73,20 @@ impl Worker for GitignoreManager {
     fn run(ctx: &Context, p: Params) -> Result<serde_json::Value, JobError> {
         let entry = p.gitignore_entry.trim();
         if entry.is_empty() || entry.contains('\n') || entry.starts_with('#') {
-            return Err(JobError::invalid(
-                "gitignoreEntry",
-                "must be one non-empty, non-comment line",
-            ));
+            return Err(JobError::invalid("gitignoreEntry", "must be one non-empty, non-comment line"));
         }
         let repos: Vec<PathBuf> = match (&p.repositories, &p.base_dir) {
             (Some(list), _) if !list.is_empty() => list.iter().map(PathBuf::from).collect(),
             (_, Some(base)) => {
                 ctx.progress(5, "discovering repositories");
-                discover(
-                    std::path::Path::new(base),
-                    p.max_depth,
-                    &p.exclude_dirs,
-                    ctx,
-                )?
+                discover(std::path::Path::new(base), p.max_depth, &p.exclude_dirs, ctx)?
             }
             _ => {
-                return Err(JobError::invalid(
-                    "baseDir",
-                    "give baseDir or a non-empty repositories list",
-                ));
+                return Err(JobError::invalid("baseDir", "give baseDir or a non-empty repositories list"));
             }
         };
         let outcome = manage(&repos, entry, p.dry_run, ctx);
-        serde_json::to_value(&outcome)
-            .map_err(|e| JobError::failed(format!("serialising the result: {e}")))
+        serde_json::to_value(&outcome).map_err(|e| JobError::failed(format!("serialising the result: {e}")))
     }
 }
 
@@ -112,8 +100,7 @@ mod contract_tests {
     fn schema_marks_paths_defaults_and_is_closed() {
         assert_eq!(GitignoreManager::info().id, env!("CARGO_PKG_NAME"));
         let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>())
-                .expect("schema is JSON");
+            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
         assert_eq!(s["additionalProperties"], false);
         assert!(!s.to_string().contains("$ref"), "schema must be inline");
         assert_eq!(

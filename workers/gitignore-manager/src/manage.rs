@@ -67,17 +67,9 @@ pub struct Outcome {
 
 /// Finds git work trees under `base` (itself included), not descending into one once found,
 /// skipping dot folders, `exclude` names and symlinks, to `max_depth` levels below `base`.
-pub fn discover(
-    base: &Path,
-    max_depth: usize,
-    exclude: &[String],
-    r: &dyn Reporter,
-) -> Result<Vec<PathBuf>, JobError> {
+pub fn discover(base: &Path, max_depth: usize, exclude: &[String], r: &dyn Reporter) -> Result<Vec<PathBuf>, JobError> {
     if !base.is_dir() {
-        return Err(JobError::invalid(
-            "baseDir",
-            format!("{} is not a directory", base.display()),
-        ));
+        return Err(JobError::invalid("baseDir", format!("{} is not a directory", base.display())));
     }
     let mut found = Vec::new();
     let mut stack = vec![(base.to_path_buf(), 0usize)];
@@ -94,10 +86,7 @@ pub fn discover(
             Ok(rd) => rd,
             Err(e) if depth == 0 => return Err(e).or_fail(format!("reading {}", dir.display())),
             Err(e) => {
-                r.log(
-                    Level::Warn,
-                    &format!("skipping unreadable {}: {e}", dir.display()),
-                );
+                r.log(Level::Warn, &format!("skipping unreadable {}: {e}", dir.display()));
                 continue;
             }
         };
@@ -125,17 +114,12 @@ fn has_entry(content: &str, entry: &str) -> bool {
 /// Ensures `entry` in `repo/.gitignore`; never writes through a symlinked `.gitignore`.
 pub fn ensure_entry(repo: &Path, entry: &str, dry_run: bool) -> io::Result<(Action, String)> {
     if !repo.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "repository folder not found",
-        ));
+        return Err(io::Error::new(io::ErrorKind::NotFound, "repository folder not found"));
     }
     let path = repo.join(".gitignore");
     let content = match fs::symlink_metadata(&path) {
         Ok(m) if m.file_type().is_symlink() => {
-            return Err(io::Error::other(
-                ".gitignore is a symbolic link; not followed",
-            ));
+            return Err(io::Error::other(".gitignore is a symbolic link; not followed"));
         }
         Ok(_) => fs::read_to_string(&path)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
@@ -158,20 +142,9 @@ pub fn ensure_entry(repo: &Path, entry: &str, dry_run: bool) -> io::Result<(Acti
     addition.push('\n');
     addition.push_str(entry);
     addition.push('\n');
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
+    let mut file = fs::OpenOptions::new().create(true).append(true).open(&path)?;
     io::Write::write_all(&mut file, addition.as_bytes())?;
-    Ok((
-        Action::Added,
-        if content.is_empty() {
-            "Created .gitignore with entry"
-        } else {
-            "Entry added"
-        }
-        .into(),
-    ))
+    Ok((Action::Added, if content.is_empty() { "Created .gitignore with entry" } else { "Entry added" }.into()))
 }
 
 /// Ensures the entry in every repository; one failure does not stop the rest.
@@ -192,27 +165,13 @@ pub fn manage(repos: &[PathBuf], entry: &str, dry_run: bool, r: &dyn Reporter) -
             Action::WouldAdd => &mut summary.would_add,
             Action::Error => &mut summary.error,
         } += 1;
-        let name = repo
-            .file_name()
-            .map_or_else(|| repo.to_string_lossy(), |n| n.to_string_lossy())
-            .into_owned();
-        results.push(RepoResult {
-            repository: name,
-            path: repo.to_string_lossy().into_owned(),
-            action,
-            reason,
-        });
+        let name = repo.file_name().map_or_else(|| repo.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
+        results.push(RepoResult { repository: name, path: repo.to_string_lossy().into_owned(), action, reason });
         let pct = 10 + (89 * (n + 1) / repos.len().max(1)) as u8;
         r.progress(pct, &format!("{} / {} repositories", n + 1, repos.len()));
     }
     r.progress(100, "done");
-    Outcome {
-        total_repositories: repos.len(),
-        results,
-        summary,
-        dry_run,
-        gitignore_entry: entry.to_owned(),
-    }
+    Outcome { total_repositories: repos.len(), results, summary, dry_run, gitignore_entry: entry.to_owned() }
 }
 
 #[cfg(test)]
@@ -264,10 +223,7 @@ mod tests {
         let second = manage(&repos, "repomix-output.xml", false, &Silent);
         assert_eq!(second.summary.skipped, 2);
         assert_eq!(second.summary.added, 0);
-        assert_eq!(
-            fs::read_to_string(r1.join(".gitignore")).expect("read"),
-            before
-        );
+        assert_eq!(fs::read_to_string(r1.join(".gitignore")).expect("read"), before);
     }
 
     #[test]
@@ -279,22 +235,9 @@ mod tests {
         let globbed = repo(dir.path(), "globbed");
         fs::write(globbed.join(".gitignore"), "x\n**/repomix-output.xml\n").expect("write");
         let missing = dir.path().join("gone");
-        let out = manage(
-            &[plain.clone(), anchored, globbed, missing],
-            "repomix-output.xml",
-            true,
-            &Silent,
-        );
+        let out = manage(&[plain.clone(), anchored, globbed, missing], "repomix-output.xml", true, &Silent);
         let actions: Vec<Action> = out.results.iter().map(|r| r.action).collect();
-        assert_eq!(
-            actions,
-            vec![
-                Action::WouldAdd,
-                Action::Skipped,
-                Action::Skipped,
-                Action::Error
-            ]
-        );
+        assert_eq!(actions, vec![Action::WouldAdd, Action::Skipped, Action::Skipped, Action::Error]);
         assert!(!plain.join(".gitignore").exists());
         assert_eq!(out.summary.error, 1);
     }

@@ -51,14 +51,10 @@ impl Worker for RepoCleanup {
     fn run(ctx: &Context, params: Params) -> Result<serde_json::Value, JobError> {
         let root = PathBuf::from(&params.target_dir);
         if !root.is_dir() {
-            return Err(JobError::invalid(
-                "targetDir",
-                format!("{} is not a directory", root.display()),
-            ));
+            return Err(JobError::invalid("targetDir", format!("{} is not a directory", root.display())));
         }
         let outcome = cleanup(&root, params.dry_run, ctx)?;
-        serde_json::to_value(&outcome)
-            .map_err(|e| JobError::failed(format!("serialising the result: {e}")))
+        serde_json::to_value(&outcome).map_err(|e| JobError::failed(format!("serialising the result: {e}")))
     }
 }
 
@@ -72,8 +68,7 @@ mod contract_tests {
     fn schema_marks_paths_defaults_and_is_closed() {
         assert_eq!(RepoCleanup::info().id, env!("CARGO_PKG_NAME"));
         let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>())
-                .expect("schema is JSON");
+            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
         assert_eq!(s["additionalProperties"], false);
         assert!(!s.to_string().contains("$ref"), "schema must be inline");
         assert_eq!(

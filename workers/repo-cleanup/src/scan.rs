@@ -104,25 +104,10 @@ const BUILD_TOP: &[&str] = &[
     "target",
     ".gradle",
 ];
-const REDUNDANT_TOP: &[&str] = &[
-    "drafts",
-    "temp",
-    "tmp",
-    "backup",
-    "backups",
-    "old",
-    "archive",
-    "deprecated",
-];
+const REDUNDANT_TOP: &[&str] = &["drafts", "temp", "tmp", "backup", "backups", "old", "archive", "deprecated"];
 
 /// Classifies one path; `rel` uses `/`, `depth` is 1 for children of the root.
-fn classify(
-    rel: &str,
-    name: &str,
-    depth: usize,
-    is_dir: bool,
-    in_node_modules: bool,
-) -> Option<Category> {
+fn classify(rel: &str, name: &str, depth: usize, is_dir: bool, in_node_modules: bool) -> Option<Category> {
     if is_dir {
         if depth == 1 && BUILD_TOP.contains(&name) || rel == "node_modules/.cache" {
             return Some(Category::BuildArtifact);
@@ -130,8 +115,7 @@ fn classify(
         if depth == 1 && REDUNDANT_TOP.contains(&name) {
             return Some(Category::RedundantDir);
         }
-        if depth <= 3 && !in_node_modules && (VENV_NAMES.contains(&name) || name.ends_with(".venv"))
-        {
+        if depth <= 3 && !in_node_modules && (VENV_NAMES.contains(&name) || name.ends_with(".venv")) {
             return Some(Category::Venv);
         }
         if name == "__pycache__" {
@@ -155,8 +139,7 @@ fn classify(
 pub fn scan(root: &Path, reporter: &dyn Reporter) -> Result<(Vec<Item>, u64), JobError> {
     let mut items = Vec::new();
     let mut total = 0;
-    let mut stack: Vec<(PathBuf, String, usize, bool)> =
-        vec![(root.to_path_buf(), String::new(), 0, false)];
+    let mut stack: Vec<(PathBuf, String, usize, bool)> = vec![(root.to_path_buf(), String::new(), 0, false)];
     let mut dirs_seen = 0usize;
     while let Some((dir, rel_dir, depth, in_nm)) = stack.pop() {
         dirs_seen += 1;
@@ -167,10 +150,7 @@ pub fn scan(root: &Path, reporter: &dyn Reporter) -> Result<(Vec<Item>, u64), Jo
             Ok(rd) => rd.filter_map(Result::ok).collect(),
             Err(e) if depth == 0 => return Err(e).or_fail(format!("reading {}", dir.display())),
             Err(e) => {
-                reporter.log(
-                    Level::Warn,
-                    &format!("skipping unreadable {}: {e}", dir.display()),
-                );
+                reporter.log(Level::Warn, &format!("skipping unreadable {}: {e}", dir.display()));
                 continue;
             }
         };
@@ -178,11 +158,7 @@ pub fn scan(root: &Path, reporter: &dyn Reporter) -> Result<(Vec<Item>, u64), Jo
         for entry in entries {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            let rel = if rel_dir.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel_dir}/{name}")
-            };
+            let rel = if rel_dir.is_empty() { name.clone() } else { format!("{rel_dir}/{name}") };
             let Ok(meta) = fs::symlink_metadata(&path) else {
                 continue;
             };
@@ -197,11 +173,7 @@ pub fn scan(root: &Path, reporter: &dyn Reporter) -> Result<(Vec<Item>, u64), Jo
             }
             match classify(&rel, &name, child_depth, meta.is_dir(), in_nm) {
                 Some(category) => {
-                    let size = if meta.is_dir() {
-                        tree_size(&path)
-                    } else {
-                        meta.len()
-                    };
+                    let size = if meta.is_dir() { tree_size(&path) } else { meta.len() };
                     total += size;
                     items.push(Item {
                         path: path.to_string_lossy().into_owned(),
@@ -292,14 +264,7 @@ pub fn cleanup(root: &Path, dry_run: bool, reporter: &dyn Reporter) -> Result<Ou
             reporter.progress(pct, &format!("removed {}", item.relative_path));
         }
     }
-    reporter.progress(
-        100,
-        if dry_run {
-            "dry run complete"
-        } else {
-            "cleanup complete"
-        },
-    );
+    reporter.progress(100, if dry_run { "dry run complete" } else { "cleanup complete" });
     Ok(Outcome {
         target_dir: root.to_string_lossy().into_owned(),
         dry_run,

@@ -57,19 +57,11 @@ impl Worker for Repomix {
     fn run(ctx: &Context, p: Params) -> Result<serde_json::Value, JobError> {
         let source = Path::new(&p.source_dir);
         if !source.is_dir() {
-            return Err(JobError::invalid(
-                "sourceDir",
-                format!("{} is not a directory", source.display()),
-            ));
+            return Err(JobError::invalid("sourceDir", format!("{} is not a directory", source.display())));
         }
-        let options = Options {
-            extra_ignore: p.ignore,
-            use_gitignore: p.use_gitignore,
-            style: p.style,
-        };
+        let options = Options { extra_ignore: p.ignore, use_gitignore: p.use_gitignore, style: p.style };
         let outcome = pack(source, ctx.output_dir(), &options, ctx)?;
-        serde_json::to_value(&outcome)
-            .map_err(|e| JobError::failed(format!("serialising the result: {e}")))
+        serde_json::to_value(&outcome).map_err(|e| JobError::failed(format!("serialising the result: {e}")))
     }
 }
 
@@ -83,8 +75,7 @@ mod contract_tests {
     fn schema_marks_paths_defaults_and_is_closed() {
         assert_eq!(Repomix::info().id, env!("CARGO_PKG_NAME"));
         let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>())
-                .expect("schema is JSON");
+            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
         assert_eq!(s["additionalProperties"], false);
         assert!(!s.to_string().contains("$ref"), "schema must be inline");
         assert_eq!(

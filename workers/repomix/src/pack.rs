@@ -30,15 +30,13 @@ const DEFAULT_IGNORES: &[&str] = &[
 
 /// Extensions treated as binary without reading them.
 const BINARY_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "gif", "bmp", "ico", "webp", "pdf", "zip", "gz", "tgz", "xz", "bz2",
-    "7z", "rar", "jar", "exe", "dll", "so", "dylib", "a", "o", "wasm", "class", "pyc", "woff",
-    "woff2", "ttf", "otf", "eot", "mp3", "mp4", "mov", "avi", "sqlite", "db",
+    "png", "jpg", "jpeg", "gif", "bmp", "ico", "webp", "pdf", "zip", "gz", "tgz", "xz", "bz2", "7z", "rar", "jar",
+    "exe", "dll", "so", "dylib", "a", "o", "wasm", "class", "pyc", "woff", "woff2", "ttf", "otf", "eot", "mp3", "mp4",
+    "mov", "avi", "sqlite", "db",
 ];
 
 /// Output style.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Style {
     /// Repomix's XML-like layout.
@@ -109,11 +107,7 @@ pub struct Outcome {
 type FileList = Vec<(String, PathBuf)>;
 
 /// Lists the files to pack and the ones skipped as binary or too large.
-fn collect(
-    source: &Path,
-    opts: &Options,
-    r: &dyn Reporter,
-) -> Result<(FileList, Vec<String>), JobError> {
+fn collect(source: &Path, opts: &Options, r: &dyn Reporter) -> Result<(FileList, Vec<String>), JobError> {
     let walker = Walker::new(source)
         .gitignore(opts.use_gitignore)
         .ignore_patterns(DEFAULT_IGNORES.iter().copied())
@@ -133,14 +127,8 @@ fn collect(
         if entry.kind != EntryKind::File {
             continue;
         }
-        let ext = entry
-            .path
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        let too_big = fs::metadata(&entry.path)
-            .map(|m| m.len() > MAX_FILE_BYTES)
-            .unwrap_or(true);
+        let ext = entry.path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let too_big = fs::metadata(&entry.path).map(|m| m.len() > MAX_FILE_BYTES).unwrap_or(true);
         if too_big || BINARY_EXTENSIONS.contains(&ext.as_str()) || sniff_binary(&entry.path) {
             skipped.push(entry.relative);
         } else {
@@ -177,22 +165,15 @@ pub fn tree(paths: &[&str]) -> String {
 }
 
 /// Packs `source` into `out_dir/repomix-output.<ext>`.
-pub fn pack(
-    source: &Path,
-    out_dir: &Path,
-    opts: &Options,
-    r: &dyn Reporter,
-) -> Result<Outcome, JobError> {
+pub fn pack(source: &Path, out_dir: &Path, opts: &Options, r: &dyn Reporter) -> Result<Outcome, JobError> {
     r.progress(5, "listing files");
     let (files, skipped) = collect(source, opts, r)?;
     r.progress(20, &format!("packing {} files", files.len()));
     let out_path = out_dir.join(opts.style.file_name());
-    let file =
-        File::create(&out_path).or_fail_with(|| format!("creating {}", out_path.display()))?;
+    let file = File::create(&out_path).or_fail_with(|| format!("creating {}", out_path.display()))?;
     let mut w = BufWriter::new(file);
     let rels: Vec<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
-    let write_err =
-        |e: std::io::Error| JobError::failed(format!("writing {}: {e}", out_path.display()));
+    let write_err = |e: std::io::Error| JobError::failed(format!("writing {}: {e}", out_path.display()));
     write_header(&mut w, opts.style, source, &tree(&rels)).map_err(write_err)?;
 
     let mut stats = Vec::with_capacity(files.len());
@@ -210,11 +191,7 @@ pub fn pack(
         let text = String::from_utf8_lossy(&bytes);
         let lines = text.lines().count() as u64;
         write_file(&mut w, opts.style, rel, &text).map_err(write_err)?;
-        stats.push(FileStat {
-            path: rel.clone(),
-            bytes: bytes.len() as u64,
-            lines,
-        });
+        stats.push(FileStat { path: rel.clone(), bytes: bytes.len() as u64, lines });
         if n % 50 == 0 {
             let pct = 20 + (75 * (n + 1) / files.len().max(1)) as u8;
             r.progress(pct, &format!("packed {} / {} files", n + 1, files.len()));
@@ -247,12 +224,7 @@ const PURPOSE: &str = "This file is a merged representation of the repository's 
                        document for AI systems. Binary files, dependencies, lock files and files matched by \
                        .gitignore or the extra ignore patterns are left out.";
 
-fn write_header(
-    w: &mut impl Write,
-    style: Style,
-    source: &Path,
-    tree: &str,
-) -> std::io::Result<()> {
+fn write_header(w: &mut impl Write, style: Style, source: &Path, tree: &str) -> std::io::Result<()> {
     let src = source.display();
     match style {
         Style::Xml => write!(
@@ -277,29 +249,16 @@ fn write_header(
 }
 
 fn write_file(w: &mut impl Write, style: Style, rel: &str, text: &str) -> std::io::Result<()> {
-    let nl = if text.ends_with('\n') || text.is_empty() {
-        ""
-    } else {
-        "\n"
-    };
+    let nl = if text.ends_with('\n') || text.is_empty() { "" } else { "\n" };
     match style {
-        Style::Xml => write!(
-            w,
-            "<file path=\"{}\">\n{text}{nl}</file>\n\n",
-            xml_escape(rel)
-        ),
+        Style::Xml => write!(w, "<file path=\"{}\">\n{text}{nl}</file>\n\n", xml_escape(rel)),
         Style::Markdown => {
             let lang = rel.rsplit_once('.').map_or("", |(_, ext)| ext);
             // A fence longer than any backtick run inside the file keeps it intact.
             let fence = "`".repeat(longest_backtick_run(text).max(2) + 1);
             write!(w, "## File: {rel}\n\n{fence}{lang}\n{text}{nl}{fence}\n\n")
         }
-        Style::Plain => write!(
-            w,
-            "{}\nFile: {rel}\n{}\n{text}{nl}\n",
-            "-".repeat(16),
-            "-".repeat(16)
-        ),
+        Style::Plain => write!(w, "{}\nFile: {rel}\n{}\n{text}{nl}\n", "-".repeat(16), "-".repeat(16)),
     }
 }
 
@@ -308,10 +267,7 @@ fn longest_backtick_run(text: &str) -> usize {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 #[cfg(test)]

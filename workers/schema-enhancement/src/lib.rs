@@ -9,9 +9,7 @@ mod schema;
 
 use std::path::{Path, PathBuf};
 
-use alephauto_guest::{
-    Context, GitWorkflow, JobError, Worker, WorkerInfo, export_worker, schemars,
-};
+use alephauto_guest::{Context, GitWorkflow, JobError, Worker, WorkerInfo, export_worker, schemars};
 use serde::Deserialize;
 
 pub use enhance::{derive_context, enhance};
@@ -60,10 +58,7 @@ impl Worker for SchemaEnhancement {
     fn run(ctx: &Context, p: Params) -> Result<serde_json::Value, JobError> {
         let readme = PathBuf::from(&p.readme_path);
         if !readme.is_file() {
-            return Err(JobError::invalid(
-                "readmePath",
-                format!("{} is not a file", readme.display()),
-            ));
+            return Err(JobError::invalid("readmePath", format!("{} is not a file", readme.display())));
         }
         let repo = match &p.repository_path {
             Some(r) => PathBuf::from(r),
@@ -85,11 +80,7 @@ impl Worker for SchemaEnhancement {
 /// The nearest ancestor of the README holding `.git` (only granted folders are visible), else its folder.
 fn find_repo_root(readme: &Path) -> PathBuf {
     let start = readme.parent().unwrap_or(readme);
-    start
-        .ancestors()
-        .find(|dir| dir.join(".git").symlink_metadata().is_ok())
-        .unwrap_or(start)
-        .to_path_buf()
+    start.ancestors().find(|dir| dir.join(".git").symlink_metadata().is_ok()).unwrap_or(start).to_path_buf()
 }
 
 export_worker!(SchemaEnhancement);
@@ -102,8 +93,7 @@ mod contract_tests {
     fn schema_marks_paths_defaults_and_is_closed() {
         assert_eq!(SchemaEnhancement::info().id, env!("CARGO_PKG_NAME"));
         let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>())
-                .expect("schema is JSON");
+            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
         assert_eq!(s["additionalProperties"], false);
         assert!(!s.to_string().contains("$ref"), "schema must be inline");
         assert_eq!(

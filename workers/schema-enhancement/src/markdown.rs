@@ -115,16 +115,10 @@ mod tests {
     fn finds_title_and_description() {
         let text = "[![ci](x)](y)\n# My Tool #\n\n![logo](l.png)\n\nShort.\n\nThis tool packs\nrepositories for AI.\n\n## Usage\n";
         assert_eq!(title(text).as_deref(), Some("My Tool"));
-        assert_eq!(
-            title("## Setup\n\n```sh\n# install it\nnpm i\n```\n\n# Real\n").as_deref(),
-            Some("Real")
-        );
+        assert_eq!(title("## Setup\n\n```sh\n# install it\nnpm i\n```\n\n# Real\n").as_deref(), Some("Real"));
         assert_eq!(title("## Setup\n\n```sh\n# install it\n```\n"), None);
         assert_eq!(first_heading(text).map(|h| h.0), Some(1));
-        assert_eq!(
-            description(text).as_deref(),
-            Some("This tool packs repositories for AI.")
-        );
+        assert_eq!(description(text).as_deref(), Some("This tool packs repositories for AI."));
         let long = format!("# T\n\n{}\n", "word ".repeat(60));
         let d = description(&long).expect("description");
         assert_eq!(d.chars().count(), 200);
@@ -134,18 +128,9 @@ mod tests {
     #[test]
     fn inserts_after_first_heading_or_at_top() {
         let block = "<script>\n{}\n</script>";
-        assert_eq!(
-            insert_after_heading("# T\n\nBody\n", block),
-            "# T\n\n<script>\n{}\n</script>\n\nBody\n"
-        );
-        assert_eq!(
-            insert_after_heading("# T\nBody\n", block),
-            "# T\n\n<script>\n{}\n</script>\n\nBody\n"
-        );
-        assert_eq!(
-            insert_after_heading("Body\n", block),
-            "<script>\n{}\n</script>\n\nBody\n"
-        );
+        assert_eq!(insert_after_heading("# T\n\nBody\n", block), "# T\n\n<script>\n{}\n</script>\n\nBody\n");
+        assert_eq!(insert_after_heading("# T\nBody\n", block), "# T\n\n<script>\n{}\n</script>\n\nBody\n");
+        assert_eq!(insert_after_heading("Body\n", block), "<script>\n{}\n</script>\n\nBody\n");
         assert_eq!(
             insert_after_heading("```\n# not\n```\n## Real\nx\n", block),
             "```\n# not\n```\n## Real\n\n<script>\n{}\n</script>\n\nx\n"

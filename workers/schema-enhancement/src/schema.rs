@@ -23,27 +23,19 @@ pub struct ProjectContext {
 }
 
 fn has_word(haystack: &str, word: &str) -> bool {
-    haystack
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|w| w == word)
+    haystack.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == word)
 }
 
 /// Whether a word of `s` starts with "test" (test, tests, `__tests__`, testing; not latest or contest).
 fn mentions_testing(s: &str) -> bool {
-    s.split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|w| w.starts_with("test"))
+    s.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w.starts_with("test"))
 }
 
 /// The Schema.org type, by the spec's precedence (testing, API, package, tutorial, remote, article).
 ///
 /// `readme_path` is the README's path from its repository's folder on (`repo/docs/README.md`):
 /// the folders above the repository say nothing about what the README is about.
-pub fn choose_type(
-    readme_path: &str,
-    title: &str,
-    text: &str,
-    ctx: &ProjectContext,
-) -> &'static str {
+pub fn choose_type(readme_path: &str, title: &str, text: &str, ctx: &ProjectContext) -> &'static str {
     let path = readme_path.to_ascii_lowercase();
     let title = title.to_ascii_lowercase();
     let text = text.to_ascii_lowercase();
@@ -57,10 +49,7 @@ pub fn choose_type(
     if ctx.has_package_json || ctx.has_pyproject {
         return "SoftwareApplication";
     }
-    if ["tutorial", "getting started", "guide"]
-        .iter()
-        .any(|w| text.contains(w))
-    {
+    if ["tutorial", "getting started", "guide"].iter().any(|w| text.contains(w)) {
         return "HowTo";
     }
     if ctx.git_remote.is_some() {
@@ -83,13 +72,7 @@ pub fn repository_url(remote: &str) -> String {
 }
 
 /// Builds the JSON-LD object.
-pub fn build(
-    schema_type: &str,
-    name: &str,
-    description: Option<&str>,
-    ctx: &ProjectContext,
-    date: &str,
-) -> Value {
+pub fn build(schema_type: &str, name: &str, description: Option<&str>, ctx: &ProjectContext, date: &str) -> Value {
     let mut m = Map::new();
     m.insert("@context".into(), json!("https://schema.org"));
     m.insert("@type".into(), json!(schema_type));
@@ -137,26 +120,15 @@ pub struct Validation {
 
 /// Missing `@context`/`@type` are errors, missing `name`/`description` warnings.
 pub fn validate(schema: &Value) -> Validation {
-    let present = |k: &str| {
-        schema
-            .get(k)
-            .is_some_and(|v| v.as_str().is_none_or(|s| !s.is_empty()))
-    };
-    let errors: Vec<String> = ["@context", "@type"]
-        .iter()
-        .filter(|k| !present(k))
-        .map(|k| format!("Missing required field: {k}"))
-        .collect();
+    let present = |k: &str| schema.get(k).is_some_and(|v| v.as_str().is_none_or(|s| !s.is_empty()));
+    let errors: Vec<String> =
+        ["@context", "@type"].iter().filter(|k| !present(k)).map(|k| format!("Missing required field: {k}")).collect();
     let warnings = ["name", "description"]
         .iter()
         .filter(|k| !present(k))
         .map(|k| format!("Missing recommended field: {k}"))
         .collect();
-    Validation {
-        valid: errors.is_empty(),
-        errors,
-        warnings,
-    }
+    Validation { valid: errors.is_empty(), errors, warnings }
 }
 
 /// How much the markup is worth (0-100) and why.
@@ -177,12 +149,9 @@ pub struct Impact {
 pub fn impact(schema: &Value, validation: &Validation) -> Impact {
     let has = |k: &str| schema.get(k).is_some();
     let specific: &[&'static str] = match schema.get("@type").and_then(Value::as_str) {
-        Some("SoftwareApplication") => &[
-            "codeRepository",
-            "programmingLanguage",
-            "applicationCategory",
-            "operatingSystem",
-        ],
+        Some("SoftwareApplication") => {
+            &["codeRepository", "programmingLanguage", "applicationCategory", "operatingSystem"]
+        }
         Some("SoftwareSourceCode") => &["codeRepository", "programmingLanguage"],
         _ => &["dateModified", "inLanguage"],
     };
@@ -201,15 +170,8 @@ pub fn impact(schema: &Value, validation: &Validation) -> Impact {
         40.. => "fair",
         _ => "poor",
     };
-    let fields_filled = schema
-        .as_object()
-        .map_or(0, |m| m.keys().filter(|k| !k.starts_with('@')).count());
-    Impact {
-        score,
-        rating,
-        fields_filled,
-        missing_fields: missing,
-    }
+    let fields_filled = schema.as_object().map_or(0, |m| m.keys().filter(|k| !k.starts_with('@')).count());
+    Impact { score, rating, fields_filled, missing_fields: missing }
 }
 
 #[cfg(test)]
@@ -222,48 +184,18 @@ mod tests {
 
     #[test]
     fn type_precedence_follows_the_spec() {
-        let pkg = ProjectContext {
-            has_package_json: true,
-            ..ctx()
-        };
-        let remote = ProjectContext {
-            git_remote: Some("git@github.com:o/r.git".into()),
-            ..ctx()
-        };
+        let pkg = ProjectContext { has_package_json: true, ..ctx() };
+        let remote = ProjectContext { git_remote: Some("git@github.com:o/r.git".into()), ..ctx() };
         assert_eq!(choose_type("/r/tests/README.md", "T", "", &pkg), "HowTo");
-        assert_eq!(
-            choose_type("r/README.md", "Testing guide", "", &pkg),
-            "HowTo"
-        );
+        assert_eq!(choose_type("r/README.md", "Testing guide", "", &pkg), "HowTo");
         assert_eq!(choose_type("r/__tests__/README.md", "T", "", &pkg), "HowTo");
-        assert_eq!(
-            choose_type("latest-widget/README.md", "Latest widget", "", &pkg),
-            "SoftwareApplication"
-        );
-        assert_eq!(
-            choose_type("/r/README.md", "Payments API", "", &pkg),
-            "APIReference"
-        );
-        assert_eq!(
-            choose_type("/r/README.md", "T", "See the endpoints below", &ctx()),
-            "APIReference"
-        );
-        assert_eq!(
-            choose_type("/r/README.md", "T", "a guide", &pkg),
-            "SoftwareApplication"
-        );
-        assert_eq!(
-            choose_type("/r/README.md", "T", "Getting Started", &remote),
-            "HowTo"
-        );
-        assert_eq!(
-            choose_type("/r/README.md", "T", "rapid capital", &remote),
-            "SoftwareSourceCode"
-        );
-        assert_eq!(
-            choose_type("/r/README.md", "T", "notes", &ctx()),
-            "TechArticle"
-        );
+        assert_eq!(choose_type("latest-widget/README.md", "Latest widget", "", &pkg), "SoftwareApplication");
+        assert_eq!(choose_type("/r/README.md", "Payments API", "", &pkg), "APIReference");
+        assert_eq!(choose_type("/r/README.md", "T", "See the endpoints below", &ctx()), "APIReference");
+        assert_eq!(choose_type("/r/README.md", "T", "a guide", &pkg), "SoftwareApplication");
+        assert_eq!(choose_type("/r/README.md", "T", "Getting Started", &remote), "HowTo");
+        assert_eq!(choose_type("/r/README.md", "T", "rapid capital", &remote), "SoftwareSourceCode");
+        assert_eq!(choose_type("/r/README.md", "T", "notes", &ctx()), "TechArticle");
     }
 
     #[test]
@@ -274,13 +206,7 @@ mod tests {
             languages: vec!["TypeScript".into()],
             ..ctx()
         };
-        let s = build(
-            "SoftwareApplication",
-            "R",
-            Some("Does things well."),
-            &c,
-            "2025-01-02",
-        );
+        let s = build("SoftwareApplication", "R", Some("Does things well."), &c, "2025-01-02");
         assert_eq!(s["codeRepository"], "https://github.com/o/r");
         assert_eq!(s["programmingLanguage"], "TypeScript");
         assert_eq!(s["operatingSystem"], "Cross-platform");

@@ -36,9 +36,9 @@ pub struct Analysis {
 
 /// True for `*.test|spec.{ts,tsx,js,jsx}`.
 pub fn is_test_file(name: &str) -> bool {
-    ["ts", "tsx", "js", "jsx"].iter().any(|ext| {
-        name.ends_with(&format!(".test.{ext}")) || name.ends_with(&format!(".spec.{ext}"))
-    })
+    ["ts", "tsx", "js", "jsx"]
+        .iter()
+        .any(|ext| name.ends_with(&format!(".test.{ext}")) || name.ends_with(&format!(".spec.{ext}")))
 }
 
 /// Test files under the given folders of `repo` (missing folders are skipped), sorted and deduplicated.
@@ -49,18 +49,12 @@ pub fn find_test_files(repo: &Path, dirs: &[&str]) -> Vec<PathBuf> {
         if !root.is_dir() {
             continue;
         }
-        let Ok(walk) = Walker::new(&root)
-            .skip_dir_names(["node_modules", "dist", "build", "coverage"])
-            .walk()
-        else {
+        let Ok(walk) = Walker::new(&root).skip_dir_names(["node_modules", "dist", "build", "coverage"]).walk() else {
             continue;
         };
         out.extend(
             walk.filter_map(Result::ok)
-                .filter(|e| {
-                    e.kind == EntryKind::File
-                        && is_test_file(e.relative.rsplit('/').next().unwrap_or(""))
-                })
+                .filter(|e| e.kind == EntryKind::File && is_test_file(e.relative.rsplit('/').next().unwrap_or("")))
                 .map(|e| e.path),
         );
     }
@@ -76,11 +70,7 @@ fn quoted_args<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
     while let Some(at) = rest.find(needle) {
         rest = &rest[at + needle.len()..];
         let trimmed = rest.trim_start();
-        let Some(q) = trimmed
-            .chars()
-            .next()
-            .filter(|c| matches!(c, '\'' | '"' | '`'))
-        else {
+        let Some(q) = trimmed.chars().next().filter(|c| matches!(c, '\'' | '"' | '`')) else {
             continue;
         };
         if let Some(end) = trimmed[1..].find(q) {
@@ -103,49 +93,23 @@ pub fn analyze_files(texts: &[String]) -> Analysis {
         let renders = t.matches("render(").count();
         let waits = t.matches("waitFor(").count();
         a.render_wait_for += renders.min(waits);
-        a.link_assertions += count_any(
-            t,
-            &[
-                "toHaveAttribute('href'",
-                "toHaveAttribute(\"href\"",
-                "toHaveAttribute(`href`",
-            ],
-        );
+        a.link_assertions +=
+            count_any(t, &["toHaveAttribute('href'", "toHaveAttribute(\"href\"", "toHaveAttribute(`href`"]);
         a.heading_checks += count_any(t, &["ByRole('heading'", "ByRole(\"heading\""]);
         a.form_interactions += count_any(
             t,
-            &[
-                "fireEvent.change(",
-                "fireEvent.submit(",
-                "userEvent.type(",
-                "user.type(",
-                ".fill(",
-                "selectOptions(",
-            ],
+            &["fireEvent.change(", "fireEvent.submit(", "userEvent.type(", "user.type(", ".fill(", "selectOptions("],
         );
-        for s in quoted_args(t, "getByText(")
-            .into_iter()
-            .filter(|s| s.chars().count() > 5)
-        {
+        for s in quoted_args(t, "getByText(").into_iter().filter(|s| s.chars().count() > 5) {
             *strings.entry(s).or_default() += 1;
         }
-        for line in t
-            .lines()
-            .map(str::trim)
-            .filter(|l| l.starts_with("expect("))
-        {
+        for line in t.lines().map(str::trim).filter(|l| l.starts_with("expect(")) {
             *expects.entry(line).or_default() += 1;
         }
     }
     let repeated = |m: BTreeMap<&str, usize>| {
-        let mut v: Vec<Repeated> = m
-            .into_iter()
-            .filter(|(_, c)| *c >= 3)
-            .map(|(t, count)| Repeated {
-                text: t.to_owned(),
-                count,
-            })
-            .collect();
+        let mut v: Vec<Repeated> =
+            m.into_iter().filter(|(_, c)| *c >= 3).map(|(t, count)| Repeated { text: t.to_owned(), count }).collect();
         v.sort_by(|x, y| y.count.cmp(&x.count).then_with(|| x.text.cmp(&y.text)));
         v
     };
@@ -156,11 +120,7 @@ pub fn analyze_files(texts: &[String]) -> Analysis {
 
 /// Reads the files, skipping unreadable ones.
 pub fn read_all(files: &[PathBuf]) -> Vec<String> {
-    files
-        .iter()
-        .filter_map(|f| fs::read(f).ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .collect()
+    files.iter().filter_map(|f| fs::read(f).ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).collect()
 }
 
 #[cfg(test)]
@@ -184,18 +144,8 @@ fireEvent.change(input, {}); await user.type(box, 'x'); getByText('short')
         assert_eq!(a.link_assertions, 1);
         assert_eq!(a.heading_checks, 1);
         assert_eq!(a.form_interactions, 2);
-        assert_eq!(
-            a.repeated_strings,
-            vec![Repeated {
-                text: "Welcome home".into(),
-                count: 3
-            }]
-        );
-        assert_eq!(
-            a.repeated_expects.len(),
-            0,
-            "the third line quotes differently"
-        );
+        assert_eq!(a.repeated_strings, vec![Repeated { text: "Welcome home".into(), count: 3 }]);
+        assert_eq!(a.repeated_expects.len(), 0, "the third line quotes differently");
         assert!(is_test_file("a.spec.tsx") && is_test_file("b.test.js") && !is_test_file("c.ts"));
     }
 }

@@ -8,9 +8,7 @@ mod generate;
 
 use std::path::{Component, Path};
 
-use alephauto_guest::{
-    Context, GitWorkflow, JobError, Worker, WorkerInfo, export_worker, schemars,
-};
+use alephauto_guest::{Context, GitWorkflow, JobError, Worker, WorkerInfo, export_worker, schemars};
 use serde::{Deserialize, Serialize};
 
 pub use analyze::{Analysis, analyze_files, find_test_files};
@@ -69,13 +67,9 @@ fn relative(field: &str, value: &str) -> Result<(), JobError> {
     let p = Path::new(value);
     if value.is_empty()
         || p.is_absolute()
-        || p.components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        || p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(JobError::invalid(
-            field,
-            "must be a relative path inside the repository",
-        ));
+        return Err(JobError::invalid(field, "must be a relative path inside the repository"));
     }
     Ok(())
 }
@@ -110,10 +104,7 @@ impl Worker for TestRefactor {
         }
         let repo = Path::new(&p.repository_path);
         if !repo.is_dir() {
-            return Err(JobError::invalid(
-                "repositoryPath",
-                format!("{} is not a directory", repo.display()),
-            ));
+            return Err(JobError::invalid("repositoryPath", format!("{} is not a directory", repo.display())));
         }
         let opts = generate::Options {
             tests_dir: p.tests_dir,
@@ -136,8 +127,7 @@ mod contract_tests {
     fn schema_marks_paths_defaults_and_is_closed() {
         assert_eq!(TestRefactor::info().id, env!("CARGO_PKG_NAME"));
         let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>())
-                .expect("schema is JSON");
+            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
         assert_eq!(s["additionalProperties"], false);
         assert!(!s.to_string().contains("$ref"), "schema must be inline");
         assert_eq!(

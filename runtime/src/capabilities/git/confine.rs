@@ -36,14 +36,13 @@ pub(super) struct Scope {
 impl Scope {
     /// Whether the canonical `path` is inside an allowed folder and outside every forbidden one.
     pub fn contains(&self, path: &Path) -> bool {
-        self.allowed.iter().any(|g| path.starts_with(g))
-            && !self.forbidden.iter().any(|f| path.starts_with(f))
+        self.allowed.iter().any(|g| path.starts_with(g)) && !self.forbidden.iter().any(|f| path.starts_with(f))
     }
 
     /// Canonicalises `path` and checks it; `what` names it in the refusal.
     fn confined(&self, what: &str, path: &Path) -> Result<PathBuf, GitError> {
-        let canonical = std::fs::canonicalize(path)
-            .map_err(|e| GitError::Denied(format!("{what} {}: {e}", path.display())))?;
+        let canonical =
+            std::fs::canonicalize(path).map_err(|e| GitError::Denied(format!("{what} {}: {e}", path.display())))?;
         if self.contains(&canonical) {
             Ok(canonical)
         } else {
@@ -56,8 +55,7 @@ impl Scope {
 
     /// The canonical form of a path the guest named, if the job may query it.
     pub fn request(&self, raw: &str) -> Result<PathBuf, GitError> {
-        let canonical =
-            std::fs::canonicalize(raw).map_err(|e| GitError::Denied(format!("{raw}: {e}")))?;
+        let canonical = std::fs::canonicalize(raw).map_err(|e| GitError::Denied(format!("{raw}: {e}")))?;
         if self.contains(&canonical) {
             Ok(canonical)
         } else {
@@ -86,12 +84,10 @@ impl Scope {
             .with_enforced_trust(gix::sec::Trust::Reduced)
             // Spelled out rather than relying on the default: no repository-local section is
             // read for anything gitoxide treats as sensitive (programs, paths).
-            .filter_config_section(|meta| {
-                meta.source.kind() != gix::config::source::Kind::Repository
-            })
+            .filter_config_section(|meta| meta.source.kind() != gix::config::source::Kind::Repository)
             .open_path_as_is(false);
-        let repo = gix::open_opts(&root, options)
-            .map_err(|e| GitError::NotARepository(format!("{}: {e}", root.display())))?;
+        let repo =
+            gix::open_opts(&root, options).map_err(|e| GitError::NotARepository(format!("{}: {e}", root.display())))?;
         // gitoxide must have settled on the folders checked above.
         if self.confined("git dir", repo.git_dir())? != git_dir
             || self.confined("common dir", repo.common_dir())? != common_dir
@@ -119,9 +115,7 @@ impl Scope {
                     .trim_end()
                     .strip_prefix("gitdir:")
                     .map(str::trim)
-                    .ok_or_else(|| {
-                        GitError::NotARepository(format!("{} is not a gitdir file", dot.display()))
-                    })?;
+                    .ok_or_else(|| GitError::NotARepository(format!("{} is not a gitdir file", dot.display())))?;
                 self.confined("git dir", &root.join(target))?
             }
             Ok(_) => self.confined("git dir", &dot)?,
@@ -134,10 +128,7 @@ impl Scope {
                 self.confined("common dir", &git_dir.join(text.trim_end()))?
             }
             Ok(_) => {
-                return Err(GitError::Denied(format!(
-                    "{} is not a regular file",
-                    file.display()
-                )));
+                return Err(GitError::Denied(format!("{} is not a regular file", file.display())));
             }
             Err(_) => git_dir.clone(),
         };
@@ -146,22 +137,11 @@ impl Scope {
 
     /// The nearest folder at or above `start` holding `.git`, or being a bare repository.
     fn discover(&self, start: &Path) -> Result<PathBuf, GitError> {
-        let top = self
-            .allowed
-            .iter()
-            .filter(|g| start.starts_with(g))
-            .min_by_key(|g| g.components().count())
-            .ok_or_else(|| {
-                GitError::Denied(format!(
-                    "{} is outside the folders granted to this job",
-                    start.display()
-                ))
-            })?;
-        let mut dir = if start.is_dir() {
-            start
-        } else {
-            start.parent().unwrap_or(start)
-        };
+        let top =
+            self.allowed.iter().filter(|g| start.starts_with(g)).min_by_key(|g| g.components().count()).ok_or_else(
+                || GitError::Denied(format!("{} is outside the folders granted to this job", start.display())),
+            )?;
+        let mut dir = if start.is_dir() { start } else { start.parent().unwrap_or(start) };
         loop {
             if std::fs::symlink_metadata(dir.join(".git")).is_ok() || looks_bare(dir) {
                 return Ok(dir.to_path_buf());
@@ -185,10 +165,7 @@ impl Scope {
         if !meta.is_file() {
             // A FIFO would block the reader forever; a link is checked by the walk, but
             // reading through it here is not needed to answer anything.
-            return Err(GitError::Denied(format!(
-                "{} is not a regular file",
-                file.display()
-            )));
+            return Err(GitError::Denied(format!("{} is not a regular file", file.display())));
         }
         if depth >= MAX_ALTERNATE_DEPTH {
             return Err(GitError::Denied(format!(
@@ -197,11 +174,7 @@ impl Scope {
             )));
         }
         let text = read_capped(&file, MAX_ALTERNATES_BYTES)?;
-        for line in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             // git resolves a relative alternate against the objects folder that lists it.
             let alt = self.confined("alternate object folder", &objects.join(line))?;
             self.alternates(&alt, depth + 1)?;
@@ -212,31 +185,22 @@ impl Scope {
     /// Walks a git folder: every symbolic link must resolve inside the scope, and nothing may
     /// be a FIFO, socket or device (a read would block or reach a device).
     fn walk(&self, dir: &Path, ctx: &Ctx, budget: &mut usize) -> Result<(), GitError> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| GitError::Failed(format!("reading {}: {e}", dir.display())))?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| GitError::Failed(format!("reading {}: {e}", dir.display())))?;
         for entry in entries {
             ctx.check()?;
-            let entry =
-                entry.map_err(|e| GitError::Failed(format!("reading {}: {e}", dir.display())))?;
+            let entry = entry.map_err(|e| GitError::Failed(format!("reading {}: {e}", dir.display())))?;
             *budget = budget.checked_sub(1).ok_or_else(|| {
-                GitError::TooLarge(format!(
-                    "the git folder {} holds too many entries to check",
-                    dir.display()
-                ))
+                GitError::TooLarge(format!("the git folder {} holds too many entries to check", dir.display()))
             })?;
             let path = entry.path();
-            let kind = entry
-                .file_type()
-                .map_err(|e| GitError::Failed(format!("{}: {e}", path.display())))?;
+            let kind = entry.file_type().map_err(|e| GitError::Failed(format!("{}: {e}", path.display())))?;
             if kind.is_symlink() {
                 self.confined("symbolic link target of", &path)?;
             } else if kind.is_dir() {
                 self.walk(&path, ctx, budget)?;
             } else if !kind.is_file() {
-                return Err(GitError::Denied(format!(
-                    "{} is not a regular file, folder or link",
-                    path.display()
-                )));
+                return Err(GitError::Denied(format!("{} is not a regular file, folder or link", path.display())));
             }
         }
         Ok(())
@@ -251,8 +215,7 @@ fn looks_bare(dir: &Path) -> bool {
 /// Reads at most `cap` bytes of a small text file.
 fn read_capped(path: &Path, cap: u64) -> Result<String, GitError> {
     use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(|e| GitError::Failed(format!("reading {}: {e}", path.display())))?;
+    let file = std::fs::File::open(path).map_err(|e| GitError::Failed(format!("reading {}: {e}", path.display())))?;
     let mut text = String::new();
     file.take(cap)
         .read_to_string(&mut text)

@@ -37,11 +37,7 @@ pub struct GitSettings {
 
 impl Default for GitSettings {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(30),
-            max_output: 16 << 20,
-            forbidden: Vec::new(),
-        }
+        Self { timeout: Duration::from_secs(30), max_output: 16 << 20, forbidden: Vec::new() }
     }
 }
 
@@ -62,19 +58,13 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// A fresh context for one query.
     pub(crate) fn new(max_output: usize) -> Self {
-        Self {
-            interrupt: Arc::new(AtomicBool::new(false)),
-            max_output,
-            walk_budget: WALK_BUDGET,
-        }
+        Self { interrupt: Arc::new(AtomicBool::new(false)), max_output, walk_budget: WALK_BUDGET }
     }
 
     /// `timeout` once the caller gave up.
     pub(crate) fn check(&self) -> Result<(), GitError> {
         if self.interrupt.load(Ordering::Relaxed) {
-            Err(GitError::Timeout(
-                "the git query was abandoned after the timeout".into(),
-            ))
+            Err(GitError::Timeout("the git query was abandoned after the timeout".into()))
         } else {
             Ok(())
         }
@@ -82,10 +72,7 @@ impl Ctx {
 
     /// A running count of an answer's bytes.
     pub(crate) fn output(&self) -> OutputSize {
-        OutputSize {
-            used: 0,
-            cap: self.max_output,
-        }
+        OutputSize { used: 0, cap: self.max_output }
     }
 }
 
@@ -100,10 +87,7 @@ impl OutputSize {
     pub(crate) fn add(&mut self, n: usize) -> Result<(), GitError> {
         self.used = self.used.saturating_add(n);
         if self.used > self.cap {
-            Err(GitError::TooLarge(format!(
-                "the answer exceeds {} bytes",
-                self.cap
-            )))
+            Err(GitError::TooLarge(format!("the answer exceeds {} bytes", self.cap)))
         } else {
             Ok(())
         }
@@ -123,16 +107,12 @@ impl Query {
     /// The query context for a job with `grants` under `settings`.
     pub(crate) fn new(grants: &[Grant], settings: &GitSettings) -> Self {
         // The output folder is writable by the guest and never a repository to query.
-        let (output, granted): (Vec<&Grant>, Vec<&Grant>) =
-            grants.iter().partition(|g| g.param == "output");
+        let (output, granted): (Vec<&Grant>, Vec<&Grant>) = grants.iter().partition(|g| g.param == "output");
         let canonical = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
         let mut forbidden: Vec<PathBuf> = output.iter().map(|g| canonical(&g.dir)).collect();
         forbidden.extend(settings.forbidden.iter().map(canonical));
         Self {
-            scope: Scope {
-                allowed: granted.iter().map(|g| g.dir.clone()).collect(),
-                forbidden,
-            },
+            scope: Scope { allowed: granted.iter().map(|g| g.dir.clone()).collect(), forbidden },
             timeout: settings.timeout,
             max_output: settings.max_output,
         }
@@ -165,10 +145,7 @@ impl Query {
             }
             Err(_) => {
                 interrupt.store(true, Ordering::Relaxed);
-                Err(GitError::Timeout(format!(
-                    "the git query took longer than {:?}",
-                    self.timeout
-                )))
+                Err(GitError::Timeout(format!("the git query took longer than {:?}", self.timeout)))
             }
         }
     }
@@ -176,62 +153,30 @@ impl Query {
 
 impl wit::Host for HostState {
     async fn current_branch(&mut self, repo: String) -> wasmtime::Result<Result<String, GitError>> {
-        Ok(Query::of(self)
-            .run(&repo, |r, _, _| query::current_branch(r))
-            .await)
+        Ok(Query::of(self).run(&repo, |r, _, _| query::current_branch(r)).await)
     }
 
-    async fn status(
-        &mut self,
-        repo: String,
-    ) -> wasmtime::Result<Result<Vec<StatusEntry>, GitError>> {
-        let out = Query::of(self)
-            .run(&repo, |r, _, ctx| query::status(r, ctx))
-            .await;
-        Ok(out.map(|entries| {
-            entries
-                .into_iter()
-                .map(|(code, path)| StatusEntry { code, path })
-                .collect()
-        }))
+    async fn status(&mut self, repo: String) -> wasmtime::Result<Result<Vec<StatusEntry>, GitError>> {
+        let out = Query::of(self).run(&repo, |r, _, ctx| query::status(r, ctx)).await;
+        Ok(out.map(|entries| entries.into_iter().map(|(code, path)| StatusEntry { code, path }).collect()))
     }
 
-    async fn log(
-        &mut self,
-        repo: String,
-        since: i64,
-        until: i64,
-    ) -> wasmtime::Result<Result<Vec<Commit>, GitError>> {
-        Ok(Query::of(self)
-            .run(&repo, move |r, _, ctx| query::log(r, since, until, ctx))
-            .await)
+    async fn log(&mut self, repo: String, since: i64, until: i64) -> wasmtime::Result<Result<Vec<Commit>, GitError>> {
+        Ok(Query::of(self).run(&repo, move |r, _, ctx| query::log(r, since, until, ctx)).await)
     }
 
-    async fn tracked_files(
-        &mut self,
-        repo: String,
-    ) -> wasmtime::Result<Result<Vec<String>, GitError>> {
+    async fn tracked_files(&mut self, repo: String) -> wasmtime::Result<Result<Vec<String>, GitError>> {
         Ok(Query::of(self).run(&repo, query::tracked_files).await)
     }
 
-    async fn remote_url(
-        &mut self,
-        repo: String,
-        remote: String,
-    ) -> wasmtime::Result<Result<Option<String>, GitError>> {
+    async fn remote_url(&mut self, repo: String, remote: String) -> wasmtime::Result<Result<Option<String>, GitError>> {
         if remote.is_empty() || remote.starts_with('-') {
-            return Ok(Err(GitError::Failed(format!(
-                "invalid remote name {remote:?}"
-            ))));
+            return Ok(Err(GitError::Failed(format!("invalid remote name {remote:?}"))));
         }
-        Ok(Query::of(self)
-            .run(&repo, move |r, _, _| query::remote_url(r, &remote))
-            .await)
+        Ok(Query::of(self).run(&repo, move |r, _, _| query::remote_url(r, &remote)).await)
     }
 
     async fn toplevel(&mut self, path: String) -> wasmtime::Result<Result<String, GitError>> {
-        Ok(Query::of(self)
-            .run(&path, |r, _, _| query::toplevel(r))
-            .await)
+        Ok(Query::of(self).run(&path, |r, _, _| query::toplevel(r)).await)
     }
 }

@@ -38,13 +38,10 @@ pub(super) fn current_branch(repo: &gix::Repository) -> Result<String, GitError>
 
 /// The work tree's top folder.
 pub(super) fn toplevel(repo: &gix::Repository) -> Result<String, GitError> {
-    let work = repo.workdir().ok_or_else(|| {
-        GitError::Failed(
-            "this operation must be run in a work tree (the repository is bare)".into(),
-        )
-    })?;
-    let top = std::fs::canonicalize(work)
-        .map_err(|e| GitError::Failed(format!("{}: {e}", work.display())))?;
+    let work = repo
+        .workdir()
+        .ok_or_else(|| GitError::Failed("this operation must be run in a work tree (the repository is bare)".into()))?;
+    let top = std::fs::canonicalize(work).map_err(|e| GitError::Failed(format!("{}: {e}", work.display())))?;
     Ok(top.display().to_string())
 }
 
@@ -52,33 +49,15 @@ pub(super) fn toplevel(repo: &gix::Repository) -> Result<String, GitError> {
 pub(super) fn remote_url(repo: &gix::Repository, remote: &str) -> Result<Option<String>, GitError> {
     let config = repo.config_snapshot();
     // The raw file: read, never acted on; reduced trust does not hide plain values.
-    Ok(config
-        .plumbing()
-        .string_by("remote", Some(remote.into()), "url")
-        .map(|u| text(u.as_ref())))
+    Ok(config.plumbing().string_by("remote", Some(remote.into()), "url").map(|u| text(u.as_ref())))
 }
 
 /// Paths in the index under `start` (relative to it, as `git -C start ls-files` prints them).
-pub(super) fn tracked_files(
-    repo: &gix::Repository,
-    start: &Path,
-    ctx: &Ctx,
-) -> Result<Vec<String>, GitError> {
-    let work = repo
-        .workdir()
-        .ok_or_else(|| GitError::Failed("the repository is bare; it has no index".into()))?;
-    let work = std::fs::canonicalize(work)
-        .map_err(|e| GitError::Failed(format!("{}: {e}", work.display())))?;
-    let prefix = start
-        .strip_prefix(&work)
-        .ok()
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_default();
-    let prefix = if prefix.is_empty() {
-        String::new()
-    } else {
-        format!("{prefix}/")
-    };
+pub(super) fn tracked_files(repo: &gix::Repository, start: &Path, ctx: &Ctx) -> Result<Vec<String>, GitError> {
+    let work = repo.workdir().ok_or_else(|| GitError::Failed("the repository is bare; it has no index".into()))?;
+    let work = std::fs::canonicalize(work).map_err(|e| GitError::Failed(format!("{}: {e}", work.display())))?;
+    let prefix = start.strip_prefix(&work).ok().map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
     let index = repo.index_or_empty().map_err(failed("reading the index"))?;
     let mut out = Vec::new();
     let mut size = ctx.output();
@@ -128,12 +107,7 @@ pub(super) fn status(repo: &gix::Repository, ctx: &Ctx) -> Result<Vec<(String, S
                 let (path, code) = match &change {
                     gix::diff::index::Change::Addition { location, .. } => (location, 'A'),
                     gix::diff::index::Change::Deletion { location, .. } => (location, 'D'),
-                    gix::diff::index::Change::Modification {
-                        location,
-                        previous_entry_mode,
-                        entry_mode,
-                        ..
-                    } => {
+                    gix::diff::index::Change::Modification { location, previous_entry_mode, entry_mode, .. } => {
                         let typechange = previous_entry_mode.to_tree_entry_mode().map(|m| m.kind())
                             != entry_mode.to_tree_entry_mode().map(|m| m.kind());
                         (location, if typechange { 'T' } else { 'M' })
@@ -142,21 +116,13 @@ pub(super) fn status(repo: &gix::Repository, ctx: &Ctx) -> Result<Vec<(String, S
                 };
                 tracked.entry(text(path.as_ref())).or_insert((' ', ' ')).0 = code;
             }
-            gix::status::Item::IndexWorktree(WorktreeItem::Modification {
-                rela_path,
-                status,
-                ..
-            }) => {
-                let slot = tracked
-                    .entry(text(rela_path.as_ref()))
-                    .or_insert((' ', ' '));
+            gix::status::Item::IndexWorktree(WorktreeItem::Modification { rela_path, status, .. }) => {
+                let slot = tracked.entry(text(rela_path.as_ref())).or_insert((' ', ' '));
                 match status {
                     EntryStatus::Conflict { summary, .. } => *slot = conflict_code(summary),
                     EntryStatus::Change(Change::Removed) => slot.1 = 'D',
                     EntryStatus::Change(Change::Type { .. }) => slot.1 = 'T',
-                    EntryStatus::Change(
-                        Change::Modification { .. } | Change::SubmoduleModification(_),
-                    ) => slot.1 = 'M',
+                    EntryStatus::Change(Change::Modification { .. } | Change::SubmoduleModification(_)) => slot.1 = 'M',
                     EntryStatus::IntentToAdd => slot.1 = 'A',
                     EntryStatus::NeedsUpdate(_) => {}
                 }
@@ -211,12 +177,7 @@ fn conflict_code(c: Conflict) -> (char, char) {
 /// Commits reachable from any reference (and HEAD) with author time in [since, until), newest
 /// commit time first, each with numstat against its parent (the empty tree for a root commit;
 /// none for a merge, as `git log` prints none without `-m`).
-pub(super) fn log(
-    repo: &gix::Repository,
-    since: i64,
-    until: i64,
-    ctx: &Ctx,
-) -> Result<Vec<Commit>, GitError> {
+pub(super) fn log(repo: &gix::Repository, since: i64, until: i64, ctx: &Ctx) -> Result<Vec<Commit>, GitError> {
     let mut tips = Vec::new();
     let refs = repo.references().map_err(failed("reading references"))?;
     for reference in refs.all().map_err(failed("reading references"))? {
@@ -239,42 +200,21 @@ pub(super) fn log(
     let order = CommitTimeOrder::NewestFirst;
     // Commit time is never before author time in practice, so nothing in the window is
     // cut (the CLI's `--since` did the same).
-    let sorting = if since > 0 {
-        Sorting::ByCommitTimeCutoff {
-            order,
-            seconds: since,
-        }
-    } else {
-        Sorting::ByCommitTime(order)
-    };
-    let walk = repo
-        .rev_walk(tips)
-        .sorting(sorting)
-        .all()
-        .map_err(failed("walking the history"))?;
+    let sorting =
+        if since > 0 { Sorting::ByCommitTimeCutoff { order, seconds: since } } else { Sorting::ByCommitTime(order) };
+    let walk = repo.rev_walk(tips).sorting(sorting).all().map_err(failed("walking the history"))?;
     let mut out = Vec::new();
     let mut size = ctx.output();
     for info in walk {
         ctx.check()?;
         let info = info.map_err(failed("walking the history"))?;
         let commit = info.object().map_err(failed("reading a commit"))?;
-        let author = commit
-            .author()
-            .map_err(failed("reading a commit's author"))?;
-        let timestamp = author
-            .time()
-            .map_err(failed("reading a commit's author time"))?
-            .seconds;
+        let author = commit.author().map_err(failed("reading a commit's author"))?;
+        let timestamp = author.time().map_err(failed("reading a commit's author time"))?.seconds;
         if timestamp < since || timestamp >= until {
             continue;
         }
-        let subject = text(
-            commit
-                .message()
-                .map_err(failed("reading a commit message"))?
-                .summary()
-                .as_ref(),
-        );
+        let subject = text(commit.message().map_err(failed("reading a commit message"))?.summary().as_ref());
         let files = numstat(repo, &commit, ctx)?;
         size.add(40 + author.name.len() + author.email.len() + subject.len())?;
         for f in &files {
@@ -293,11 +233,7 @@ pub(super) fn log(
 }
 
 /// Lines added and deleted per file by a non-merge commit (none for binary files).
-fn numstat(
-    repo: &gix::Repository,
-    commit: &gix::Commit<'_>,
-    ctx: &Ctx,
-) -> Result<Vec<FileChange>, GitError> {
+fn numstat(repo: &gix::Repository, commit: &gix::Commit<'_>, ctx: &Ctx) -> Result<Vec<FileChange>, GitError> {
     let parents: Vec<_> = commit.parent_ids().collect();
     if parents.len() > 1 {
         return Ok(Vec::new());
@@ -312,53 +248,22 @@ fn numstat(
         None => repo.empty_tree(),
     };
     let changes = repo
-        .diff_tree_to_tree(
-            Some(&parent_tree),
-            Some(&tree),
-            gix::diff::Options::default(),
-        )
+        .diff_tree_to_tree(Some(&parent_tree), Some(&tree), gix::diff::Options::default())
         .map_err(failed("diffing a commit"))?;
     let mut files = Vec::new();
     for change in changes {
         ctx.check()?;
         use gix::object::tree::diff::ChangeDetached as C;
         let (location, old, new) = match change {
-            C::Addition {
-                location,
-                entry_mode,
-                id,
-                ..
-            } => (location, None, Some((entry_mode, id))),
-            C::Deletion {
-                location,
-                entry_mode,
-                id,
-                ..
-            } => (location, Some((entry_mode, id)), None),
-            C::Modification {
-                location,
-                previous_entry_mode,
-                previous_id,
-                entry_mode,
-                id,
-            } => (
-                location,
-                Some((previous_entry_mode, previous_id)),
-                Some((entry_mode, id)),
-            ),
+            C::Addition { location, entry_mode, id, .. } => (location, None, Some((entry_mode, id))),
+            C::Deletion { location, entry_mode, id, .. } => (location, Some((entry_mode, id)), None),
+            C::Modification { location, previous_entry_mode, previous_id, entry_mode, id } => {
+                (location, Some((previous_entry_mode, previous_id)), Some((entry_mode, id)))
+            }
             // Rewrites are not tracked (no rename detection), so none arrive.
-            C::Rewrite {
-                location,
-                source_entry_mode,
-                source_id,
-                entry_mode,
-                id,
-                ..
-            } => (
-                location,
-                Some((source_entry_mode, source_id)),
-                Some((entry_mode, id)),
-            ),
+            C::Rewrite { location, source_entry_mode, source_id, entry_mode, id, .. } => {
+                (location, Some((source_entry_mode, source_id)), Some((entry_mode, id)))
+            }
         };
         if old.is_some_and(|(m, _)| m.is_tree()) || new.is_some_and(|(m, _)| m.is_tree()) {
             continue;
@@ -368,10 +273,7 @@ fn numstat(
         let counts = match (&old, &new) {
             (Some(o), _) if is_binary(o) => None,
             (_, Some(n)) if is_binary(n) => None,
-            _ => Some(line_counts(
-                old.as_deref().unwrap_or_default(),
-                new.as_deref().unwrap_or_default(),
-            )),
+            _ => Some(line_counts(old.as_deref().unwrap_or_default(), new.as_deref().unwrap_or_default())),
         };
         files.push(FileChange {
             path: text(location.as_ref()),

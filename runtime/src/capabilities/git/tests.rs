@@ -29,11 +29,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -56,11 +52,7 @@ fn repo() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn grant(dir: &Path, param: &str) -> Grant {
-    Grant {
-        param: param.into(),
-        dir: dir.to_path_buf(),
-        access: Access::Write,
-    }
+    Grant { param: param.into(), dir: dir.to_path_buf(), access: Access::Write }
 }
 
 fn query(grants: &[&Path]) -> Query {
@@ -69,28 +61,16 @@ fn query(grants: &[&Path]) -> Query {
 }
 
 async fn status_of(q: &Query, path: &Path) -> Result<Vec<(String, String)>, GitError> {
-    q.run(&path.display().to_string(), |r, _, ctx| {
-        query::status(r, ctx)
-    })
-    .await
+    q.run(&path.display().to_string(), |r, _, ctx| query::status(r, ctx)).await
 }
 
 /// `git status --porcelain` pairs, as the old CLI-backed query answered.
 fn cli_status(repo: &Path) -> Vec<(String, String)> {
-    git(
-        repo,
-        &[
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=all",
-            "--no-renames",
-        ],
-    )
-    .split('\0')
-    .filter(|e| e.len() > 3)
-    .map(|e| (e[..2].to_string(), e[3..].to_string()))
-    .collect()
+    git(repo, &["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"])
+        .split('\0')
+        .filter(|e| e.len() > 3)
+        .map(|e| (e[..2].to_string(), e[3..].to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -110,108 +90,35 @@ async fn answers_match_the_git_cli() {
     let q = query(&[&repo]);
     let status = status_of(&q, &repo).await.unwrap();
     assert_eq!(status, cli_status(&repo));
-    assert!(
-        status.contains(&(" M".into(), "a.txt".into())),
-        "{status:?}"
-    );
-    assert!(
-        status.contains(&("??".into(), "docs/deep/x.md".into())),
-        "{status:?}"
-    );
+    assert!(status.contains(&(" M".into(), "a.txt".into())), "{status:?}");
+    assert!(status.contains(&("??".into(), "docs/deep/x.md".into())), "{status:?}");
 
-    let tracked = q
-        .run(&repo.display().to_string(), |r, s, ctx| {
-            query::tracked_files(r, s, ctx)
-        })
-        .await
-        .unwrap();
-    let cli: Vec<String> = git(&repo, &["ls-files"])
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let tracked = q.run(&repo.display().to_string(), |r, s, ctx| query::tracked_files(r, s, ctx)).await.unwrap();
+    let cli: Vec<String> = git(&repo, &["ls-files"]).lines().map(str::to_string).collect();
     assert_eq!(tracked, cli);
-    let sub = q
-        .run(&repo.join("src").display().to_string(), |r, s, ctx| {
-            query::tracked_files(r, s, ctx)
-        })
-        .await;
-    assert_eq!(
-        sub.unwrap(),
-        vec!["lib.rs".to_string()],
-        "paths relative to the folder asked about"
-    );
+    let sub = q.run(&repo.join("src").display().to_string(), |r, s, ctx| query::tracked_files(r, s, ctx)).await;
+    assert_eq!(sub.unwrap(), vec!["lib.rs".to_string()], "paths relative to the folder asked about");
 
-    let log = q
-        .run(&repo.display().to_string(), |r, _, ctx| {
-            query::log(r, 0, i64::MAX, ctx)
-        })
-        .await
-        .unwrap();
+    let log = q.run(&repo.display().to_string(), |r, _, ctx| query::log(r, 0, i64::MAX, ctx)).await.unwrap();
     assert_eq!(log.len(), 2);
-    let cli = git(
-        &repo,
-        &[
-            "log",
-            "--all",
-            "--numstat",
-            "--no-renames",
-            "--format=%x1e%H%x1f%s",
-        ],
-    );
-    let shas: Vec<&str> = cli
-        .split('\u{1e}')
-        .filter_map(|r| r.split('\u{1f}').next())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let cli = git(&repo, &["log", "--all", "--numstat", "--no-renames", "--format=%x1e%H%x1f%s"]);
+    let shas: Vec<&str> =
+        cli.split('\u{1e}').filter_map(|r| r.split('\u{1f}').next()).filter(|s| !s.is_empty()).collect();
     assert_eq!(log.iter().map(|c| c.sha.as_str()).collect::<Vec<_>>(), shas);
     assert_eq!(log[0].subject, "binary");
     assert_eq!(log[0].files.len(), 1);
-    assert_eq!(
-        (log[0].files[0].added, log[0].files[0].deleted),
-        (None, None),
-        "binary files count as none"
-    );
-    let first: Vec<(String, Option<u32>)> = log[1]
-        .files
-        .iter()
-        .map(|f| (f.path.clone(), f.added))
-        .collect();
-    assert_eq!(
-        first,
-        vec![("a.txt".into(), Some(3)), ("src/lib.rs".into(), Some(1))]
-    );
+    assert_eq!((log[0].files[0].added, log[0].files[0].deleted), (None, None), "binary files count as none");
+    let first: Vec<(String, Option<u32>)> = log[1].files.iter().map(|f| (f.path.clone(), f.added)).collect();
+    assert_eq!(first, vec![("a.txt".into(), Some(3)), ("src/lib.rs".into(), Some(1))]);
 
-    let branch = q
-        .run(&repo.display().to_string(), |r, _, _| {
-            query::current_branch(r)
-        })
-        .await
-        .unwrap();
+    let branch = q.run(&repo.display().to_string(), |r, _, _| query::current_branch(r)).await.unwrap();
     assert_eq!(branch, "main");
-    let top = q
-        .run(&repo.join("src").display().to_string(), |r, _, _| {
-            query::toplevel(r)
-        })
-        .await
-        .unwrap();
+    let top = q.run(&repo.join("src").display().to_string(), |r, _, _| query::toplevel(r)).await.unwrap();
     assert_eq!(top, repo.display().to_string());
-    git(
-        &repo,
-        &["remote", "add", "origin", "https://example.test/a.git"],
-    );
-    let url = q
-        .run(&repo.display().to_string(), |r, _, _| {
-            query::remote_url(r, "origin")
-        })
-        .await
-        .unwrap();
+    git(&repo, &["remote", "add", "origin", "https://example.test/a.git"]);
+    let url = q.run(&repo.display().to_string(), |r, _, _| query::remote_url(r, "origin")).await.unwrap();
     assert_eq!(url.as_deref(), Some("https://example.test/a.git"));
-    let none = q
-        .run(&repo.display().to_string(), |r, _, _| {
-            query::remote_url(r, "upstream")
-        })
-        .await
-        .unwrap();
+    let none = q.run(&repo.display().to_string(), |r, _, _| query::remote_url(r, "upstream")).await.unwrap();
     assert_eq!(none, None);
 }
 
@@ -233,11 +140,7 @@ fn line_counts_match_numstat() {
         let mut parts = cli.split('\t');
         let added: u32 = parts.next().unwrap().parse().unwrap();
         let deleted: u32 = parts.next().unwrap().parse().unwrap();
-        assert_eq!(
-            query::line_counts(old.as_bytes(), new.as_bytes()),
-            (added, deleted),
-            "{old:?} -> {new:?}"
-        );
+        assert_eq!(query::line_counts(old.as_bytes(), new.as_bytes()), (added, deleted), "{old:?} -> {new:?}");
         git(&repo, &["checkout", "-q", "--", "f.txt"]);
     }
 }
@@ -268,10 +171,7 @@ async fn planted_programs_never_run() {
     git(&repo, &["config", "core.sshCommand", &cmd]);
     git(&repo, &["config", "credential.helper", &format!("!{cmd}")]);
     write(&repo.join(".gitattributes"), "* filter=evil diff=evil\n");
-    write(
-        &repo.join("hooks/post-index-change"),
-        &format!("#!/bin/sh\n{cmd}\n"),
-    );
+    write(&repo.join("hooks/post-index-change"), &format!("#!/bin/sh\n{cmd}\n"));
     // A tracked file whose stat changed, so status must look at (and would filter) its content.
     std::thread::sleep(Duration::from_millis(20));
     write(&repo.join("a.txt"), "one\ntwo\nthree\n");
@@ -279,18 +179,11 @@ async fn planted_programs_never_run() {
 
     let q = query(&[&root]);
     let status = status_of(&q, &repo).await.unwrap();
-    assert!(
-        status.contains(&("??".into(), "b.txt".into())),
-        "{status:?}"
-    );
+    assert!(status.contains(&("??".into(), "b.txt".into())), "{status:?}");
     let repo_s = repo.display().to_string();
     q.run(&repo_s, query::tracked_files).await.unwrap();
-    q.run(&repo_s, |r, _, ctx| query::log(r, 0, i64::MAX, ctx))
-        .await
-        .unwrap();
-    q.run(&repo_s, |r, _, _| query::current_branch(r))
-        .await
-        .unwrap();
+    q.run(&repo_s, |r, _, ctx| query::log(r, 0, i64::MAX, ctx)).await.unwrap();
+    q.run(&repo_s, |r, _, _| query::current_branch(r)).await.unwrap();
     assert!(!m.exists(), "a planted command ran");
 }
 
@@ -308,10 +201,7 @@ async fn repositories_pointing_outside_the_grants_are_denied() {
 
     // A `.git` file naming another repository's git dir.
     let gitfile = root.join("gitfile");
-    write(
-        &gitfile.join(".git"),
-        &format!("gitdir: {}\n", other.join(".git").display()),
-    );
+    write(&gitfile.join(".git"), &format!("gitdir: {}\n", other.join(".git").display()));
     let res = status_of(&q, &gitfile).await;
     assert!(matches!(res, Err(GitError::Denied(_))), "gitfile: {res:?}");
 
@@ -326,61 +216,38 @@ async fn repositories_pointing_outside_the_grants_are_denied() {
     // Alternates into another repository's objects.
     let alt = root.join("alt");
     git(&root, &["init", "-q", "alt"]);
-    write(
-        &alt.join(".git/objects/info/alternates"),
-        &format!("{}\n", other.join(".git/objects").display()),
-    );
+    write(&alt.join(".git/objects/info/alternates"), &format!("{}\n", other.join(".git/objects").display()));
     let res = status_of(&q, &alt).await;
     assert!(matches!(res, Err(GitError::Denied(_))), "alt: {res:?}");
 
     // A linked work tree whose commondir is elsewhere.
     let common = root.join("common");
     git(&root, &["init", "-q", "common"]);
-    write(
-        &common.join(".git/commondir"),
-        &format!("{}\n", other.join(".git").display()),
-    );
+    write(&common.join(".git/commondir"), &format!("{}\n", other.join(".git").display()));
     let res = status_of(&q, &common).await;
     assert!(res.is_err(), "{res:?}");
 
     // core.worktree naming an ungranted folder: ignored or refused, never listed.
     let wt = root.join("wt");
     git(&root, &["init", "-q", "wt"]);
-    git(
-        &wt,
-        &["config", "core.worktree", &other.display().to_string()],
-    );
+    git(&wt, &["config", "core.worktree", &other.display().to_string()]);
     let res = status_of(&q, &wt).await;
     let listed = format!("{res:?}");
     assert!(!listed.contains("secret"), "{listed}");
-    let files = q
-        .run(&wt.display().to_string(), |r, s, ctx| {
-            query::tracked_files(r, s, ctx)
-        })
-        .await;
+    let files = q.run(&wt.display().to_string(), |r, s, ctx| query::tracked_files(r, s, ctx)).await;
     assert!(!format!("{files:?}").contains("secret"), "{files:?}");
 
     // A FIFO where git reads its config would block the reader for good: refused first.
     let fifo = root.join("fifo");
     git(&root, &["init", "-q", "fifo"]);
     std::fs::remove_file(fifo.join(".git/config")).unwrap();
-    assert!(
-        Command::new("mkfifo")
-            .arg(fifo.join(".git/config"))
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("mkfifo").arg(fifo.join(".git/config")).status().unwrap().success());
     let res = status_of(&q, &fifo).await;
     assert!(matches!(res, Err(GitError::Denied(_))), "{res:?}");
 
     // A repository above the grant is not discovered from inside it.
     let inner = query(&[&repo.join("src")]);
-    let res = inner
-        .run(&repo.join("src").display().to_string(), |r, _, _| {
-            query::current_branch(r)
-        })
-        .await;
+    let res = inner.run(&repo.join("src").display().to_string(), |r, _, _| query::current_branch(r)).await;
     assert!(matches!(res, Err(GitError::NotARepository(_))), "{res:?}");
 }
 
@@ -395,20 +262,14 @@ async fn the_output_folder_is_never_a_repository() {
     let res = status_of(&q, &out).await;
     assert!(matches!(res, Err(GitError::Denied(_))), "{res:?}");
     // The data folder as a whole, as the server configures it.
-    let settings = GitSettings {
-        forbidden: vec![root.join("data")],
-        ..GitSettings::default()
-    };
+    let settings = GitSettings { forbidden: vec![root.join("data")], ..GitSettings::default() };
     let q = Query::new(&[grant(&root, "repo")], &settings);
     let res = status_of(&q, &out).await;
     assert!(matches!(res, Err(GitError::Denied(_))), "{res:?}");
     assert!(status_of(&q, &repo).await.is_ok());
     // A work tree whose `.git` file points into the output folder.
     let sneaky = root.join("sneaky");
-    write(
-        &sneaky.join(".git"),
-        &format!("gitdir: {}\n", out.join(".git").display()),
-    );
+    write(&sneaky.join(".git"), &format!("gitdir: {}\n", out.join(".git").display()));
     let res = status_of(&q, &sneaky).await;
     assert!(matches!(res, Err(GitError::Denied(_))), "{res:?}");
 }
@@ -435,37 +296,18 @@ async fn a_long_history_times_out_and_a_big_answer_is_refused() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stream.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stream.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success());
 
-    let settings = GitSettings {
-        timeout: Duration::from_millis(1),
-        ..GitSettings::default()
-    };
+    let settings = GitSettings { timeout: Duration::from_millis(1), ..GitSettings::default() };
     let q = Query::new(&[grant(&repo, "repo")], &settings);
     let started = std::time::Instant::now();
-    let res = q
-        .run(&repo.display().to_string(), |r, _, ctx| {
-            query::log(r, 0, i64::MAX, ctx)
-        })
-        .await;
+    let res = q.run(&repo.display().to_string(), |r, _, ctx| query::log(r, 0, i64::MAX, ctx)).await;
     assert!(matches!(res, Err(GitError::Timeout(_))), "{res:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
-    let settings = GitSettings {
-        max_output: 10_000,
-        ..GitSettings::default()
-    };
+    let settings = GitSettings { max_output: 10_000, ..GitSettings::default() };
     let q = Query::new(&[grant(&repo, "repo")], &settings);
-    let res = q
-        .run(&repo.display().to_string(), |r, _, ctx| {
-            query::log(r, 0, i64::MAX, ctx)
-        })
-        .await;
+    let res = q.run(&repo.display().to_string(), |r, _, ctx| query::log(r, 0, i64::MAX, ctx)).await;
     assert!(matches!(res, Err(GitError::TooLarge(_))), "{res:?}");
 }

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use self::checkpoint::Checkpoints;
 use self::counts::Tally;
-use self::read::{get_job, list_json, list_jobs, read_logs};
+use self::read::{get_job, list_jobs, list_json, read_logs};
 use self::schema::{StatusIndex, migrate, open_connection};
 use self::writer::{ClaimRow, FinishRow, NewRow, Reply, WriteOp, json_text, writer_loop};
 use super::{Claim, Finish, JobFilter, JobPage, JobStore, JsonPage, LogEntry, PipelineCounts, StoreError, StoreResult};
@@ -164,9 +164,7 @@ impl JobStore for SqliteStore {
     }
     async fn save_progress(&self, id: &str, attempt: u32, progress: &Progress) -> StoreResult<()> {
         // Progress is advisory: queued for the next batch without waiting for the commit.
-        self.writer
-            .send(WriteOp::Progress(id.to_string(), attempt, progress.clone()))
-            .map_err(|_| StoreError::Closed)
+        self.writer.send(WriteOp::Progress(id.to_string(), attempt, progress.clone())).map_err(|_| StoreError::Closed)
     }
     async fn finish(&self, id: &str, attempt: u32, finish: &Finish) -> StoreResult<bool> {
         Ok(self.finish_and_claim(id, attempt, finish, None).await?.0)
@@ -182,7 +180,13 @@ impl JobStore for SqliteStore {
         let next = next.map(ClaimRow::of);
         self.write(|r| WriteOp::Finish(row, next, r)).await
     }
-    async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure, _delay: std::time::Duration) -> StoreResult<bool> {
+    async fn requeue(
+        &self,
+        id: &str,
+        attempt: u32,
+        error: &JobFailure,
+        _delay: std::time::Duration,
+    ) -> StoreResult<bool> {
         // The single node keeps the delay in memory (`queue::execute::schedule_retry`).
         let error = json_text(error)?;
         self.write(|r| WriteOp::Requeue(id.to_string(), attempt, error, r)).await

@@ -58,9 +58,7 @@ pub(super) fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<anyhow::Resu
 }
 
 pub(super) fn get_job(conn: &Connection, id: &str) -> anyhow::Result<Option<Job>> {
-    let row = conn
-        .query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id], row_to_job)
-        .optional()?;
+    let row = conn.query_row(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"), [id], row_to_job).optional()?;
     row.transpose()
 }
 
@@ -220,8 +218,14 @@ pub(super) fn read_logs(conn: &Connection, id: &str) -> anyhow::Result<Vec<LogEn
         "SELECT ts, level, stream, message, fields, attempt FROM job_logs WHERE job_id = ?1 ORDER BY seq",
     )?;
     let rows = stmt.query_map([id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?,
-            r.get::<_, Option<String>>(4)?, r.get::<_, u32>(5)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, u32>(5)?,
+        ))
     })?;
     rows.map(|row| {
         let (timestamp, level, stream, message, fields, attempt) = row?;
@@ -236,4 +240,3 @@ pub(super) fn read_logs(conn: &Connection, id: &str) -> anyhow::Result<Vec<LogEn
     })
     .collect()
 }
-

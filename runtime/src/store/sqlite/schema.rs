@@ -13,8 +13,8 @@ use crate::queue::job::{JobStatus, format_ts};
 /// Versioned migrations; each runs once, in order, inside a transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
     (
-    1,
-    "CREATE TABLE jobs (
+        1,
+        "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         pipeline_id TEXT NOT NULL,
         status TEXT NOT NULL,
@@ -174,17 +174,19 @@ pub(super) fn open_connection(path: &Path) -> anyhow::Result<Connection> {
 }
 
 pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )?;
     for (version, sql) in MIGRATIONS {
         let tx = conn.transaction()?;
         let done: bool =
             tx.query_row("SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)", [version], |r| r.get(0))?;
         if !done {
             tx.execute_batch(sql).with_context(|| format!("applying migration {version}"))?;
-            tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![
-                version,
-                format_ts(&Utc::now())
-            ])?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, format_ts(&Utc::now())],
+            )?;
         }
         tx.commit()?;
     }

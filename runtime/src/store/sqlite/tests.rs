@@ -1,7 +1,7 @@
 //! Unit tests of the SQLite store: WAL and its checkpoints, migrations, fencing, listing, group commit, logs.
 use super::*;
-use serde_json::json;
 use crate::queue::job::{JobStatus, format_ts};
+use serde_json::json;
 
 fn job(id: &str) -> Job {
     Job::new(id.into(), "p".into(), json!({"x": 1}), Utc::now())
@@ -65,7 +65,13 @@ async fn listing_filters_and_pages_newest_first() {
     }
     store.mark_running("j4", 1, Utc::now()).await.unwrap();
     let page = store
-        .list(&JobFilter { pipeline_id: Some("p".into()), statuses: vec![JobStatus::Queued], limit: 2, offset: 1, after: None })
+        .list(&JobFilter {
+            pipeline_id: Some("p".into()),
+            statuses: vec![JobStatus::Queued],
+            limit: 2,
+            offset: 1,
+            after: None,
+        })
         .await
         .unwrap();
     assert_eq!(page.total, 4);
@@ -131,13 +137,22 @@ async fn finish_and_claim_hands_the_slot_on_in_one_write_and_counts_follow() {
     // A successor cancelled while it waited is not claimed; the outcome still lands.
     store.cancel("j3", Utc::now()).await.unwrap().unwrap();
     let next = Claim { id: "j3", attempt: 1, at: Utc::now() };
-    assert_eq!(store.finish_and_claim("j2", 1, &finish(JobStatus::Failed), Some(next)).await.unwrap(), (true, Some(false)));
+    assert_eq!(
+        store.finish_and_claim("j2", 1, &finish(JobStatus::Failed), Some(next)).await.unwrap(),
+        (true, Some(false))
+    );
     assert_eq!(store.get("j3").await.unwrap().unwrap().status, JobStatus::Cancelled);
     // A stale outcome is fenced out, and the claim is still its own.
     let next = Claim { id: "j4", attempt: 1, at: Utc::now() };
     assert_eq!(store.finish_and_claim("j2", 1, &done, Some(next)).await.unwrap(), (false, Some(true)));
 
-    let expected = [(JobStatus::Queued, 0), (JobStatus::Running, 1), (JobStatus::Completed, 1), (JobStatus::Failed, 1), (JobStatus::Cancelled, 1)];
+    let expected = [
+        (JobStatus::Queued, 0),
+        (JobStatus::Running, 1),
+        (JobStatus::Completed, 1),
+        (JobStatus::Failed, 1),
+        (JobStatus::Cancelled, 1),
+    ];
     for (status, n) in expected {
         assert_eq!(count(&store, status), n, "{status:?} in memory");
     }
@@ -173,7 +188,11 @@ async fn the_json_listing_is_exactly_the_serialised_jobs() {
     store.insert(&job("cancelled")).await.unwrap();
     assert!(store.mark_running("full", 1, Utc::now()).await.unwrap());
     store.save_progress("full", 1, &Progress { percent: 40, message: "line\nbreak \\ tab\t".into() }).await.unwrap();
-    let git = crate::queue::job::GitInfo { branch_name: Some("b".into()), changed_files: vec!["x.rs".into()], ..Default::default() };
+    let git = crate::queue::job::GitInfo {
+        branch_name: Some("b".into()),
+        changed_files: vec!["x.rs".into()],
+        ..Default::default()
+    };
     let done = Finish { git: Some(git), ..finish(JobStatus::Completed) };
     assert!(store.finish("full", 1, &done).await.unwrap());
     store.cancel("cancelled", Utc::now()).await.unwrap().unwrap();
@@ -182,7 +201,13 @@ async fn the_json_listing_is_exactly_the_serialised_jobs() {
         JobFilter { limit: 50, ..Default::default() },
         JobFilter { limit: 1, offset: 1, ..Default::default() },
         JobFilter { statuses: vec![JobStatus::Completed, JobStatus::Cancelled], limit: 10, ..Default::default() },
-        JobFilter { pipeline_id: Some("p".into()), statuses: vec![JobStatus::Queued], limit: 10, offset: 0, after: None },
+        JobFilter {
+            pipeline_id: Some("p".into()),
+            statuses: vec![JobStatus::Queued],
+            limit: 10,
+            offset: 0,
+            after: None,
+        },
         JobFilter { pipeline_id: Some("nope".into()), limit: 10, ..Default::default() },
     ];
     for filter in filters {
@@ -323,7 +348,8 @@ async fn a_cursor_page_seeks_its_index_instead_of_walking_the_rows_before_it() {
     let conn = open_connection(&store.path).unwrap();
     let deep = store.list(&JobFilter { limit: 10, offset: 1500, ..Default::default() }).await.unwrap();
     let after = deep.next.expect("more pages");
-    for (statuses, pipeline_id) in [(vec![], None), (vec![JobStatus::Completed], None), (vec![], Some("p".to_string()))] {
+    for (statuses, pipeline_id) in [(vec![], None), (vec![JobStatus::Completed], None), (vec![], Some("p".to_string()))]
+    {
         let filter = JobFilter { statuses, pipeline_id, limit: 10, after: Some(after), ..Default::default() };
         let (sql, args) = read::page_query(&filter);
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

@@ -249,7 +249,8 @@ fn apply_op(tx: &Connection, op: WriteOp, deltas: &mut Vec<Delta>) -> Deferred {
         }
         WriteOp::MarkRunning(claim, reply) => send(reply, claim_job(tx, &claim, deltas)),
         WriteOp::Progress(id, attempt, p) => {
-            if let Err(e) = exec(tx, 
+            if let Err(e) = exec(
+                tx,
                 "UPDATE jobs SET progress_percent = ?3, progress_message = ?4 \
                  WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
                 params![id, attempt, p.percent, p.message],
@@ -292,11 +293,7 @@ fn apply_op(tx: &Connection, op: WriteOp, deltas: &mut Vec<Delta>) -> Deferred {
 }
 
 /// Runs a fenced single-row UPDATE … RETURNING pipeline_id; None when no row matched.
-fn returning_pipeline(
-    tx: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> rusqlite::Result<Option<String>> {
+fn returning_pipeline(tx: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Option<String>> {
     // All changes of an UPDATE … RETURNING happen on its first step.
     tx.prepare_cached(sql)?.query_row(params, |r| r.get(0)).optional()
 }
@@ -376,12 +373,7 @@ fn finish_job(tx: &Connection, f: &FinishRow, deltas: &mut Vec<Delta>) -> StoreR
     Ok(moved_to(deltas, pipeline, JobStatus::Running, f.status, Some(f.at)))
 }
 
-fn cancel_job(
-    tx: &Connection,
-    id: &str,
-    at: DateTime<Utc>,
-    deltas: &mut Vec<Delta>,
-) -> StoreResult<Option<Job>> {
+fn cancel_job(tx: &Connection, id: &str, at: DateTime<Utc>, deltas: &mut Vec<Delta>) -> StoreResult<Option<Job>> {
     let before = get_job(tx, id).map_err(StoreError::Backend)?;
     let Some(before) = before.filter(|j| !j.status.is_terminal()) else { return Ok(None) };
     let error = JobFailure { message: "cancelled by request".into(), code: "CANCELLED".into(), retryable: false };
@@ -414,16 +406,14 @@ fn recover_jobs(tx: &Connection) -> StoreResult<Vec<Job>> {
 }
 
 fn append_logs(tx: &Connection, id: &str, entries: &[LogEntry]) -> StoreResult<()> {
-    let next: i64 = backend(tx.query_row(
-        "SELECT COALESCE(MAX(seq), -1) + 1 FROM job_logs WHERE job_id = ?1",
-        [id],
-        |r| r.get(0),
-    ))?;
+    let next: i64 =
+        backend(tx.query_row("SELECT COALESCE(MAX(seq), -1) + 1 FROM job_logs WHERE job_id = ?1", [id], |r| r.get(0)))?;
     let mut stmt = backend(tx.prepare_cached(
         "INSERT INTO job_logs (job_id, seq, attempt, ts, level, stream, message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     ))?;
     for (i, e) in entries.iter().enumerate() {
-        let stream = serde_json::to_value(e.stream).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let stream =
+            serde_json::to_value(e.stream).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         backend(stmt.execute(params![
             id,
             next + i as i64,

@@ -1,12 +1,7 @@
 use super::*;
 use alephauto_guest::Silent;
 
-const ALL: Options = Options {
-    detailed: true,
-    validate_config: true,
-    analyze_plugins: true,
-    check_performance: true,
-};
+const ALL: Options = Options { detailed: true, validate_config: true, analyze_plugins: true, check_performance: true };
 
 fn put(root: &Path, rel: &str, body: &str) {
     let p = root.join(rel);
@@ -42,10 +37,7 @@ fn healthy_config_scores_high() {
     assert_eq!(v["analysis"]["warnings"], json!([]));
     assert_eq!(v["summary"]["healthScore"], 100);
     assert_eq!(v["summary"]["status"], "healthy");
-    assert_eq!(
-        v["checks"]["components"]["skills"], 1,
-        "a skill folder counts, skill-rules.json does not"
-    );
+    assert_eq!(v["checks"]["components"]["skills"], 1, "a skill folder counts, skill-rules.json does not");
     assert_eq!(v["checks"]["plugins"]["enabled"], 2);
     assert_eq!(v["checks"]["hooks"]["registeredHooks"], json!(["guard.sh"]));
 }
@@ -81,38 +73,23 @@ fn broken_config_is_critical_with_recommendations() {
     );
     let v = run_checks(r, &ALL, &|_| None, &Silent);
     let issues = v["analysis"]["issues"].as_array().expect("issues").len();
-    assert_eq!(
-        issues, 4,
-        "scripts/, bad JSON, missing hook, >30 plugins: {v}"
-    );
+    assert_eq!(issues, 4, "scripts/, bad JSON, missing hook, >30 plugins: {v}");
     assert_eq!(v["checks"]["performance"]["slowHooks"], 10);
-    assert_eq!(
-        v["checks"]["performance"]["failedHooks"], 0,
-        "failures older than 100 lines are ignored"
-    );
+    assert_eq!(v["checks"]["performance"]["failedHooks"], 0, "failures older than 100 lines are ignored");
     assert_eq!(v["checks"]["configuration"]["skillRules"], "invalid");
     assert_eq!(v["summary"]["status"], "critical");
     let recs = v["recommendations"].as_array().expect("recs");
-    assert!(
-        recs.iter()
-            .any(|r| r["priority"] == "high" && r["type"] == "hooks")
-    );
+    assert!(recs.iter().any(|r| r["priority"] == "high" && r["type"] == "hooks"));
 }
 
 #[test]
 fn executable_bit_is_reported_not_guessed() {
     let dir = healthy();
     let v = run_checks(dir.path(), &ALL, &|_| None, &Silent);
-    assert_eq!(
-        v["checks"]["hooks"]["executableUnknown"],
-        json!(["guard.sh"])
-    );
+    assert_eq!(v["checks"]["hooks"]["executableUnknown"], json!(["guard.sh"]));
     let v = run_checks(dir.path(), &ALL, &|_| Some(false), &Silent);
     assert_eq!(v["checks"]["hooks"]["notExecutable"], json!(["guard.sh"]));
-    assert_eq!(
-        v["analysis"]["warnings"],
-        json!(["Hook guard.sh is not executable"])
-    );
+    assert_eq!(v["analysis"]["warnings"], json!(["Hook guard.sh is not executable"]));
 }
 
 #[test]

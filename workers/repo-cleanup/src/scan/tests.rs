@@ -49,11 +49,7 @@ fn fixture() -> tempfile::TempDir {
 }
 
 fn top_items(outcome: &Outcome) -> BTreeSet<String> {
-    outcome
-        .items
-        .iter()
-        .map(|i| i.relative_path.clone())
-        .collect()
+    outcome.items.iter().map(|i| i.relative_path.clone()).collect()
 }
 
 #[test]
@@ -110,10 +106,7 @@ fn real_run_removes_exactly_the_listed_items() {
         assert!(dir.path().join(rel).exists(), "{rel} should stay");
     }
     assert_eq!(outcome.saved_space, outcome.reclaimable_space);
-    assert_eq!(
-        outcome.final_size,
-        outcome.initial_size - outcome.saved_space
-    );
+    assert_eq!(outcome.final_size, outcome.initial_size - outcome.saved_space);
     let again = cleanup(dir.path(), true, &Silent).expect("second scan");
     assert_eq!(again.total_items, 0);
 }
@@ -125,8 +118,7 @@ fn symlinks_are_never_followed_or_removed() {
     touch(outside.path(), "venv/bin/python");
     touch(outside.path(), "cache.log");
     let dir = tempfile::tempdir().expect("tempdir");
-    std::os::unix::fs::symlink(outside.path().join("venv"), dir.path().join("venv"))
-        .expect("symlink");
+    std::os::unix::fs::symlink(outside.path().join("venv"), dir.path().join("venv")).expect("symlink");
     std::os::unix::fs::symlink(outside.path(), dir.path().join("linked")).expect("symlink");
     let outcome = cleanup(dir.path(), false, &Silent).expect("cleanup");
     assert_eq!(outcome.total_items, 0);
@@ -137,19 +129,10 @@ fn symlinks_are_never_followed_or_removed() {
 
 #[test]
 fn classify_respects_depth_rules() {
-    assert_eq!(
-        classify("dist", "dist", 1, true, false),
-        Some(Category::BuildArtifact)
-    );
+    assert_eq!(classify("dist", "dist", 1, true, false), Some(Category::BuildArtifact));
     assert_eq!(classify("x/dist", "dist", 2, true, false), None);
     assert_eq!(classify("a/b/c/venv", "venv", 4, true, false), None);
     assert_eq!(classify("node_modules/x/venv", "venv", 3, true, true), None);
-    assert_eq!(
-        classify("repomix-output.xml", "repomix-output.xml", 1, false, false),
-        None
-    );
-    assert_eq!(
-        classify("a/yarn-error.log.2", "yarn-error.log.2", 2, false, false),
-        Some(Category::OutputFile)
-    );
+    assert_eq!(classify("repomix-output.xml", "repomix-output.xml", 1, false, false), None);
+    assert_eq!(classify("a/yarn-error.log.2", "yarn-error.log.2", 2, false, false), Some(Category::OutputFile));
 }

@@ -26,20 +26,10 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
-const KEPT: &[&str] = &[
-    ".gitignore",
-    "README.md",
-    "src/main.rs",
-    "src/util/mod.rs",
-    ".github/ci.yml",
-];
+const KEPT: &[&str] = &[".gitignore", "README.md", "src/main.rs", "src/util/mod.rs", ".github/ci.yml"];
 
 fn opts(style: Style) -> Options {
-    Options {
-        extra_ignore: vec!["*.tmp".into()],
-        use_gitignore: true,
-        style,
-    }
+    Options { extra_ignore: vec!["*.tmp".into()], use_gitignore: true, style }
 }
 
 #[test]
@@ -49,10 +39,7 @@ fn xml_pack_holds_every_kept_file_and_no_ignored_one() {
     let outcome = pack(src.path(), out.path(), &opts(Style::Xml), &Silent).expect("pack");
     let text = fs::read_to_string(&outcome.output_file).expect("read output");
     for rel in KEPT {
-        assert!(
-            text.contains(&format!("<file path=\"{rel}\">")),
-            "missing {rel}"
-        );
+        assert!(text.contains(&format!("<file path=\"{rel}\">")), "missing {rel}");
     }
     assert!(text.contains("fn main() {}"));
     for marker in ["IGNORED-", "EXTRA-IGNORED", "logo.png", "key.txt"] {
@@ -77,15 +64,8 @@ fn gitignore_can_be_turned_off_and_styles_differ() {
     let outcome = pack(src.path(), out.path(), &o, &Silent).expect("pack");
     let text = fs::read_to_string(&outcome.output_file).expect("read");
     assert!(text.contains("## File: debug.log") && text.contains("IGNORED-SECRET"));
-    assert!(
-        !text.contains("IGNORED-NM")
-            && !text.contains("IGNORED-GIT")
-            && !text.contains("IGNORED-LOCK")
-    );
-    assert!(
-        text.contains("````rs\npub fn util()"),
-        "fence must outgrow inner backticks"
-    );
+    assert!(!text.contains("IGNORED-NM") && !text.contains("IGNORED-GIT") && !text.contains("IGNORED-LOCK"));
+    assert!(text.contains("````rs\npub fn util()"), "fence must outgrow inner backticks");
 
     let plain = pack(src.path(), out.path(), &opts(Style::Plain), &Silent).expect("pack");
     let text = fs::read_to_string(&plain.output_file).expect("read");
