@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use alephauto::capabilities::git::GitSettings;
 use alephauto::events::EventKind;
 use alephauto::queue::ClusterSettings;
 use alephauto::sandbox::Sandbox;
+use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::sandbox::engine::EngineSettings;
 use alephauto::store::postgres::PostgresStore;
 use anyhow::{Context, Result, bail};

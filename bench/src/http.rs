@@ -352,7 +352,7 @@ const DEEP_OFFSET: usize = 30_000;
 /// Writes `n` completed `noop` jobs into the database of the data folder `data`, oldest first,
 /// two per millisecond (ties are ordered by the insertion sequence).
 async fn seed(data: &Path, n: usize) -> Result<()> {
-    use alephauto::queue::job::{Job, JobStatus};
+    use alephauto::domain::{Job, JobStatus};
     use alephauto::store::JobStore;
     use futures::StreamExt;
     let store = alephauto::store::sqlite::SqliteStore::open(&data.join("alephauto.db"))?;

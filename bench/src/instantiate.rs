@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alephauto::capabilities::git::GitSettings;
 use alephauto::config::{BUILT_WORKERS_DIR, Config, PipelineConfig};
 use alephauto::registry::Registry;
 use alephauto::registry::breaker::BreakerSettings;
 use alephauto::sandbox::cache::LoadSource;
+use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::sandbox::engine::EngineSettings;
 use alephauto::sandbox::journal::Journal;
 use alephauto::sandbox::{Sandbox, StoreSpec, WorkerPre};

@@ -9,15 +9,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alephauto::capabilities::git::GitSettings;
 use alephauto::config::{Config, GitConfig, PipelineConfig};
+use alephauto::domain::{Job, JobStatus};
 use alephauto::events::{EventBus, EventKind};
 use alephauto::gitflow::GitWorkflow;
-use alephauto::queue::job::{Job, JobStatus};
 use alephauto::queue::{Queue, QueueSettings};
 use alephauto::registry::Registry;
 use alephauto::registry::breaker::BreakerSettings;
 use alephauto::sandbox::Sandbox;
+use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::sandbox::engine::EngineSettings;
 use alephauto::store::sqlite::SqliteStore;
 use alephauto::store::{Claim, Finish, JobStore};

@@ -8,12 +8,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alephauto::capabilities::git::GitSettings;
 use alephauto::config::PipelineConfig;
+use alephauto::domain::JobStatus;
 use alephauto::events::EventKind;
 use alephauto::queue::Queue;
-use alephauto::queue::job::JobStatus;
 use alephauto::sandbox::Sandbox;
+use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::sandbox::engine::EngineSettings;
 use alephauto::store::JobStore;
 use alephauto::store::sqlite::SqliteStore;

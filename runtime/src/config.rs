@@ -320,17 +320,6 @@ impl PipelineConfig {
     }
 }
 
-impl PipelineConfig {
-    /// The per-job filesystem caps this pipeline's jobs run under.
-    pub fn fs_caps(&self) -> crate::capabilities::fs::FsCaps {
-        crate::capabilities::fs::FsCaps {
-            max_open: self.max_open_files,
-            output_bytes: self.output_quota_mb.saturating_mul(1 << 20),
-            output_files: self.output_quota_files,
-        }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         let mut pipelines = BTreeMap::new();
@@ -374,6 +363,17 @@ pub struct Protected {
     pub path: PathBuf,
     /// A file (only a root containing it overlaps) rather than a folder.
     pub is_file: bool,
+}
+
+/// The file holding the cache's key: `<cache_dir>.key`, beside the cache folder and never in
+/// it, so whoever can write entries cannot also read the key.
+pub fn cache_key_path(cache_dir: &Path) -> Result<PathBuf> {
+    let Some(name) = cache_dir.file_name() else {
+        bail!("the cache folder {} has no name to derive its key file from", cache_dir.display());
+    };
+    let mut file = name.to_os_string();
+    file.push(".key");
+    Ok(cache_dir.with_file_name(file))
 }
 
 /// Canonicalises the longest existing prefix of `path` and appends the rest, so folders
@@ -488,7 +488,7 @@ impl Config {
                 is_file: false,
             },
         ];
-        if let Ok(key) = crate::sandbox::cache::key_path(&cache) {
+        if let Ok(key) = cache_key_path(&cache) {
             out.push(Protected { what: "the compiled-code cache key".into(), path: key, is_file: true });
         }
         if let Some(folder) = self.sqlite_path().as_deref().and_then(Path::parent) {

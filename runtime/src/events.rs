@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::queue::job::{Job, format_ts};
+use crate::domain::{Job, format_ts};
 
 /// Kinds of job events, named as on the WebSocket feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,24 +2,27 @@
 //! WASI 0.2 component.
 //!
 //! # Layout
+//! - [`domain`]: jobs, statuses, failures, log lines, timestamps; imports nothing else from the crate.
 //! - [`config`]: the TOML configuration and pipeline definitions.
-//! - [`sandbox`]: the wasmtime engine, compiled-component cache, per-job stores, grants and limits.
-//! - [`capabilities`]: host interfaces a guest may call (`host`, `git`).
+//! - [`sandbox`]: the wasmtime engine, compiled-component cache, per-job stores, grants, limits,
+//!   and the host capabilities a guest may call (`sandbox::capabilities`: `fs`, `host`, `git`).
 //! - [`registry`]: lazy, cached workers per pipeline with a circuit breaker.
 //! - [`queue`]: per-pipeline FIFO lanes, execution, retries and recovery.
 //! - [`gitflow`]: the host-side git workflow around a job.
-//! - [`store`]: durable job storage (SQLite).
+//! - [`store`]: durable job storage (SQLite, PostgreSQL).
 //! - [`events`]: the lifecycle event bus.
 //! - [`api`]: the axum HTTP API and WebSocket feed.
 //! - [`server`]: wiring and graceful shutdown; [`cli`] and [`client`]: the command line.
 
 pub mod api;
-pub mod capabilities;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod domain;
 pub mod events;
 pub mod gitflow;
+#[cfg(test)]
+mod layers;
 pub mod metrics;
 pub mod queue;
 pub mod registry;

@@ -18,7 +18,6 @@ use tower::ServiceExt as _;
 
 use crate::api::auth::{self, ServerKey};
 use crate::api::{self, AppState};
-use crate::capabilities::git::GitSettings;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::gitflow::GitWorkflow;
@@ -26,6 +25,7 @@ use crate::queue::{ClusterSettings, Queue, QueueSettings};
 use crate::registry::Registry;
 use crate::registry::breaker::BreakerSettings;
 use crate::sandbox::Sandbox;
+use crate::sandbox::capabilities::git::GitSettings;
 use crate::sandbox::engine::EngineSettings;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
@@ -83,7 +83,7 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let started = Instant::now();
     // Many jobs' files and the clients' sockets share one descriptor table: use all of it
     // (guests get at most the limit less a reserve, `capabilities::fs::FdBudget`).
-    if let Some(limit) = crate::capabilities::fs::raise_nofile_limit() {
+    if let Some(limit) = crate::sandbox::capabilities::fs::raise_nofile_limit() {
         tracing::debug!(limit, "descriptor limit");
     }
     let config = opts.config;

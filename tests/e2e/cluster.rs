@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use alephauto::queue::job::JobStatus;
+use alephauto::domain::JobStatus;
 use alephauto::store::postgres::PostgresStore;
 use alephauto::store::{Finish, JobStore};
 use futures::{SinkExt, StreamExt};

@@ -300,6 +300,8 @@ async fn every_error_on_every_route_and_method_is_the_json_error_body() {
         ("POST", "/api/pipelines/repomix/trigger", Some(KEY), Some("{\"parameters\":null}"), 400, "INVALID_PARAMETERS"),
         ("POST", "/api/pipelines/repomix/trigger", Some(KEY), Some("{\"parameters\":7}"), 400, "INVALID_PARAMETERS"),
         ("POST", "/api/pipelines/ghost/trigger", Some(KEY), Some("{}"), 400, "UNKNOWN_PIPELINE"),
+        // The pipeline is looked up before the body is read.
+        ("POST", "/api/pipelines/ghost/trigger", Some(KEY), Some("{\"parameters\":"), 400, "UNKNOWN_PIPELINE"),
         ("POST", "/api/jobs/ghost-1/cancel", Some(KEY), Some("{}"), 404, "JOB_NOT_FOUND"),
         ("POST", "/api/jobs/ghost-1/cancel", Some(KEY), None, 415, "UNSUPPORTED_MEDIA_TYPE"),
         ("GET", "/ws", None, None, 401, "UNAUTHORIZED"),

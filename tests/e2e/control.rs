@@ -17,7 +17,9 @@ fn config() -> String {
 async fn cancel_interrupts_running_and_queued_jobs_and_retry_reruns_them() {
     let server = Server::start(&config());
     let long = server.trigger_ok("echo", json!({"sleepMs": 60000, "steps": 100})).await;
-    let queued = server.trigger_ok("echo", json!({"sleepMs": 10})).await;
+    // Keys the server sets cannot be forged: they are dropped from the parameters.
+    let queued =
+        server.trigger_ok("echo", json!({"sleepMs": 10, "triggeredBy": "forged", "triggeredAt": "never"})).await;
     server.wait_status(&long, &["running"], Duration::from_secs(30)).await;
 
     // A queued job is cancelled at once and never runs.
@@ -25,6 +27,8 @@ async fn cancel_interrupts_running_and_queued_jobs_and_retry_reruns_them() {
     assert_eq!(code, 200, "{job}");
     assert_eq!(job["status"], "cancelled");
     assert!(job["startedAt"].is_null());
+    assert_eq!(job["data"]["triggeredBy"], "api", "{job}");
+    assert_ne!(job["data"]["triggeredAt"], "never", "{job}");
 
     // A running job's guest is interrupted promptly.
     let started = Instant::now();
@@ -56,6 +60,7 @@ async fn cancel_interrupts_running_and_queued_jobs_and_retry_reruns_them() {
     assert_eq!(done["status"], "completed");
     assert_eq!(done["retryCount"], 1);
     assert_eq!(done["data"]["sleepMs"], 10, "same parameters");
+    assert_eq!(done["data"]["triggeredBy"], "retry", "{done}");
     let (code, _) = server.post(&format!("/api/jobs/{retry_id}/retry"), json!({})).await;
     assert_eq!(code, 409, "a completed job cannot be retried");
 }

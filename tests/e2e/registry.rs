@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alephauto::capabilities::git::GitSettings;
 use alephauto::config::{Config, PipelineConfig};
 use alephauto::registry::breaker::BreakerSettings;
 use alephauto::registry::{Registry, RegistryError};
 use alephauto::sandbox::Sandbox;
+use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::sandbox::engine::EngineSettings;
 
 use crate::support::component;

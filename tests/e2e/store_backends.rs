@@ -4,13 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use alephauto::domain::{Job, JobFailure, JobStatus, LogEntry, LogStream, Progress};
 use alephauto::events::{EventKind, JobEvent};
-use alephauto::queue::job::{Job, JobFailure, JobStatus, Progress};
 use alephauto::store::postgres::PostgresStore;
 use alephauto::store::sqlite::SqliteStore;
-use alephauto::store::{
-    ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobStore, LogEntry, LogStream, StoreError,
-};
+use alephauto::store::{ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobStore, StoreError};
 use chrono::Utc;
 use serde_json::json;
 

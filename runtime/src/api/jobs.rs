@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::openapi::{JobLogs, JobsPage, RetryResponse};
 use super::query::{self, JobsQuery};
-use crate::queue::job::{Job, format_ts, is_valid_job_id};
+use crate::domain::{Job, SystemNote, format_ts, is_valid_job_id};
 use crate::store::JobFilter;
 
 /// Routes under `/api/jobs`.
@@ -48,11 +48,11 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<JobsQuery
     let statuses = query::statuses(q.status.as_deref())?;
     let pipeline_id = q.pipeline_id.filter(|p| !p.is_empty());
     if let Some(p) = &pipeline_id
-        && !state.queue.registry().is_supported(p)
+        && !state.queue.has_pipeline(p)
     {
         return Err(ApiError::bad_request("UNKNOWN_PIPELINE", format!("Unknown pipeline: {p}")));
     }
-    let page = state.queue.store().list_json(&JobFilter { pipeline_id, statuses, limit, offset, after }).await?;
+    let page = state.queue.jobs_json(&JobFilter { pipeline_id, statuses, limit, offset, after }).await?;
     let has_more = page.next.is_some();
     let next_cursor = page.next.map(|c| c.encode());
     // The jobs arrive as JSON text from the store; embedding them raw avoids a parse and re-serialise.
@@ -78,7 +78,7 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<JobsQuery
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn one(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Job>, ApiError> {
     check_id(&id)?;
-    let job = state.queue.store().get(&id).await?;
+    let job = state.queue.job(&id).await?;
     let job = job.ok_or_else(|| ApiError::not_found("JOB_NOT_FOUND", format!("Job not found: {id}")))?;
     Ok(Json(job))
 }
@@ -151,10 +151,9 @@ pub async fn retry(
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn logs(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<JobLogs>, ApiError> {
     check_id(&id)?;
-    let job = state.queue.store().get(&id).await?;
+    let job = state.queue.job(&id).await?;
     let job = job.ok_or_else(|| ApiError::not_found("JOB_NOT_FOUND", format!("Job not found: {id}")))?;
-    let logs = state.queue.store().logs(&id).await?;
-    let truncated =
-        logs.iter().any(|e| e.stream == crate::store::LogStream::System && e.message.starts_with("log truncated"));
+    let logs = state.queue.logs(&id).await?;
+    let truncated = logs.iter().any(|e| matches!(e.note(), Some(SystemNote::Truncated { .. })));
     Ok(Json(JobLogs { job_id: id, status: job.status, logs, truncated, timestamp: format_ts(&Utc::now()) }))
 }

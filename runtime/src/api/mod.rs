@@ -27,7 +27,7 @@ use crate::queue::Queue;
 /// Handles shared by every request; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The job queue (and through it the registry, store and events).
+    /// The job queue: the API's one handle on pipelines, jobs, logs and events.
     pub queue: Queue,
     /// When the server started.
     pub started: Instant,

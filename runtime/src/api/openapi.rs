@@ -15,10 +15,9 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
 pub use super::error::ErrorBody;
-use crate::queue::job::{Job, JobStatus};
-use crate::store::LogEntry;
+use crate::domain::{Job, JobStatus, LogEntry};
 
-/// Pattern of a job id (`queue::job::is_valid_job_id`).
+/// Pattern of a job id (`domain::is_valid_job_id`).
 const JOB_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,100}$";
 
 /// Body of a trigger request. Any other top-level key is refused.
@@ -340,7 +339,7 @@ pub fn document(pipeline_ids: &[String]) -> Value {
 pub fn routes() -> Router<AppState> {
     Router::new().route(
         "/api/openapi.json",
-        get(|State(state): State<AppState>| async move { Json(document(&state.queue.registry().pipeline_ids())) }),
+        get(|State(state): State<AppState>| async move { Json(document(&state.queue.pipeline_ids())) }),
     )
 }
 

@@ -13,7 +13,7 @@ use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::openapi::{PipelineJobsPage, PipelineList, PipelineState, PipelineSummary, TriggerRequest, TriggerResponse};
 use super::query::{self, PipelineJobsQuery};
-use crate::queue::job::{JobStatus, format_ts};
+use crate::domain::{JobStatus, format_ts};
 use crate::registry::worker::json_type;
 use crate::store::JobFilter;
 
@@ -36,18 +36,18 @@ pub fn routes() -> Router<AppState> {
         (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<PipelineList>, ApiError> {
-    let registry = state.queue.registry();
-    let ids = registry.pipeline_ids();
+    let queue = &state.queue;
+    let ids = queue.pipeline_ids();
     // Schemas come from the workers themselves, so listing starts loading them (cached,
     // shared) but never waits on a worker's init beyond a short grace; one still under way
     // is listed with `state: initialising`.
-    registry.start_loading(&ids, crate::registry::LIST_GRACE).await;
-    let counts = state.queue.store().counts().await?;
+    queue.start_loading(&ids, crate::registry::LIST_GRACE).await;
+    let counts = queue.job_counts().await?;
     let mut out = Vec::new();
     for id in ids {
-        let Some(st) = registry.status(&id) else { continue };
-        let config = registry.pipeline_config(&id);
-        let lane = state.queue.lane_counts(&id);
+        let Some(st) = queue.worker_status(&id) else { continue };
+        let config = queue.pipeline_config(&id);
+        let lane = queue.lane_counts(&id);
         let c = counts.get(&id).cloned().unwrap_or_default();
         let n = |s: JobStatus| c.by_status.get(&s).copied().unwrap_or(0) as u64;
         let status = if config.is_some_and(|c| !c.enabled) {
@@ -133,13 +133,11 @@ pub async fn trigger(
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TriggerResponse>), ApiError> {
-    if !state.queue.registry().is_supported(&id) {
-        return Err(
-            crate::registry::RegistryError::Unknown { id, supported: state.queue.registry().pipeline_ids() }.into()
-        );
-    }
+    // The pipeline is looked up once, before the body is read: an unknown id is the error
+    // reported first.
+    let pipeline = state.queue.pipeline(&id)?;
     let params = parse_trigger_body(&body)?;
-    let job = state.queue.trigger(&id, params).await?;
+    let job = pipeline.trigger(params).await?;
     Ok((
         StatusCode::CREATED,
         Json(TriggerResponse {
@@ -164,17 +162,14 @@ pub async fn jobs(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PipelineJobsQuery>,
 ) -> Result<Json<PipelineJobsPage>, ApiError> {
-    if !state.queue.registry().is_supported(&id) {
+    if !state.queue.has_pipeline(&id) {
         return Err(ApiError::not_found("UNKNOWN_PIPELINE", format!("Unknown pipeline: {id}")));
     }
     let limit = query::int_in(q.limit.as_deref(), "limit", 1, 100, 10)?;
     let offset = query::offset(q.offset.as_deref())?;
     let statuses = query::statuses(q.status.as_deref())?;
-    let page = state
-        .queue
-        .store()
-        .list(&JobFilter { pipeline_id: Some(id.clone()), statuses, limit, offset, after: None })
-        .await?;
+    let page =
+        state.queue.jobs(&JobFilter { pipeline_id: Some(id.clone()), statuses, limit, offset, after: None }).await?;
     let has_more = u64::from(offset) + (page.jobs.len() as u64) < page.total;
     Ok(Json(PipelineJobsPage {
         pipeline_id: id,

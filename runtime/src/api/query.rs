@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
-use crate::queue::job::JobStatus;
+use crate::domain::JobStatus;
 use crate::store::Cursor;
 
 /// Query of `GET /api/jobs`.

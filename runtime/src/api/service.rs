@@ -9,8 +9,8 @@ use chrono::Utc;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::openapi::{Health, PipelineLoad, QueueSummary, ServiceStatus};
+use crate::domain::{JobStatus, format_ts};
 use crate::metrics::{Format, Metrics, PipelineLabel, StatusLabel};
-use crate::queue::job::{JobStatus, format_ts};
 use crate::store::JobFilter;
 
 /// Service routes.
@@ -30,14 +30,14 @@ pub async fn metrics(
     headers: axum::http::HeaderMap,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
     let format = Format::negotiate(headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let m = state.queue.metrics();
-    let registry = state.queue.registry();
-    let counts = state.queue.store().counts().await?;
-    for id in registry.pipeline_ids() {
-        let lane = state.queue.lane_counts(&id);
+    let queue = &state.queue;
+    let m = queue.metrics();
+    let counts = queue.job_counts().await?;
+    for id in queue.pipeline_ids() {
+        let lane = queue.lane_counts(&id);
         Metrics::set(&m.queue_depth, &id, lane.queued as i64);
         Metrics::set(&m.running, &id, lane.running as i64);
-        if let Some(st) = registry.status(&id) {
+        if let Some(st) = queue.worker_status(&id) {
             Metrics::set(&m.breaker_open, &id, i64::from(st.cooling_down));
             if let Some(t) = st.init_time {
                 m.worker_init.get_or_create(&PipelineLabel { pipeline: id.clone() }).set(t.as_secs_f64());
@@ -73,16 +73,15 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>) -> Result<Json<ServiceStatus>, ApiError> {
-    let registry = state.queue.registry();
-    let store = state.queue.store();
+    let queue = &state.queue;
     let (mut active, mut queued, mut capacity) = (0, 0, 0);
     let mut pipelines = Vec::new();
-    for id in registry.pipeline_ids() {
-        let lane = state.queue.lane_counts(&id);
+    for id in queue.pipeline_ids() {
+        let lane = queue.lane_counts(&id);
         active += lane.running;
         queued += lane.queued;
         capacity += lane.capacity;
-        let st = registry.status(&id);
+        let st = queue.worker_status(&id);
         pipelines.push(PipelineLoad {
             running: lane.running as u64,
             queued: lane.queued as u64,
@@ -93,9 +92,9 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<ServiceStatus>
     }
     let filter =
         |statuses: Vec<JobStatus>, limit| JobFilter { pipeline_id: None, statuses, limit, offset: 0, after: None };
-    let running_jobs = store.list(&filter(vec![JobStatus::Running], 100)).await?;
-    let queued_jobs = store.list(&filter(vec![JobStatus::Queued], 100)).await?;
-    let recent = store.list(&filter(vec![JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled], 20)).await?;
+    let running_jobs = queue.jobs(&filter(vec![JobStatus::Running], 100)).await?;
+    let queued_jobs = queue.jobs(&filter(vec![JobStatus::Queued], 100)).await?;
+    let recent = queue.jobs(&filter(vec![JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled], 20)).await?;
     Ok(Json(ServiceStatus {
         pipelines,
         queue: QueueSummary { active: active as u64, queued: queued as u64, capacity: capacity as u64 },

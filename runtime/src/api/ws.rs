@@ -27,8 +27,8 @@ use super::AppState;
 use super::auth::{WS_PROTOCOL, ws_key_protocol};
 use super::error::ApiError;
 use crate::config::ServerConfig;
+use crate::domain::format_ts;
 use crate::events::JobEvent;
-use crate::queue::job::format_ts;
 
 /// The WebSocket route.
 pub fn routes() -> Router<AppState> {

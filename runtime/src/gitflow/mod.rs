@@ -35,7 +35,7 @@ use self::forge::{ForgeClient, PullRequest};
 use self::git::Git;
 use self::guard::{Snapshot, Tampered, Unsafe};
 use crate::config::GitConfig;
-use crate::queue::job::GitInfo;
+use crate::domain::{FailureCode, GitInfo};
 
 /// Identity used for job commits when the repository has none configured.
 const FALLBACK_NAME: &str = "AlephAuto";
@@ -491,11 +491,11 @@ impl GitWorkflow {
 
 /// The job failure code for a workflow error: `SECURITY` when the job changed the git
 /// metadata or the repository's own config names a program, else `GIT_WORKFLOW_FAILED`.
-pub fn failure_code(err: &anyhow::Error) -> &'static str {
+pub fn failure_code(err: &anyhow::Error) -> FailureCode {
     if err.downcast_ref::<Tampered>().is_some() || err.downcast_ref::<Unsafe>().is_some() {
-        "SECURITY"
+        FailureCode::Security
     } else {
-        "GIT_WORKFLOW_FAILED"
+        FailureCode::GitWorkflowFailed
     }
 }
 

@@ -11,17 +11,17 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::job::{GitInfo, Job, JobFailure, JobStatus, Progress, format_ts};
-use super::{Inner, job_params, retry};
-use crate::capabilities::fs::QuotaMonitor;
+use super::{Inner, retry};
+use crate::domain::{FailureCode, GitInfo, Job, JobFailure, JobStatus, LogStream, Progress, format_ts, job_params};
 use crate::events::{EventKind, JobEvent};
 use crate::gitflow::BeginRequest;
 use crate::registry::worker::{ValidParams, Worker};
 use crate::sandbox::bindings::types;
+use crate::sandbox::capabilities::fs::{FsCaps, QuotaMonitor};
 use crate::sandbox::grants::{Access, Grant};
 use crate::sandbox::journal::Journal;
 use crate::sandbox::{GuestFailure, ProgressSink, StoreSpec, classify};
-use crate::store::{Claim, Finish, LogStream};
+use crate::store::{Claim, Finish};
 
 /// How an attempt ended.
 enum Outcome {
@@ -31,8 +31,8 @@ enum Outcome {
     Interrupted,
 }
 
-fn failure(code: &str, message: impl Into<String>, retryable: bool) -> JobFailure {
-    JobFailure { message: message.into(), code: code.into(), retryable }
+fn failure(code: FailureCode, message: impl Into<String>, retryable: bool) -> JobFailure {
+    JobFailure::new(code, message, retryable)
 }
 
 /// How a job reaches `execute`.
@@ -289,7 +289,7 @@ async fn run_attempt(inner: &Arc<Inner>, job: &Job, cancel: Arc<AtomicBool>, jou
     }
     let worker = match inner.registry.get_worker(&job.pipeline_id).await {
         Ok(w) => w,
-        Err(e) => return Outcome::Failed(failure("WORKER_UNAVAILABLE", e.to_string(), true), None),
+        Err(e) => return Outcome::Failed(failure(FailureCode::WorkerUnavailable, e.to_string(), true), None),
     };
     // Paths are checked again at run time: the tree may have changed since the trigger. A
     // schema without path parameters has nothing to re-check (the stored parameters passed
@@ -298,7 +298,7 @@ async fn run_attempt(inner: &Arc<Inner>, job: &Job, cancel: Arc<AtomicBool>, jou
     let valid = if worker.takes_paths {
         match worker.validate(params).await {
             Ok(v) => v,
-            Err(e) => return Outcome::Failed(failure("INVALID_INPUT", e.to_string(), false), None),
+            Err(e) => return Outcome::Failed(failure(FailureCode::InvalidInput, e.to_string(), false), None),
         }
     } else {
         ValidParams { params, grants: Vec::new() }
@@ -384,7 +384,9 @@ async fn run_guest(
             Err(e)
                 if e.kind() == std::io::ErrorKind::AlreadyExists
                     && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()) => {}
-            Err(e) => return Err(Some(failure("OUTPUT_DIR", format!("creating {}: {e}", dir.display()), true))),
+            Err(e) => {
+                return Err(Some(failure(FailureCode::OutputDir, format!("creating {}: {e}", dir.display()), true)));
+            }
         }
         grants.push(Grant { param: "output".into(), dir: dir.clone(), access: Access::Write });
     }
@@ -443,7 +445,7 @@ async fn run_guest(
         Ok(Ok(text)) => {
             if text.len() > inner.settings.max_result_bytes {
                 return Err(Some(failure(
-                    "RESULT_TOO_LARGE",
+                    FailureCode::ResultTooLarge,
                     format!(
                         "the worker returned {} bytes; the limit is {}",
                         text.len(),
@@ -453,14 +455,20 @@ async fn run_guest(
                 )));
             }
             serde_json::from_str(&text).map_err(|e| {
-                Some(failure("INVALID_RESULT", format!("the worker returned a result that is not JSON: {e}"), false))
+                Some(failure(
+                    FailureCode::InvalidResult,
+                    format!("the worker returned a result that is not JSON: {e}"),
+                    false,
+                ))
             })
         }
-        Ok(Err(types::JobError::InvalidInput(f))) => {
-            Err(Some(failure("INVALID_INPUT", format!("Invalid parameter '{}': {}", f.field, f.message), false)))
-        }
-        Ok(Err(types::JobError::Failed(msg))) => Err(Some(failure("FAILED", msg, false))),
-        Ok(Err(types::JobError::Retryable(msg))) => Err(Some(failure("RETRYABLE", msg, true))),
+        Ok(Err(types::JobError::InvalidInput(f))) => Err(Some(failure(
+            FailureCode::InvalidInput,
+            format!("Invalid parameter '{}': {}", f.field, f.message),
+            false,
+        ))),
+        Ok(Err(types::JobError::Failed(msg))) => Err(Some(failure(FailureCode::Failed, msg, false))),
+        Ok(Err(types::JobError::Retryable(msg))) => Err(Some(failure(FailureCode::Retryable, msg, true))),
         Err(GuestFailure::Cancelled) => Err(None),
         Err(f) => {
             journal.push("error", LogStream::System, &f.to_string(), None);
@@ -483,13 +491,13 @@ async fn call_run(
     output_dir: Option<&Path>,
 ) -> (Result<Result<String, types::JobError>, GuestFailure>, Option<tokio::task::JoinHandle<()>>) {
     let sandbox = inner.registry.sandbox();
-    let caps = worker.config.fs_caps();
+    let caps = FsCaps::from(&worker.config);
     let cancelled = spec.cancelled.clone();
     let mut store = match sandbox.new_store_with(spec, caps) {
         Ok(store) => store,
         Err(e) => return (Err(GuestFailure::Instantiate(format!("{e:#}"))), None),
     };
-    let deadline = tokio::time::Instant::from_std(store.data().deadline.at);
+    let deadline = tokio::time::Instant::from_std(store.data().deadline());
     let mut monitor = output_dir.map(|dir| QuotaMonitor::new(dir.to_path_buf(), caps));
     let outcome = async {
         let started = std::time::Instant::now();
@@ -518,7 +526,7 @@ async fn call_run(
         },
         (outcome, _) => outcome,
     };
-    let forwarder = store.data_mut().host.progress.take().and_then(ProgressSink::finish);
+    let forwarder = store.data_mut().take_progress().and_then(ProgressSink::finish);
     (outcome, forwarder)
 }
 

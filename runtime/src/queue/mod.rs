@@ -8,8 +8,8 @@
 mod cluster;
 mod execute;
 pub mod ids;
-pub mod job;
 mod outputs;
+mod reads;
 pub mod retry;
 
 use std::collections::{HashMap, VecDeque};
@@ -23,16 +23,13 @@ use serde_json::{Map, Value};
 use tokio_util::task::TaskTracker;
 
 use self::ids::IdGenerator;
-use self::job::{Job, JobStatus};
+use crate::domain::{Job, JobFailure, JobStatus, format_ts, job_params};
 use crate::events::{EventBus, EventKind, JobEvent};
 use crate::registry::worker::ParamError;
 use crate::registry::{Registry, RegistryError};
 use crate::store::{JobStore, StoreError};
 
 pub use cluster::ClusterSettings;
-
-/// Keys the server sets in a job's data; callers cannot forge them.
-pub const RESERVED_KEYS: [&str; 2] = ["triggeredBy", "triggeredAt"];
 
 /// Queue-wide settings.
 #[derive(Debug, Clone)]
@@ -138,7 +135,7 @@ pub(crate) struct Inner {
 /// A handler that runs a pipeline's jobs natively in the host instead of in its
 /// component: the baseline that shows what the sandbox costs (benchmarks, tests).
 /// Triggers are still validated by the pipeline's worker.
-pub type NativeHandler = Arc<dyn Fn(&Job) -> Result<Value, job::JobFailure> + Send + Sync>;
+pub type NativeHandler = Arc<dyn Fn(&Job) -> Result<Value, JobFailure> + Send + Sync>;
 
 impl Inner {
     /// Publishes `kind` for `job`. The event (a JSON payload with the job's data or result)
@@ -161,6 +158,28 @@ impl Inner {
             }
             None => self.events.publish(event),
         }
+    }
+}
+
+/// A configured pipeline of the queue, found by [`Queue::pipeline`]: a trigger through it
+/// needs no second lookup.
+#[derive(Debug, Clone, Copy)]
+pub struct Pipeline<'q> {
+    queue: &'q Queue,
+    entry: crate::registry::Pipeline<'q>,
+}
+
+impl Pipeline<'_> {
+    /// The pipeline id.
+    pub fn id(&self) -> &str {
+        self.entry.id()
+    }
+
+    /// Validates, persists and queues a job with `params` (keys the server sets are dropped
+    /// from an object); returns it as stored.
+    pub async fn trigger(&self, params: Value) -> Result<Job, TriggerError> {
+        let params = if params.is_object() { job_params(&params) } else { params };
+        self.queue.create_job(self.entry, params, "manual", "api", None).await
     }
 }
 
@@ -248,12 +267,14 @@ impl Queue {
         }
     }
 
-    /// The registry the queue runs jobs with.
+    /// The registry the queue runs jobs with (for benchmarks and tests; the API uses the
+    /// queue's own methods).
     pub fn registry(&self) -> &Arc<Registry> {
         &self.inner.registry
     }
 
-    /// The store the queue persists to.
+    /// The store the queue persists to (for benchmarks and tests; the API uses the queue's
+    /// own methods).
     pub fn store(&self) -> &Arc<dyn JobStore> {
         &self.inner.store
     }
@@ -283,34 +304,38 @@ impl Queue {
             .unwrap_or_default()
     }
 
-    /// Validates, persists and queues a job; returns it as stored.
-    pub async fn trigger(&self, pipeline: &str, params: Value) -> Result<Job, TriggerError> {
-        self.create_job(pipeline, params, "manual", "api", None).await
+    /// The configured pipeline `id`, looked up once for a trigger (unknown ids are refused
+    /// with the list of known ones).
+    pub fn pipeline(&self, id: &str) -> Result<Pipeline<'_>, TriggerError> {
+        Ok(Pipeline { queue: self, entry: self.inner.registry.pipeline(id)? })
     }
 
+    /// Validates, persists and queues a job; returns it as stored.
+    pub async fn trigger(&self, pipeline: &str, params: Value) -> Result<Job, TriggerError> {
+        self.pipeline(pipeline)?.trigger(params).await
+    }
+
+    /// `params` are the job's parameters, without the keys the server sets.
     async fn create_job(
         &self,
-        pipeline: &str,
+        entry: crate::registry::Pipeline<'_>,
         params: Value,
         kind: &str,
         triggered_by: &str,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
         let inner = &self.inner;
+        let pipeline = entry.id();
         if !inner.accepting.load(Ordering::Acquire) {
             return Err(TriggerError::ShuttingDown);
-        }
-        if !inner.registry.is_supported(pipeline) {
-            return Err(RegistryError::Unknown { id: pipeline.into(), supported: inner.registry.pipeline_ids() }.into());
         }
         if !inner.settings.execution_enabled {
             return Err(TriggerError::Disabled("Job execution is disabled by configuration".into()));
         }
-        if inner.registry.pipeline_config(pipeline).is_some_and(|c| !c.enabled) {
+        if !entry.config().enabled {
             return Err(TriggerError::Disabled(format!("Pipeline {pipeline} is disabled by configuration")));
         }
-        let worker = inner.registry.get_worker(pipeline).await?;
-        let params = if params.is_object() { job_params(&params) } else { params };
+        let worker = entry.worker().await?;
         let valid = worker.validate(params).await?;
         // Persisting and queueing must finish even when the caller goes away (an HTTP client
         // that disconnects drops its handler): otherwise a job could be stored but never queued.
@@ -377,7 +402,7 @@ impl Queue {
             _ => Map::new(),
         };
         data.insert("triggeredBy".into(), Value::String(triggered_by.into()));
-        data.insert("triggeredAt".into(), Value::String(job::format_ts(&now)));
+        data.insert("triggeredAt".into(), Value::String(format_ts(&now)));
         let data = Value::Object(data);
         // A restarted process may meet ids of its predecessor in the same millisecond.
         for _ in 0..16 {
@@ -450,8 +475,8 @@ impl Queue {
                 action: "only failed or cancelled jobs can be retried",
             });
         }
-        let params = job_params(&old.data);
-        Ok(self.create_job(&old.pipeline_id, params, "retry", "retry", Some(&old)).await?)
+        let pipeline = self.pipeline(&old.pipeline_id)?;
+        Ok(self.create_job(pipeline.entry, job_params(&old.data), "retry", "retry", Some(&old)).await?)
     }
 
     /// Runs `pipeline`'s jobs with `handler` in the host instead of its component.
@@ -517,13 +542,4 @@ impl Queue {
     pub fn running_count(&self) -> usize {
         self.inner.running.lock().map(|r| r.len()).unwrap_or(0)
     }
-}
-
-/// A job's parameters: its data without the keys the server set.
-pub fn job_params(data: &Value) -> Value {
-    let mut params = data.as_object().cloned().unwrap_or_default();
-    for key in RESERVED_KEYS {
-        params.remove(key);
-    }
-    Value::Object(params)
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::queue::job::JobFailure;
+use crate::domain::JobFailure;
 
 /// Longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);

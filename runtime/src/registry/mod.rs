@@ -87,6 +87,43 @@ struct Entry {
     initialising: AtomicBool,
 }
 
+impl Entry {
+    fn loaded(&self) -> Option<Arc<Worker>> {
+        self.ready.read().ok().and_then(|r| r.clone())
+    }
+}
+
+/// A configured pipeline, found by [`Registry::pipeline`].
+#[derive(Clone, Copy)]
+pub struct Pipeline<'r> {
+    registry: &'r Registry,
+    id: &'r str,
+    entry: &'r Entry,
+}
+
+impl std::fmt::Debug for Pipeline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl<'r> Pipeline<'r> {
+    /// The pipeline id.
+    pub fn id(&self) -> &'r str {
+        self.id
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &'r PipelineConfig {
+        &self.entry.config
+    }
+
+    /// Its worker, created on first use (see [`Registry::get_worker`]).
+    pub async fn worker(&self) -> Result<Arc<Worker>, RegistryError> {
+        self.registry.worker_of(self.id, self.entry).await
+    }
+}
+
 /// Where a pipeline's worker stands, for listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerState {
@@ -203,15 +240,26 @@ impl Registry {
         RegistryError::Unknown { id: id.to_string(), supported: self.pipeline_ids() }
     }
 
+    /// The configured pipeline `id`, looked up once: its configuration and worker come from
+    /// the handle without another lookup.
+    pub fn pipeline(&self, id: &str) -> Result<Pipeline<'_>, RegistryError> {
+        let (id, entry) = self.entries.get_key_value(id).ok_or_else(|| self.unknown(id))?;
+        Ok(Pipeline { registry: self, id, entry })
+    }
+
     /// The cached worker, without initialising one.
     pub fn loaded(&self, id: &str) -> Option<Arc<Worker>> {
-        self.entries.get(id).and_then(|e| e.ready.read().ok().and_then(|r| r.clone()))
+        self.entries.get(id).and_then(Entry::loaded)
     }
 
     /// The worker for `id`, creating it on first use.
     pub async fn get_worker(&self, id: &str) -> Result<Arc<Worker>, RegistryError> {
-        let entry = self.entries.get(id).ok_or_else(|| self.unknown(id))?;
-        if let Some(w) = self.loaded(id) {
+        self.pipeline(id)?.worker().await
+    }
+
+    /// The worker of `entry`, creating it on first use.
+    async fn worker_of(&self, id: &str, entry: &Entry) -> Result<Arc<Worker>, RegistryError> {
+        if let Some(w) = entry.loaded() {
             return Ok(w);
         }
         if self.closed.load(Ordering::Acquire) {
@@ -220,7 +268,7 @@ impl Registry {
         self.check_breaker(id, entry)?;
         let _guard = entry.init_lock.lock().await;
         // Whoever held the lock before us may have finished the work (or tripped the breaker).
-        if let Some(w) = self.loaded(id) {
+        if let Some(w) = entry.loaded() {
             return Ok(w);
         }
         self.check_breaker(id, entry)?;
@@ -278,7 +326,7 @@ impl Registry {
             };
             let cooling = entry.breaker.lock().map(|b| b.is_open(Instant::now())).unwrap_or(true);
             if cooling
-                || self.loaded(id).is_some()
+                || entry.loaded().is_some()
                 || entry.initialising.load(Ordering::Acquire)
                 || self.closed.load(Ordering::Acquire)
             {
@@ -374,8 +422,8 @@ impl Registry {
                 .map(|g| GitWorkflowInfo { branch_prefix: g.branch_prefix, commit_title: g.commit_title }),
         };
         let wants_output = info.params_schema.get(OUTPUT_KEYWORD).and_then(Value::as_bool) != Some(false);
-        // Conservative: any mention of the keyword, nested or in $defs, counts.
-        let takes_paths = info.params_schema.to_string().contains(crate::sandbox::grants::PATH_KEYWORD);
+        // The plan already knows whether any path parameter is reachable.
+        let takes_paths = !paths.is_empty();
         Ok(Worker {
             pipeline_id: id.to_string(),
             wants_output,
@@ -408,7 +456,7 @@ impl Registry {
     /// A pipeline's registry state.
     pub fn status(&self, id: &str) -> Option<EntryStatus> {
         let entry = self.entries.get(id)?;
-        let worker = self.loaded(id);
+        let worker = entry.loaded();
         let (cooling_down, failures, last_error) = entry
             .breaker
             .lock()
@@ -444,7 +492,7 @@ impl Registry {
             let Some(worker) = worker else { continue };
             let control = worker.control.lock().await.take();
             if let Some((mut store, instance)) = control {
-                store.data_mut().deadline.at = Instant::now() + Duration::from_secs(10);
+                store.data_mut().set_deadline(Instant::now() + Duration::from_secs(10));
                 let call = instance.alephauto_worker_worker().call_shutdown(&mut store);
                 match tokio::time::timeout(Duration::from_secs(10), call).await {
                     Ok(Ok(())) => tracing::info!(pipeline = %id, "worker shut down"),

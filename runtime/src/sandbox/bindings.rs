@@ -1,6 +1,6 @@
 //! The only `bindgen!` in the runtime: host bindings for the `pipeline-worker`
 //! world in the repository's `wit/` folder. Generated code stays here; the
-//! capability implementations live in `crate::capabilities`.
+//! capability implementations live in `sandbox::capabilities`.
 
 wasmtime::component::bindgen!({
     world: "pipeline-worker",

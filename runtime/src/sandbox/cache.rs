@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use crate::config::cache_key_path;
 
 /// Bytes of the HMAC-SHA256 tag that ends every cache entry.
 const TAG_LEN: usize = 32;
@@ -59,17 +61,6 @@ impl std::fmt::Debug for ComponentCache {
         // The key authenticates native code: it never reaches a log line.
         f.debug_struct("ComponentCache").field("dir", &self.dir).field("engine_key", &self.engine_key).finish()
     }
-}
-
-/// The file holding the cache's key: `<cache_dir>.key`, beside the cache folder and never in
-/// it, so whoever can write entries cannot also read the key.
-pub fn key_path(cache_dir: &Path) -> Result<PathBuf> {
-    let Some(name) = cache_dir.file_name() else {
-        bail!("the cache folder {} has no name to derive its key file from", cache_dir.display());
-    };
-    let mut file = name.to_os_string();
-    file.push(".key");
-    Ok(cache_dir.with_file_name(file))
 }
 
 /// Reads the key at `path`, creating it (random, mode 0600) when absent. Creation is a
@@ -133,10 +124,10 @@ pub enum Rejected {
 }
 
 impl ComponentCache {
-    /// A cache in `dir` for artifacts of `engine`, authenticated with the key in `key_path(dir)`.
+    /// A cache in `dir` for artifacts of `engine`, authenticated with the key in `cache_key_path(dir)`.
     pub fn new(engine: &Engine, dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating cache folder {}", dir.display()))?;
-        let key = load_or_create_key(&key_path(dir)?)?;
+        let key = load_or_create_key(&cache_key_path(dir)?)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Self { dir: dir.to_path_buf(), engine_key: format!("{:016x}", hasher.finish()), key: Arc::new(key) })
@@ -243,7 +234,11 @@ mod tests {
         assert!(!dir.path().join("cache").join("cache.key").exists());
         let second = cache_in(dir.path());
         assert_eq!(first.key, second.key, "the key survives a restart");
-        assert_eq!(key_path(Path::new("/a/b/")).unwrap(), PathBuf::from("/a/b.key"), "a trailing slash stays outside");
+        assert_eq!(
+            cache_key_path(Path::new("/a/b/")).unwrap(),
+            PathBuf::from("/a/b.key"),
+            "a trailing slash stays outside"
+        );
     }
 
     #[test]

@@ -9,8 +9,7 @@ use serde_json::Value;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::queue::job::format_ts;
-use crate::store::{LogEntry, LogStream};
+use crate::domain::{LogEntry, LogStream, SystemNote, format_ts};
 
 /// Longest single line kept; longer ones are cut.
 const MAX_LINE: usize = 8 * 1024;
@@ -84,8 +83,7 @@ impl Journal {
         };
         if inner.bytes + size > self.cap {
             inner.truncated = true;
-            let note = format!("log truncated: more than {} bytes of output", self.cap);
-            inner.entries.push(entry("warn", LogStream::System, note, None));
+            inner.entries.push(SystemNote::Truncated { cap: self.cap }.entry(format_ts(&Utc::now()), self.attempt));
             return;
         }
         inner.bytes += size;
@@ -231,6 +229,7 @@ mod tests {
         let texts: Vec<_> = lines.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(&texts[..3], &["hello", "world", "from log"]);
         assert!(texts.last().unwrap().contains("log truncated"), "{texts:?}");
+        assert!(matches!(lines.last().unwrap().note(), Some(SystemNote::Truncated { .. })), "{texts:?}");
         assert!(!texts.contains(&"dropped"));
     }
 

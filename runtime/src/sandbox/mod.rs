@@ -6,6 +6,7 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod capabilities;
 pub mod engine;
 pub mod grants;
 pub mod journal;
@@ -24,39 +25,39 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use self::bindings::{PipelineWorker, PipelineWorkerPre, types};
 use self::cache::{ComponentCache, Loaded};
+use self::capabilities::fs::{self, FdBudget, FsCaps, FsState};
+use self::capabilities::git::GitSettings;
+use self::capabilities::host::{self, HostCapability};
 use self::engine::{EngineSettings, EpochTicker};
 use self::grants::Grant;
 use self::journal::Journal;
 use self::limits::{Deadline, Interrupt, JobLimiter};
-use crate::capabilities::fs::{self, FdBudget, FsCaps, FsState};
-use crate::capabilities::git::GitSettings;
-use crate::capabilities::host::{self, HostCapability};
-use crate::queue::job::Progress;
-use crate::store::LogStream;
+use crate::domain::{FailureCode, LogStream, Progress};
 
 /// A compiled, pre-linked worker component, ready to instantiate per job.
 pub type WorkerPre = PipelineWorkerPre<HostState>;
 
 /// Everything a guest can reach, held in its `Store`: one part per capability, each
 /// owning its per-job state (and, in its module, its configuration, linker hookup and
-/// confinement).
+/// confinement). Its fields are private to `sandbox` (the capabilities are its children);
+/// the rest of the runtime uses the accessors.
 pub struct HostState {
     /// WASI (`wasmtime-wasi`): clocks, random, stdio and the preopened folders.
     wasi: WasiCtx,
     /// The guest's handles (descriptors, streams, pollables), at most `fs::MAX_HANDLES`.
     table: ResourceTable,
     /// Linear memory cap (`sandbox::limits`).
-    pub(crate) limiter: JobLimiter,
+    limiter: JobLimiter,
     /// Deadline and cancellation, checked at every epoch tick (`sandbox::limits`).
-    pub(crate) deadline: Deadline,
+    deadline: Deadline,
     /// The `host` interface: job context, log, progress (`capabilities::host`).
-    pub(crate) host: HostCapability,
+    host: HostCapability,
     /// Descriptor cap and its accounting (`capabilities::fs`).
-    pub(crate) fs: FsState,
+    fs: FsState,
     /// The job's granted folders, read by `file-executable` and the `git` interface.
-    pub(crate) grants: Vec<Grant>,
+    grants: Vec<Grant>,
     /// Settings of the `git` interface (`capabilities::git`).
-    pub(crate) git: GitSettings,
+    git: GitSettings,
 }
 
 impl HostState {
@@ -68,6 +69,21 @@ impl HostState {
     /// The `git` interface's settings.
     pub fn git_settings(&self) -> &GitSettings {
         &self.git
+    }
+
+    /// When the guest's deadline falls.
+    pub fn deadline(&self) -> Instant {
+        self.deadline.at
+    }
+
+    /// Moves the guest's deadline (a control instance gets a fresh budget for `shutdown`).
+    pub fn set_deadline(&mut self, at: Instant) {
+        self.deadline.at = at;
+    }
+
+    /// Takes the job's progress sink, ending progress reporting for this store.
+    pub fn take_progress(&mut self) -> Option<ProgressSink> {
+        self.host.progress.take()
     }
 }
 
@@ -174,16 +190,16 @@ pub enum GuestFailure {
 }
 
 impl GuestFailure {
-    /// The UPPER_SNAKE code stored on the job.
-    pub fn code(&self) -> &'static str {
+    /// The code stored on the job.
+    pub fn code(&self) -> FailureCode {
         match self {
-            GuestFailure::Timeout(_) => "TIMEOUT",
-            GuestFailure::Cancelled => "CANCELLED",
-            GuestFailure::MemoryLimit(_) => "MEMORY_LIMIT",
-            GuestFailure::Trap(_) => "TRAP",
-            GuestFailure::Instantiate(_) => "INSTANTIATE_FAILED",
-            GuestFailure::DiskQuota(_) => "DISK_QUOTA",
-            GuestFailure::HandleLimit(_) => "HANDLE_LIMIT",
+            GuestFailure::Timeout(_) => FailureCode::Timeout,
+            GuestFailure::Cancelled => FailureCode::Cancelled,
+            GuestFailure::MemoryLimit(_) => FailureCode::MemoryLimit,
+            GuestFailure::Trap(_) => FailureCode::Trap,
+            GuestFailure::Instantiate(_) => FailureCode::InstantiateFailed,
+            GuestFailure::DiskQuota(_) => FailureCode::DiskQuota,
+            GuestFailure::HandleLimit(_) => FailureCode::HandleLimit,
         }
     }
 }

@@ -9,10 +9,9 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::queue::job::{GitInfo, Job, JobFailure, JobStatus, Progress};
+use crate::domain::{GitInfo, Job, JobFailure, JobStatus, LogEntry, Progress};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -150,38 +149,6 @@ pub struct PipelineCounts {
     pub by_status: std::collections::HashMap<JobStatus, u64>,
     /// When the newest terminal job ended.
     pub last_run: Option<DateTime<Utc>>,
-}
-
-/// Which stream a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LogStream {
-    /// The guest's `host.log` calls.
-    Log,
-    /// The guest's stdout.
-    Stdout,
-    /// The guest's stderr.
-    Stderr,
-    /// The runtime's own notes (truncation, limits).
-    System,
-}
-
-/// One line of a job's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LogEntry {
-    /// RFC 3339 time it was recorded.
-    pub timestamp: String,
-    /// trace | debug | info | warn | error.
-    pub level: String,
-    /// Where it came from.
-    pub stream: LogStream,
-    /// The text.
-    pub message: String,
-    /// Structured fields (JSON object) from `host.log`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Value>,
-    /// Attempt that produced it.
-    pub attempt: u32,
 }
 
 /// Durable job storage.

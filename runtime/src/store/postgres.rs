@@ -20,11 +20,10 @@ use tokio::sync::{Mutex, broadcast};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
 use super::{
-    ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobPage, JobStore, LogEntry, PipelineCounts, StoreError,
-    StoreResult,
+    ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobPage, JobStore, PipelineCounts, StoreError, StoreResult,
 };
+use crate::domain::{FailureCode, Job, JobFailure, JobStatus, LogEntry, Progress};
 use crate::events::JobEvent;
-use crate::queue::job::{Job, JobFailure, JobStatus, Progress};
 
 /// Versioned migrations, applied in order under an advisory lock so nodes starting
 /// together do not race.
@@ -378,7 +377,8 @@ impl JobStore for PostgresStore {
         if before.status.is_terminal() {
             return Ok(None);
         }
-        let error = serde_json::json!({"message": "cancelled by request", "code": "CANCELLED", "retryable": false});
+        let error = serde_json::to_value(JobFailure::new(FailureCode::Cancelled, "cancelled by request", false))
+            .context("serialising the cancel failure")?;
         tx.execute(
             "UPDATE jobs SET status = 'cancelled', completed_at = $2, error = $3, node_id = NULL, lease_until = NULL WHERE id = $1",
             &[&id, &at, &error],

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use crate::queue::job::JobStatus;
+use crate::domain::JobStatus;
 use crate::store::PipelineCounts;
 
 /// One committed change of a job's status.
@@ -51,7 +51,7 @@ impl Tally {
             let mut insert =
                 tx.prepare("INSERT INTO job_tally (pipeline_id, status, n, last_run) VALUES (?1, ?2, ?3, ?4)")?;
             for (pipeline, c) in &counts {
-                let last = c.last_run.as_ref().map(crate::queue::job::format_ts);
+                let last = c.last_run.as_ref().map(crate::domain::format_ts);
                 for (status, n) in &c.by_status {
                     insert.execute(rusqlite::params![pipeline, status.as_str(), *n as i64, last])?;
                 }

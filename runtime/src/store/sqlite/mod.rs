@@ -22,8 +22,8 @@ use self::counts::Tally;
 use self::read::{get_job, list_jobs, list_json, read_logs};
 use self::schema::{StatusIndex, migrate, open_connection};
 use self::writer::{ClaimRow, FinishRow, NewRow, Reply, WriteOp, json_text, writer_loop};
-use super::{Claim, Finish, JobFilter, JobPage, JobStore, JsonPage, LogEntry, PipelineCounts, StoreError, StoreResult};
-use crate::queue::job::{Job, JobFailure, Progress};
+use super::{Claim, Finish, JobFilter, JobPage, JobStore, JsonPage, PipelineCounts, StoreError, StoreResult};
+use crate::domain::{Job, JobFailure, LogEntry, Progress};
 
 mod checkpoint;
 mod counts;

@@ -8,12 +8,11 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::schema::{JOB_COLUMNS, StatusIndex};
-use crate::queue::job::{Job, JobStatus, Progress, format_ts};
-use crate::store::{Cursor, JobFilter, JobPage, JsonPage, LogEntry};
+use crate::domain::{Job, JobStatus, LogEntry, Progress, format_ts};
+use crate::store::{Cursor, JobFilter, JobPage, JsonPage};
 
 pub(super) fn parse_ts(s: Option<String>) -> anyhow::Result<Option<DateTime<Utc>>> {
-    s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).context("bad timestamp in store"))
-        .transpose()
+    s.map(|s| crate::domain::parse_ts(&s).context("bad timestamp in store")).transpose()
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: Option<String>) -> anyhow::Result<Option<T>> {

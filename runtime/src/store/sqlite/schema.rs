@@ -8,7 +8,7 @@ use chrono::Utc;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, params};
 
-use crate::queue::job::{JobStatus, format_ts};
+use crate::domain::{JobStatus, format_ts};
 
 /// Versioned migrations; each runs once, in order, inside a transaction.
 const MIGRATIONS: &[(i64, &str)] = &[

@@ -1,6 +1,6 @@
 //! Unit tests of the SQLite store: WAL and its checkpoints, migrations, fencing, listing, group commit, logs.
 use super::*;
-use crate::queue::job::{JobStatus, format_ts};
+use crate::domain::{JobStatus, format_ts};
 use serde_json::json;
 
 fn job(id: &str) -> Job {
@@ -103,7 +103,7 @@ async fn logs_keep_their_order_across_appends() {
     let entry = |m: &str| LogEntry {
         timestamp: format_ts(&Utc::now()),
         level: "info".into(),
-        stream: crate::store::LogStream::Log,
+        stream: crate::domain::LogStream::Log,
         message: m.into(),
         fields: None,
         attempt: 1,
@@ -188,7 +188,7 @@ async fn the_json_listing_is_exactly_the_serialised_jobs() {
     store.insert(&job("cancelled")).await.unwrap();
     assert!(store.mark_running("full", 1, Utc::now()).await.unwrap());
     store.save_progress("full", 1, &Progress { percent: 40, message: "line\nbreak \\ tab\t".into() }).await.unwrap();
-    let git = crate::queue::job::GitInfo {
+    let git = crate::domain::GitInfo {
         branch_name: Some("b".into()),
         changed_files: vec!["x.rs".into()],
         ..Default::default()

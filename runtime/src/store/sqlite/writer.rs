@@ -13,8 +13,8 @@ use super::checkpoint::Checkpoints;
 use super::counts::{Delta, Tally};
 use super::read::{get_job, row_to_job};
 use super::schema::{ACTIVE, INSERT_JOB, JOB_COLUMNS};
-use crate::queue::job::{Job, JobFailure, JobStatus, Progress, format_ts};
-use crate::store::{Claim, Finish, LogEntry, StoreError, StoreResult};
+use crate::domain::{FailureCode, Job, JobFailure, JobStatus, LogEntry, Progress, format_ts};
+use crate::store::{Claim, Finish, StoreError, StoreResult};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -376,7 +376,7 @@ fn finish_job(tx: &Connection, f: &FinishRow, deltas: &mut Vec<Delta>) -> StoreR
 fn cancel_job(tx: &Connection, id: &str, at: DateTime<Utc>, deltas: &mut Vec<Delta>) -> StoreResult<Option<Job>> {
     let before = get_job(tx, id).map_err(StoreError::Backend)?;
     let Some(before) = before.filter(|j| !j.status.is_terminal()) else { return Ok(None) };
-    let error = JobFailure { message: "cancelled by request".into(), code: "CANCELLED".into(), retryable: false };
+    let error = JobFailure::new(FailureCode::Cancelled, "cancelled by request", false);
     backend(tx.execute(
         "UPDATE jobs SET status = 'cancelled', completed_at = ?2, error = ?3 WHERE id = ?1 AND status IN ('queued', 'running')",
         params![id, format_ts(&at), json_text(&error)?],

@@ -12,12 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::queue::job::Progress;
+use crate::domain::{LogStream, Progress};
 use crate::sandbox::bindings::host::{self as wit, LogLevel};
 use crate::sandbox::bindings::types;
 use crate::sandbox::journal::Journal;
 use crate::sandbox::{HostState, ProgressSink};
-use crate::store::LogStream;
 
 /// Longest progress message kept.
 const MAX_PROGRESS_MESSAGE: usize = 500;
@@ -120,9 +119,10 @@ impl wit::Host for HostState {
     async fn file_executable(&mut self, path: String) -> wasmtime::Result<Result<bool, String>> {
         // A stat of a granted folder is quick; keep it off the async threads all the same.
         let grants = self.grants.clone();
-        let answer = tokio::task::spawn_blocking(move || crate::capabilities::fs::file_executable(&grants, &path))
-            .await
-            .map_err(|e| wasmtime::Error::msg(format!("file-executable task failed: {e}")))?;
+        let answer =
+            tokio::task::spawn_blocking(move || crate::sandbox::capabilities::fs::file_executable(&grants, &path))
+                .await
+                .map_err(|e| wasmtime::Error::msg(format!("file-executable task failed: {e}")))?;
         Ok(answer)
     }
 }

@@ -21,9 +21,10 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
 };
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiView};
 
+use crate::config::PipelineConfig;
+use crate::domain::LogStream;
 use crate::sandbox::HostState;
 use crate::sandbox::grants::{Access, Grant};
-use crate::store::LogStream;
 
 /// The WASI interface whose `open-at` is shadowed (the version wasmtime-wasi 48 links;
 /// guests importing any 0.2.x version are matched to it).
@@ -45,6 +46,17 @@ pub struct FsCaps {
     pub output_bytes: u64,
     /// Files and folders its output folder may hold.
     pub output_files: u64,
+}
+
+impl From<&PipelineConfig> for FsCaps {
+    /// The caps a pipeline's jobs run under.
+    fn from(config: &PipelineConfig) -> Self {
+        Self {
+            max_open: config.max_open_files,
+            output_bytes: config.output_quota_mb.saturating_mul(1 << 20),
+            output_files: config.output_quota_files,
+        }
+    }
 }
 
 impl Default for FsCaps {

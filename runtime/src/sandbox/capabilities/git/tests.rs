@@ -93,10 +93,10 @@ async fn answers_match_the_git_cli() {
     assert!(status.contains(&(" M".into(), "a.txt".into())), "{status:?}");
     assert!(status.contains(&("??".into(), "docs/deep/x.md".into())), "{status:?}");
 
-    let tracked = q.run(&repo.display().to_string(), |r, s, ctx| query::tracked_files(r, s, ctx)).await.unwrap();
+    let tracked = q.run(&repo.display().to_string(), query::tracked_files).await.unwrap();
     let cli: Vec<String> = git(&repo, &["ls-files"]).lines().map(str::to_string).collect();
     assert_eq!(tracked, cli);
-    let sub = q.run(&repo.join("src").display().to_string(), |r, s, ctx| query::tracked_files(r, s, ctx)).await;
+    let sub = q.run(&repo.join("src").display().to_string(), query::tracked_files).await;
     assert_eq!(sub.unwrap(), vec!["lib.rs".to_string()], "paths relative to the folder asked about");
 
     let log = q.run(&repo.display().to_string(), |r, _, ctx| query::log(r, 0, i64::MAX, ctx)).await.unwrap();
@@ -234,7 +234,7 @@ async fn repositories_pointing_outside_the_grants_are_denied() {
     let res = status_of(&q, &wt).await;
     let listed = format!("{res:?}");
     assert!(!listed.contains("secret"), "{listed}");
-    let files = q.run(&wt.display().to_string(), |r, s, ctx| query::tracked_files(r, s, ctx)).await;
+    let files = q.run(&wt.display().to_string(), query::tracked_files).await;
     assert!(!format!("{files:?}").contains("secret"), "{files:?}");
 
     // A FIFO where git reads its config would block the reader for good: refused first.

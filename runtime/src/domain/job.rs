@@ -1,9 +1,14 @@
 //! A job and its lifecycle: `queued → running → completed | failed`, and
 //! `queued | running → cancelled`. Terminal states never change again.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::failure::JobFailure;
+
+/// Keys the server sets in a job's data; callers cannot forge them.
+pub const RESERVED_KEYS: [&str; 2] = ["triggeredBy", "triggeredAt"];
 
 /// Where a job is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -57,17 +62,6 @@ pub struct Progress {
     pub message: String,
 }
 
-/// Why a job failed, as stored and shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobFailure {
-    /// A message a person can act on.
-    pub message: String,
-    /// UPPER_SNAKE code: INVALID_INPUT, FAILED, RETRYABLE, TIMEOUT, MEMORY_LIMIT, TRAP, ...
-    pub code: String,
-    /// Whether the runtime considers a retry useful.
-    pub retryable: bool,
-}
-
 /// Git workflow facts recorded on a job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -97,15 +91,15 @@ pub struct Job {
     /// Parameters plus `triggeredBy` / `triggeredAt`.
     pub data: Value,
     /// When it was queued.
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::domain::time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     /// When its current attempt started.
-    #[serde(with = "rfc3339_opt")]
+    #[serde(with = "crate::domain::time::rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
-    #[serde(with = "rfc3339_opt")]
+    #[serde(with = "crate::domain::time::rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub completed_at: Option<DateTime<Utc>>,
     /// 1-based attempt number; fences stale writers.
@@ -146,44 +140,18 @@ impl Job {
     }
 }
 
-/// Formats a timestamp the way the API does: RFC 3339, UTC, milliseconds.
-pub fn format_ts(ts: &DateTime<Utc>) -> String {
-    ts.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// True for ids the API accepts: `[A-Za-z0-9_-]{1,100}`.
 pub fn is_valid_job_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 100 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-mod rfc3339 {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_ts(ts))
+/// A job's parameters: its data without the keys the server set.
+pub fn job_params(data: &Value) -> Value {
+    let mut params = data.as_object().cloned().unwrap_or_default();
+    for key in RESERVED_KEYS {
+        params.remove(key);
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
-    }
-}
-
-mod rfc3339_opt {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(ts: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match ts {
-            Some(ts) => s.serialize_str(&super::format_ts(ts)),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        let s = Option::<String>::deserialize(d)?;
-        s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom))
-            .transpose()
-    }
+    Value::Object(params)
 }
 
 #[cfg(test)]
