@@ -231,9 +231,10 @@ async fn a_lane_runs_at_most_max_concurrent_jobs_in_fifo_order() {
     h.fake().wait_started(2).await;
     let counts = h.queue.lane_counts("p");
     assert_eq!((counts.running, counts.queued, counts.capacity), (2, 3, 2));
-    let state = h.store.state();
-    assert_eq!((state.count(JobStatus::Running), state.count(JobStatus::Queued)), (2, 3));
-    drop(state);
+    {
+        let state = h.store.state();
+        assert_eq!((state.count(JobStatus::Running), state.count(JobStatus::Queued)), (2, 3));
+    }
     for (i, id) in ids.iter().enumerate() {
         h.fake().wait_started((i + 2).min(5)).await;
         h.fake().release(id, done());
@@ -341,11 +342,12 @@ async fn a_permanent_failure_fails_at_once_and_retries_stop_at_max_attempts() {
     let hopeless = h.queue.trigger("p", json!({"do": "flaky", "until": 99})).await.unwrap().id;
     h.wait_status(&failing, JobStatus::Failed).await;
     h.wait_status(&hopeless, JobStatus::Failed).await;
-    let state = h.store.state();
-    let (f, g) = (&state.rows[&failing].job, &state.rows[&hopeless].job);
-    assert_eq!((f.attempt, f.error.as_ref().unwrap().code.as_str()), (1, "FAILED"));
-    assert_eq!((g.attempt, g.error.as_ref().unwrap().code.as_str()), (3, "RETRYABLE"));
-    drop(state);
+    {
+        let state = h.store.state();
+        let (f, g) = (&state.rows[&failing].job, &state.rows[&hopeless].job);
+        assert_eq!((f.attempt, f.error.as_ref().unwrap().code.as_str()), (1, "FAILED"));
+        assert_eq!((g.attempt, g.error.as_ref().unwrap().code.as_str()), (3, "RETRYABLE"));
+    }
     assert_eq!(h.calls("requeue").len(), 2, "two retries of the flaky job, none of the failing one");
 }
 
