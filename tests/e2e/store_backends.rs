@@ -63,6 +63,58 @@ async fn both_backends_fence_stale_attempts_and_keep_terminal_states() {
     }
 }
 
+/// Requeues `later` with `delay` and `soon` with none, from running at attempt 1.
+async fn requeue_two(store: &dyn JobStore, name: &str, delay: Duration) {
+    let failure = JobFailure { message: "flaky".into(), code: "RETRYABLE".into(), retryable: true };
+    for (i, id) in ["later", "soon"].into_iter().enumerate() {
+        store.insert(&job(id, "p", i as i64)).await.unwrap();
+        assert!(store.mark_running(id, 1, Utc::now()).await.unwrap(), "{name}");
+    }
+    assert!(store.requeue("later", 1, &failure, delay).await.unwrap(), "{name}");
+    assert!(store.requeue("soon", 1, &failure, Duration::ZERO).await.unwrap(), "{name}");
+    for id in ["later", "soon"] {
+        let j = store.get(id).await.unwrap().unwrap();
+        assert_eq!((j.status, j.attempt), (JobStatus::Queued, 2), "{name}: {id}");
+    }
+}
+
+#[tokio::test]
+async fn both_backends_hold_a_requeued_job_until_its_backoff_ends() {
+    let delay = Duration::from_millis(1500);
+    // SQLite (one node): the backoff is kept with the row, so a restarted process's `recover`
+    // hands the job back with the time it may run from.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let requeued_at = Utc::now();
+    requeue_two(&SqliteStore::open(&path).unwrap(), "sqlite", delay).await;
+    let recovered = SqliteStore::open(&path).unwrap().recover().await.unwrap();
+    let run_after = |id: &str| recovered.iter().find(|r| r.job.id == id).expect("recovered").run_after;
+    let later = run_after("later").expect("a backoff is kept");
+    assert!(later >= requeued_at + chrono::Duration::from_std(delay).unwrap(), "sqlite: {later}");
+    assert!(later <= Utc::now() + chrono::Duration::from_std(delay).unwrap(), "sqlite: {later}");
+    assert!(run_after("soon").is_none_or(|t| t <= Utc::now()), "sqlite: no delay, runnable now");
+
+    // PostgreSQL (a cluster): claims skip the job until its backoff has passed.
+    let pg = PostgresStore::connect(&pg_schema_url("backoff")).await.unwrap();
+    let requeued_at = std::time::Instant::now();
+    requeue_two(&pg, "postgres", delay).await;
+    let lease = Duration::from_secs(30);
+    let first: Vec<String> = pg.claim("p", "N", 10, 10, lease).await.unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(first, vec!["soon"], "postgres: the job in its backoff is not claimed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let claimed = loop {
+        let jobs = pg.claim("p", "N", 10, 10, lease).await.unwrap();
+        if let Some(j) = jobs.into_iter().next() {
+            break j;
+        }
+        assert!(std::time::Instant::now() < deadline, "postgres: the job was never claimable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((claimed.id.as_str(), claimed.attempt), ("later", 2));
+    // The database's clock measured the delay; allow it a little skew from this one.
+    assert!(requeued_at.elapsed() >= delay - Duration::from_millis(100), "postgres: claimed early");
+}
+
 #[tokio::test]
 async fn both_backends_list_count_and_log_alike() {
     for (name, store, _dir) in backends("list").await {

@@ -3,16 +3,21 @@
 //! into local events and interrupts, and a heartbeat renews this node's leases; the
 //! elected leader rescues expired leases and prunes old jobs.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::{BoxFuture, Either};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::Inner;
 use super::execute::{Start, spawn_execute};
-use crate::store::{ClusterNote, ClusterStore};
+use super::executor::Executor;
+use super::source::{JobSource, Step};
+use super::{Inner, Lane, TriggerError};
+use crate::domain::Job;
+use crate::events::JobEvent;
+use crate::store::{ClusterNote, ClusterStore, StoreError};
 
 /// How this node takes part in the cluster.
 #[derive(Debug, Clone)]
@@ -33,7 +38,68 @@ pub(super) struct Cluster {
     pub wake: Notify,
 }
 
-pub(super) fn start(inner: &Arc<Inner>, store: Arc<dyn ClusterStore>, settings: ClusterSettings) {
+/// The table is the queue: triggers insert (and NOTIFY), the dispatcher claims, events go
+/// through the store to every node, and a retry's backoff is the row's `run_after`.
+impl<X: Executor> JobSource<X> for Cluster {
+    fn wants_events(&self, _inner: &Inner<X>) -> bool {
+        true
+    }
+
+    fn publish<'a>(&'a self, inner: &'a Inner<X>, event: JobEvent) -> Step<'a, ()> {
+        Either::Right(Box::pin(async move {
+            if let Err(e) = self.store.broadcast(&event).await {
+                tracing::warn!(error = %e, "broadcasting an event failed; publishing locally");
+                inner.events.publish(event);
+            }
+        }))
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        _inner: &'a Inner<X>,
+        pipeline: &'a str,
+        lane: &'a Mutex<Lane>,
+    ) -> Step<'a, Result<(), TriggerError>> {
+        Either::Right(Box::pin(async move {
+            // Counted across the cluster, in the table.
+            let cap = lane.lock().map(|l| l.max_queued).unwrap_or(usize::MAX);
+            if self.store.queued_count(pipeline).await? >= cap as u64 {
+                return Err(TriggerError::QueueFull { pipeline: pipeline.into(), cap });
+            }
+            Ok(())
+        }))
+    }
+
+    fn admitted(&self, _inner: &Arc<Inner<X>>, _pipeline: &str, _lane: &Mutex<Lane>, job: Option<&Job>) {
+        // The insert's NOTIFY wakes the other nodes' claimers; this one is woken here.
+        if job.is_some() {
+            self.wake.notify_one();
+        }
+    }
+
+    fn pump(&self, inner: &Arc<Inner<X>>, _pipeline: &str) {
+        if inner.dispatching.load(Ordering::Acquire) {
+            self.wake.notify_one();
+        }
+    }
+
+    fn successor(&self, _inner: &Arc<Inner<X>>, _pipeline: &str) -> Option<Job> {
+        // Freed slots are filled by the dispatcher's claims, under the cluster-wide cap.
+        None
+    }
+
+    fn run_later(&self, _inner: &Arc<Inner<X>>, _job: Job, _delay: Duration) {
+        // The store holds the delay (`run_after`); a claimer picks the job up then.
+    }
+
+    fn recover<'a>(&'a self, inner: &'a Arc<Inner<X>>) -> BoxFuture<'a, Result<usize, StoreError>> {
+        // A starting node never takes over its peers' running jobs: the store rescues
+        // expired leases only, and queued jobs are claimed from the table.
+        Box::pin(async move { Ok(inner.store.recover().await?.len()) })
+    }
+}
+
+pub(super) fn start<X: Executor>(inner: &Arc<Inner<X>>, store: Arc<dyn ClusterStore>, settings: ClusterSettings) {
     let notes = store.notes();
     if inner.cluster.set(Cluster { store, settings, wake: Notify::new() }).is_err() {
         tracing::warn!("cluster mode was already enabled");
@@ -44,13 +110,13 @@ pub(super) fn start(inner: &Arc<Inner>, store: Arc<dyn ClusterStore>, settings: 
     tokio::spawn(heartbeat(inner.clone()));
 }
 
-fn interrupt(inner: &Inner, job_id: &str) {
+fn interrupt<X: Executor>(inner: &Inner<X>, job_id: &str) {
     if let Some(flag) = inner.running.lock().ok().and_then(|r| r.get(job_id).cloned()) {
         flag.store(true, Ordering::Relaxed);
     }
 }
 
-async fn listen(inner: Arc<Inner>, mut notes: tokio::sync::broadcast::Receiver<ClusterNote>) {
+async fn listen<X: Executor>(inner: Arc<Inner<X>>, mut notes: tokio::sync::broadcast::Receiver<ClusterNote>) {
     loop {
         match notes.recv().await {
             Ok(ClusterNote::Event(e)) => inner.events.publish(e),
@@ -67,7 +133,7 @@ async fn listen(inner: Arc<Inner>, mut notes: tokio::sync::broadcast::Receiver<C
     }
 }
 
-async fn dispatch(inner: Arc<Inner>) {
+async fn dispatch<X: Executor>(inner: Arc<Inner<X>>) {
     let Some(c) = inner.cluster.get() else { return };
     while inner.dispatching.load(Ordering::Acquire) {
         let mut claimed_any = false;
@@ -76,7 +142,7 @@ async fn dispatch(inner: Arc<Inner>) {
                 Ok(l) => (l.max_concurrent.saturating_sub(l.running), l.max_concurrent),
                 Err(_) => continue,
             };
-            if free == 0 || inner.registry.pipeline_config(pipeline).is_some_and(|p| !p.enabled) {
+            if free == 0 || inner.pipelines.get(pipeline).is_some_and(|p| !p.enabled) {
                 continue;
             }
             match c.store.claim(pipeline, &c.settings.node_id, free as u32, cap as u32, c.settings.lease).await {
@@ -101,7 +167,7 @@ async fn dispatch(inner: Arc<Inner>) {
     }
 }
 
-async fn heartbeat(inner: Arc<Inner>) {
+async fn heartbeat<X: Executor>(inner: Arc<Inner<X>>) {
     let Some(c) = inner.cluster.get() else { return };
     let every = c.settings.lease / 3;
     loop {

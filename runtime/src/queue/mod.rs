@@ -2,17 +2,27 @@
 //! running, every transition persisted before its event is published, retryable
 //! failures retried with backoff, and crash recovery on start.
 //!
+//! It depends on two traits it owns: [`Executor`] (how an attempt runs: the runtime's
+//! [`Workers`], or a test's fake) and `source::JobSource` (where runnable jobs come from:
+//! this process's lanes, or claims from a cluster's shared store).
+//!
 //! **Invariant:** the store is the source of truth; in-memory lanes only order work.
 //! A job leaves a lane only through `execute`, which fences every write by attempt.
 
 mod cluster;
 mod execute;
+mod executor;
 pub mod ids;
+mod lanes;
 mod outputs;
 mod reads;
 pub mod retry;
+mod source;
+#[cfg(test)]
+mod tests;
+mod workers;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,13 +33,16 @@ use serde_json::{Map, Value};
 use tokio_util::task::TaskTracker;
 
 use self::ids::IdGenerator;
-use crate::domain::{Job, JobFailure, JobStatus, format_ts, job_params};
+use self::source::JobSource;
+use crate::domain::{Job, JobStatus, format_ts, job_params};
 use crate::events::{EventBus, EventKind, JobEvent};
 use crate::registry::worker::ParamError;
 use crate::registry::{Registry, RegistryError};
 use crate::store::{JobStore, StoreError};
 
 pub use cluster::ClusterSettings;
+pub use executor::{Attempt, Executor, Outcome};
+pub use workers::{NativeHandler, Workers};
 
 /// Queue-wide settings.
 #[derive(Debug, Clone)]
@@ -100,8 +113,19 @@ pub enum ControlError {
     Store(#[from] StoreError),
 }
 
+/// A pipeline's lane limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneLimits {
+    /// Jobs running at once.
+    pub max_concurrent: usize,
+    /// Jobs waiting at most; triggers beyond are refused.
+    pub max_queued: usize,
+    /// When false, triggers are refused and nothing is claimed.
+    pub enabled: bool,
+}
+
 #[derive(Debug)]
-struct Lane {
+pub(crate) struct Lane {
     /// Boxed: a growing backlog doubles the deque under the lane lock, and moving a few hundred
     /// bytes per job there stalled every trigger (max latency 55-153 ms vs 13-17 ms boxed).
     queued: VecDeque<Box<Job>>,
@@ -112,11 +136,13 @@ struct Lane {
     max_queued: usize,
 }
 
-pub(crate) struct Inner {
+pub(crate) struct Inner<X> {
     store: Arc<dyn JobStore>,
-    registry: Arc<Registry>,
+    executor: X,
     events: EventBus,
     settings: QueueSettings,
+    /// Each configured pipeline's limits, by id (sorted, for messages).
+    pipelines: BTreeMap<String, LaneLimits>,
     // std Mutex: lanes and the running map are touched briefly, never across awaits.
     lanes: HashMap<String, Mutex<Lane>>,
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
@@ -124,24 +150,23 @@ pub(crate) struct Inner {
     accepting: AtomicBool,
     dispatching: AtomicBool,
     tracker: TaskTracker,
-    git: crate::gitflow::GitWorkflow,
     metrics: Arc<crate::metrics::Metrics>,
     cluster: std::sync::OnceLock<cluster::Cluster>,
-    native: std::sync::RwLock<HashMap<String, NativeHandler>>,
-    /// Removes empty output folders off the hot path.
-    janitor: std::sync::mpsc::Sender<PathBuf>,
 }
 
-/// A handler that runs a pipeline's jobs natively in the host instead of in its
-/// component: the baseline that shows what the sandbox costs (benchmarks, tests).
-/// Triggers are still validated by the pipeline's worker.
-pub type NativeHandler = Arc<dyn Fn(&Job) -> Result<Value, JobFailure> + Send + Sync>;
+impl<X: Executor> Inner<X> {
+    /// Where runnable jobs come from: the cluster once joined, else this process's lanes.
+    fn source(&self) -> &dyn JobSource<X> {
+        match self.cluster.get() {
+            Some(cluster) => cluster,
+            None => &lanes::LocalLanes,
+        }
+    }
 
-impl Inner {
     /// Publishes `kind` for `job`. The event (a JSON payload with the job's data or result)
     /// is built only when it will reach someone: a subscriber here, or other nodes.
     async fn publish_of(&self, kind: EventKind, job: &Job) {
-        if self.cluster.get().is_none() && !self.events.has_subscribers() {
+        if !self.source().wants_events(self) {
             return;
         }
         self.publish(JobEvent::of(kind, job)).await;
@@ -149,37 +174,28 @@ impl Inner {
 
     /// Publishes an event: on the local bus, or (in a cluster) to every node through the store.
     async fn publish(&self, event: JobEvent) {
-        match self.cluster.get() {
-            Some(c) => {
-                if let Err(e) = c.store.broadcast(&event).await {
-                    tracing::warn!(error = %e, "broadcasting an event failed; publishing locally");
-                    self.events.publish(event);
-                }
-            }
-            None => self.events.publish(event),
-        }
+        self.source().publish(self, event).await;
     }
 }
 
 /// A configured pipeline of the queue, found by [`Queue::pipeline`]: a trigger through it
 /// needs no second lookup.
-#[derive(Debug, Clone, Copy)]
-pub struct Pipeline<'q> {
-    queue: &'q Queue,
-    entry: crate::registry::Pipeline<'q>,
+pub struct Pipeline<'q, X: Executor = Workers> {
+    queue: &'q Queue<X>,
+    id: &'q str,
+    limits: &'q LaneLimits,
 }
 
-impl Pipeline<'_> {
+impl<X: Executor> Pipeline<'_, X> {
     /// The pipeline id.
     pub fn id(&self) -> &str {
-        self.entry.id()
+        self.id
     }
 
     /// Validates, persists and queues a job with `params` (keys the server sets are dropped
     /// from an object); returns it as stored.
     pub async fn trigger(&self, params: Value) -> Result<Job, TriggerError> {
-        let params = if params.is_object() { job_params(&params) } else { params };
-        self.queue.create_job(self.entry, params, "manual", "api", None).await
+        self.queue.create_job(self.id, self.limits, params, "manual", "api", None).await
     }
 }
 
@@ -194,83 +210,116 @@ pub struct LaneCounts {
     pub capacity: usize,
 }
 
-/// The job queue; cheap to clone.
-#[derive(Clone)]
-pub struct Queue {
-    inner: Arc<Inner>,
+/// The job queue; cheap to clone. `X` runs the attempts: the runtime's [`Workers`] unless a
+/// test supplies its own.
+pub struct Queue<X: Executor = Workers> {
+    inner: Arc<Inner<X>>,
 }
 
-impl std::fmt::Debug for Queue {
+impl<X: Executor> Clone for Queue<X> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<X: Executor> std::fmt::Debug for Queue<X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue").finish_non_exhaustive()
     }
 }
 
-impl Queue {
+impl Queue<Workers> {
     /// A queue over `store` that runs jobs through `registry`'s workers.
     pub fn new(
         store: Arc<dyn JobStore>,
         registry: Arc<Registry>,
         events: EventBus,
-        mut settings: QueueSettings,
+        settings: QueueSettings,
         git: crate::gitflow::GitWorkflow,
     ) -> Self {
-        // Resolved once here, so each job's folder needs one mkdir and no path walk.
-        if let Err(e) = std::fs::create_dir_all(&settings.outputs_dir) {
-            tracing::warn!(dir = %settings.outputs_dir.display(), error = %e, "cannot create the outputs folder");
-        }
-        if let Ok(canonical) = std::fs::canonicalize(&settings.outputs_dir) {
-            settings.outputs_dir = canonical;
-        }
-        let (janitor, folders) = std::sync::mpsc::channel::<PathBuf>();
-        let spawned = std::thread::Builder::new().name("output-janitor".into()).spawn(move || {
-            for dir in folders {
-                outputs::tidy(&dir);
-            }
-        });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the output-folder janitor; empty folders stay");
-        }
-        let lanes = registry
+        let metrics = Arc::<crate::metrics::Metrics>::default();
+        let pipelines: Vec<(String, LaneLimits)> = registry
             .pipeline_ids()
             .into_iter()
             .filter_map(|id| {
                 let cfg = registry.pipeline_config(&id)?;
+                let limits =
+                    LaneLimits { max_concurrent: cfg.max_concurrent, max_queued: cfg.max_queued, enabled: cfg.enabled };
+                Some((id, limits))
+            })
+            .collect();
+        let workers =
+            Workers::new(registry, git, metrics.clone(), settings.outputs_dir.clone(), settings.max_result_bytes);
+        Self::build(store, workers, pipelines, events, settings, metrics)
+    }
+
+    /// The registry the queue runs jobs with.
+    pub fn registry(&self) -> &Arc<Registry> {
+        self.inner.executor.registry()
+    }
+
+    /// Runs `pipeline`'s jobs with `handler` in the host instead of its component.
+    pub fn set_native_handler(&self, pipeline: &str, handler: NativeHandler) {
+        self.inner.executor.set_native_handler(pipeline, handler);
+    }
+}
+
+impl<X: Executor> Queue<X> {
+    /// A queue over `store` whose attempts `executor` runs, with a lane per pipeline of `pipelines`.
+    pub fn with_executor(
+        store: Arc<dyn JobStore>,
+        executor: X,
+        pipelines: impl IntoIterator<Item = (String, LaneLimits)>,
+        events: EventBus,
+        settings: QueueSettings,
+    ) -> Self {
+        Self::build(store, executor, pipelines, events, settings, Arc::default())
+    }
+
+    fn build(
+        store: Arc<dyn JobStore>,
+        executor: X,
+        pipelines: impl IntoIterator<Item = (String, LaneLimits)>,
+        events: EventBus,
+        settings: QueueSettings,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        let pipelines: BTreeMap<String, LaneLimits> = pipelines.into_iter().collect();
+        let lanes = pipelines
+            .iter()
+            .map(|(id, limits)| {
                 let lane = Lane {
                     queued: VecDeque::new(),
                     reserved: 0,
                     running: 0,
-                    max_concurrent: cfg.max_concurrent,
-                    max_queued: cfg.max_queued,
+                    max_concurrent: limits.max_concurrent,
+                    max_queued: limits.max_queued,
                 };
-                Some((id, Mutex::new(lane)))
+                (id.clone(), Mutex::new(lane))
             })
             .collect();
         Self {
             inner: Arc::new(Inner {
                 store,
-                registry,
+                executor,
                 events,
                 settings,
+                pipelines,
                 lanes,
                 running: Mutex::new(HashMap::new()),
                 ids: IdGenerator::default(),
                 accepting: AtomicBool::new(true),
                 dispatching: AtomicBool::new(true),
                 tracker: TaskTracker::new(),
-                git,
-                metrics: Arc::default(),
+                metrics,
                 cluster: std::sync::OnceLock::new(),
-                native: std::sync::RwLock::default(),
-                janitor,
             }),
         }
     }
 
-    /// The registry the queue runs jobs with (for benchmarks and tests; the API uses the
-    /// queue's own methods).
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.inner.registry
+    /// The executor that runs the attempts.
+    pub fn executor(&self) -> &X {
+        &self.inner.executor
     }
 
     /// The store the queue persists to (for benchmarks and tests; the API uses the queue's
@@ -306,8 +355,12 @@ impl Queue {
 
     /// The configured pipeline `id`, looked up once for a trigger (unknown ids are refused
     /// with the list of known ones).
-    pub fn pipeline(&self, id: &str) -> Result<Pipeline<'_>, TriggerError> {
-        Ok(Pipeline { queue: self, entry: self.inner.registry.pipeline(id)? })
+    pub fn pipeline(&self, id: &str) -> Result<Pipeline<'_, X>, TriggerError> {
+        let Some((id, limits)) = self.inner.pipelines.get_key_value(id) else {
+            let supported = self.inner.pipelines.keys().cloned().collect();
+            return Err(RegistryError::Unknown { id: id.into(), supported }.into());
+        };
+        Ok(Pipeline { queue: self, id, limits })
     }
 
     /// Validates, persists and queues a job; returns it as stored.
@@ -318,38 +371,37 @@ impl Queue {
     /// `params` are the job's parameters, without the keys the server sets.
     async fn create_job(
         &self,
-        entry: crate::registry::Pipeline<'_>,
+        pipeline: &str,
+        limits: &LaneLimits,
         params: Value,
         kind: &str,
         triggered_by: &str,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
         let inner = &self.inner;
-        let pipeline = entry.id();
         if !inner.accepting.load(Ordering::Acquire) {
             return Err(TriggerError::ShuttingDown);
         }
         if !inner.settings.execution_enabled {
             return Err(TriggerError::Disabled("Job execution is disabled by configuration".into()));
         }
-        if !entry.config().enabled {
+        if !limits.enabled {
             return Err(TriggerError::Disabled(format!("Pipeline {pipeline} is disabled by configuration")));
         }
-        let worker = entry.worker().await?;
-        let valid = worker.validate(params).await?;
+        let params = if params.is_object() { job_params(&params) } else { params };
+        let params = inner.executor.validate(pipeline, params).await?;
         // Persisting and queueing must finish even when the caller goes away (an HTTP client
         // that disconnects drops its handler): otherwise a job could be stored but never queued.
         let queue = self.clone();
         let (pipeline, kind, triggered_by) = (pipeline.to_string(), kind.to_string(), triggered_by.to_string());
         let retry_of = retry_of.cloned();
-        tokio::spawn(
-            async move { queue.enqueue(&pipeline, valid.params, &kind, &triggered_by, retry_of.as_ref()).await },
-        )
-        .await
-        .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
+        tokio::spawn(async move { queue.enqueue(&pipeline, params, &kind, &triggered_by, retry_of.as_ref()).await })
+            .await
+            .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
     }
 
-    /// Checks the cap, persists the job and puts it in its lane (or wakes the cluster's claimers).
+    /// Reserves room within the pipeline's cap, persists the job and hands it to the source
+    /// (its lane, or the cluster's claimers).
     async fn enqueue(
         &self,
         pipeline: &str,
@@ -361,31 +413,11 @@ impl Queue {
         let inner = &self.inner;
         let lane =
             inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
-        if let Some(c) = inner.cluster.get() {
-            // The table is the queue: count there, insert, and the insert's NOTIFY wakes a claimer.
-            let cap = lane.lock().map(|l| l.max_queued).unwrap_or(usize::MAX);
-            if c.store.queued_count(pipeline).await? >= cap as u64 {
-                return Err(TriggerError::QueueFull { pipeline: pipeline.into(), cap });
-            }
-            let job = self.persist_new(pipeline, params, kind, triggered_by, retry_of).await?;
-            c.wake.notify_one();
-            return Ok(job);
-        }
-        {
-            let mut l = lane.lock().map_err(|_| TriggerError::Disabled("lane lock poisoned".into()))?;
-            if l.queued.len() + l.reserved >= l.max_queued {
-                return Err(TriggerError::QueueFull { pipeline: pipeline.into(), cap: l.max_queued });
-            }
-            l.reserved += 1;
-        }
+        let source = inner.source();
+        source.reserve(inner, pipeline, lane).await?;
         let result = self.persist_new(pipeline, params, kind, triggered_by, retry_of).await;
-        let mut l = lane.lock().map_err(|_| TriggerError::Disabled("lane lock poisoned".into()))?;
-        l.reserved -= 1;
-        let job = result?;
-        l.queued.push_back(Box::new(job.clone()));
-        drop(l);
-        execute::pump(&self.inner, pipeline);
-        Ok(job)
+        source.admitted(inner, pipeline, lane, result.as_ref().ok());
+        result
     }
 
     async fn persist_new(
@@ -476,14 +508,7 @@ impl Queue {
             });
         }
         let pipeline = self.pipeline(&old.pipeline_id)?;
-        Ok(self.create_job(pipeline.entry, job_params(&old.data), "retry", "retry", Some(&old)).await?)
-    }
-
-    /// Runs `pipeline`'s jobs with `handler` in the host instead of its component.
-    pub fn set_native_handler(&self, pipeline: &str, handler: NativeHandler) {
-        if let Ok(mut native) = self.inner.native.write() {
-            native.insert(pipeline.to_string(), handler);
-        }
+        Ok(self.create_job(pipeline.id, pipeline.limits, job_params(&old.data), "retry", "retry", Some(&old)).await?)
     }
 
     /// Joins a cluster: jobs are claimed from the shared store instead of local lanes,
@@ -492,30 +517,10 @@ impl Queue {
         cluster::start(&self.inner, store, settings);
     }
 
-    /// Puts jobs left queued or running by a previous process back in their lanes.
+    /// Takes up jobs left queued or running by a previous process: back in their lanes (a
+    /// retry still in its backoff after the rest of it), or, in a cluster, expired leases rescued.
     pub async fn recover(&self) -> Result<usize, StoreError> {
-        let jobs = self.inner.store.recover().await?;
-        let count = jobs.len();
-        let mut pipelines = Vec::new();
-        for job in jobs {
-            match self.inner.lanes.get(&job.pipeline_id) {
-                Some(lane) => {
-                    if let Ok(mut l) = lane.lock() {
-                        if !pipelines.contains(&job.pipeline_id) {
-                            pipelines.push(job.pipeline_id.clone());
-                        }
-                        l.queued.push_back(Box::new(job));
-                    }
-                }
-                None => {
-                    tracing::warn!(job = %job.id, pipeline = %job.pipeline_id, "recovered job's pipeline is no longer configured; left queued")
-                }
-            }
-        }
-        for p in pipelines {
-            execute::pump(&self.inner, &p);
-        }
-        Ok(count)
+        self.inner.source().recover(&self.inner).await
     }
 
     /// Stops accepting, lets running jobs finish for up to `timeout`, then interrupts

@@ -11,30 +11,30 @@ use crate::domain::{Job, LogEntry};
 use crate::registry::EntryStatus;
 use crate::store::{JobFilter, JobPage, JsonPage, PipelineCounts, StoreResult};
 
-impl Queue {
+impl Queue<super::Workers> {
     /// Every configured pipeline id, sorted.
     pub fn pipeline_ids(&self) -> Vec<String> {
-        self.inner.registry.pipeline_ids()
+        self.inner.executor.registry().pipeline_ids()
     }
 
     /// Whether `id` is a configured pipeline.
     pub fn has_pipeline(&self, id: &str) -> bool {
-        self.inner.registry.is_supported(id)
+        self.inner.executor.registry().is_supported(id)
     }
 
     /// A pipeline's configuration.
     pub fn pipeline_config(&self, id: &str) -> Option<&PipelineConfig> {
-        self.inner.registry.pipeline_config(id)
+        self.inner.executor.registry().pipeline_config(id)
     }
 
     /// Where a pipeline's worker stands (loaded, initialising, failed, cooling down).
     pub fn worker_status(&self, id: &str) -> Option<EntryStatus> {
-        self.inner.registry.status(id)
+        self.inner.executor.registry().status(id)
     }
 
     /// Starts loading the workers of `ids` not loaded yet; waits for them at most `grace`.
     pub async fn start_loading(&self, ids: &[String], grace: Duration) {
-        self.inner.registry.start_loading(ids, grace).await
+        self.inner.executor.registry().start_loading(ids, grace).await
     }
 
     /// One job.

@@ -20,10 +20,10 @@ use self::breaker::{Breaker, BreakerSettings};
 use self::params::ParamSchema;
 use self::worker::{GitWorkflowInfo, Worker, WorkerInfo};
 use crate::config::{Config, PipelineConfig};
+use crate::sandbox::Sandbox;
 use crate::sandbox::cache::LoadSource;
 use crate::sandbox::grants::{PathPlan, shorten};
 use crate::sandbox::journal::Journal;
-use crate::sandbox::{Sandbox, StoreSpec};
 
 /// The schema-root keyword by which a worker declines an output folder.
 pub const OUTPUT_KEYWORD: &str = "x-alephauto-output";
@@ -361,22 +361,9 @@ impl Registry {
     async fn init_worker(&self, id: &str, config: &PipelineConfig) -> anyhow::Result<Worker> {
         let (pre, loaded) = self.sandbox.load(&config.component).await?;
         let journal = Journal::new(self.max_log_bytes, 0);
-        let mut store = self.sandbox.new_store(StoreSpec {
-            memory_bytes: (config.memory_mb as usize) << 20,
-            timeout: INIT_TIMEOUT,
-            cancelled: Arc::default(),
-            job: None,
-            grants: Vec::new(),
-            journal: journal.clone(),
-            progress: None,
-        })?;
-        let instance = self.sandbox.instantiate(&pre, &mut store).await.map_err(|e| anyhow!("{e}"))?;
-        let guest = instance.alephauto_worker_worker();
-        let described = guest
-            .call_describe(&mut store)
-            .await
-            .map_err(|e| anyhow!("{}", crate::sandbox::classify(e, &store, INIT_TIMEOUT)))
-            .context("calling describe")?;
+        let mut control =
+            self.sandbox.control(&pre, (config.memory_mb as usize) << 20, INIT_TIMEOUT, journal.clone()).await?;
+        let described = control.describe().await.map_err(|e| anyhow!("{e}")).context("calling describe")?;
         // What describe returned is checked (and the schema walked, within budgets) before
         // `init`: a worker whose self-description is over budget is never initialised.
         check_described(&described)?;
@@ -388,10 +375,10 @@ impl Registry {
             anyhow!("worker {} declared an invalid parameter schema: {}", described.id, shorten(&e, 1000))
         })?;
         let settings = serde_json::to_string(&config.settings).context("serialising pipeline settings")?;
-        guest
-            .call_init(&mut store, &settings)
+        control
+            .init(&settings)
             .await
-            .map_err(|e| anyhow!("{}", crate::sandbox::classify(e, &store, INIT_TIMEOUT)))
+            .map_err(|e| anyhow!("{e}"))
             .context("calling init")?
             .map_err(|msg| anyhow!("the worker's init refused: {msg}"))?;
         for line in journal.drain() {
@@ -439,7 +426,7 @@ impl Registry {
 
             schema: param_schema,
             paths,
-            control: tokio::sync::Mutex::new(Some((store, instance))),
+            control: tokio::sync::Mutex::new(Some(control)),
         })
     }
 
@@ -491,15 +478,10 @@ impl Registry {
             let worker = entry.ready.write().ok().and_then(|mut slot| slot.take());
             let Some(worker) = worker else { continue };
             let control = worker.control.lock().await.take();
-            if let Some((mut store, instance)) = control {
-                store.data_mut().set_deadline(Instant::now() + Duration::from_secs(10));
-                let call = instance.alephauto_worker_worker().call_shutdown(&mut store);
-                match tokio::time::timeout(Duration::from_secs(10), call).await {
-                    Ok(Ok(())) => tracing::info!(pipeline = %id, "worker shut down"),
-                    Ok(Err(e)) => {
-                        tracing::warn!(pipeline = %id, error = %e, "worker shutdown trapped")
-                    }
-                    Err(_) => tracing::warn!(pipeline = %id, "worker shutdown timed out"),
+            if let Some(mut control) = control {
+                match control.shutdown(Duration::from_secs(10)).await {
+                    Ok(()) => tracing::info!(pipeline = %id, "worker shut down"),
+                    Err(e) => tracing::warn!(pipeline = %id, error = %e, "worker shutdown failed"),
                 }
             }
         }
@@ -507,7 +489,7 @@ impl Registry {
 }
 
 /// Refuses a self-description over the host's budgets (before anything walks or stores it).
-fn check_described(d: &crate::sandbox::bindings::types::WorkerInfo) -> anyhow::Result<()> {
+fn check_described(d: &crate::sandbox::Described) -> anyhow::Result<()> {
     let fields = [
         ("id", &d.id, MAX_LABEL_BYTES),
         ("name", &d.name, MAX_LABEL_BYTES),

@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use wasmtime::Store;
 
 use super::params::ParamSchema;
 use crate::config::PipelineConfig;
-use crate::sandbox::bindings::PipelineWorker;
 use crate::sandbox::grants::{self, Grant, PathPlan, shorten};
-use crate::sandbox::{HostState, WorkerPre};
+use crate::sandbox::{ControlInstance, WorkerPre};
 
 /// What a worker's `describe` returned, in API form.
 #[derive(Debug, Clone, Serialize)]
@@ -109,7 +107,7 @@ pub struct Worker {
     pub(crate) schema: ParamSchema,
     /// Where the schema's path parameters are, planned once at load.
     pub(crate) paths: PathPlan,
-    pub(crate) control: tokio::sync::Mutex<Option<(Store<HostState>, PipelineWorker)>>,
+    pub(crate) control: tokio::sync::Mutex<Option<ControlInstance>>,
 }
 
 impl std::fmt::Debug for Worker {

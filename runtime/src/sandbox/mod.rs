@@ -2,7 +2,9 @@
 //! cache, and a fresh `Store` per job holding exactly that job's capabilities.
 //!
 //! **Boundary:** only this module calls `Engine::new` or `bindgen!`; the rest of the
-//! runtime sees `Sandbox`, `WorkerPre` and `GuestFailure`.
+//! runtime sees `Sandbox`, `WorkerPre`, `GuestFailure` and two entries: `Sandbox::run_job`
+//! (a job spec in, an output or a typed `RunError` out) and `Sandbox::control` (the
+//! instance that answers `describe`, `init` and `shutdown`). Generated types stay here.
 
 pub mod bindings;
 pub mod cache;
@@ -14,7 +16,7 @@ pub mod limits;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -25,10 +27,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use self::bindings::{PipelineWorker, PipelineWorkerPre, types};
 use self::cache::{ComponentCache, Loaded};
-use self::capabilities::fs::{self, FdBudget, FsCaps, FsState};
+use self::capabilities::fs::{self, FdBudget, FsCaps, FsState, QuotaMonitor};
 use self::capabilities::git::GitSettings;
 use self::capabilities::host::{self, HostCapability};
 use self::engine::{EngineSettings, EpochTicker};
+use self::grants::Access;
 use self::grants::Grant;
 use self::journal::Journal;
 use self::limits::{Deadline, Interrupt, JobLimiter};
@@ -340,4 +343,282 @@ fn root_message(err: &wasmtime::Error) -> String {
     let text = format!("{err:?}");
     // The debug form holds the wasm backtrace; keep it bounded.
     text.chars().take(2000).collect()
+}
+
+/// One job to run in a worker: what the guest is told, and the limits and sinks of its store.
+#[derive(Debug)]
+pub struct JobRun<'a> {
+    /// Job id.
+    pub id: &'a str,
+    /// Pipeline id.
+    pub pipeline_id: &'a str,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Parameters, as JSON text.
+    pub params: String,
+    /// The job's output folder (also among `grants`), watched against `caps`' quota.
+    pub output_dir: Option<&'a Path>,
+    /// Folders to preopen, the output folder included.
+    pub grants: Vec<Grant>,
+    /// Linear memory cap in bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock budget.
+    pub timeout: Duration,
+    /// Descriptor and output-folder caps.
+    pub caps: FsCaps,
+    /// Set to interrupt the guest.
+    pub cancelled: Arc<AtomicBool>,
+    /// Where log calls and stdout/stderr go.
+    pub journal: Journal,
+    /// Where progress goes.
+    pub progress: Option<ProgressSink>,
+}
+
+/// Why a job run returned no output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// The worker refused a parameter.
+    InvalidInput {
+        /// The parameter.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The worker reported a failure.
+    Failed(String),
+    /// The worker reported a failure worth retrying.
+    Retryable(String),
+    /// The host stopped the guest, or it could not run.
+    Guest(GuestFailure),
+}
+
+/// How a job run ended.
+#[derive(Debug)]
+pub struct JobRunReport {
+    /// The worker's output (JSON text), or why there is none.
+    pub outcome: Result<String, RunError>,
+    /// How long instantiating took, when it succeeded.
+    pub instantiated: Option<Duration>,
+}
+
+/// How often a running call checks its cancel flag and deadline from outside the guest.
+const WATCH_TICK: Duration = Duration::from_millis(50);
+
+impl Sandbox {
+    /// Runs one job on `pre` in a fresh store holding exactly `run`'s capabilities. Returns once
+    /// every progress report of the run has been forwarded.
+    pub async fn run_job(&self, pre: &WorkerPre, run: JobRun<'_>) -> JobRunReport {
+        let wit_job = Arc::new(types::Job {
+            id: run.id.to_string(),
+            pipeline_id: run.pipeline_id.to_string(),
+            attempt: run.attempt,
+            params: run.params,
+            output_dir: run.output_dir.map(|d| d.to_string_lossy().into_owned()).unwrap_or_default(),
+            grants: run
+                .grants
+                .iter()
+                .map(|g| types::Grant {
+                    param: g.param.clone(),
+                    path: g.dir.to_string_lossy().into_owned(),
+                    access: match g.access {
+                        Access::Read => types::Access::ReadOnly,
+                        Access::Write => types::Access::ReadWrite,
+                    },
+                })
+                .collect(),
+        });
+        let (timeout, caps, cancelled) = (run.timeout, run.caps, run.cancelled.clone());
+        let spec = StoreSpec {
+            memory_bytes: run.memory_bytes,
+            timeout,
+            cancelled: run.cancelled,
+            job: Some(wit_job.clone()),
+            grants: run.grants,
+            journal: run.journal,
+            progress: run.progress,
+        };
+        let mut store = match self.new_store_with(spec, caps) {
+            Ok(store) => store,
+            Err(e) => {
+                let failure = GuestFailure::Instantiate(format!("{e:#}"));
+                return JobRunReport { outcome: Err(RunError::Guest(failure)), instantiated: None };
+            }
+        };
+        let deadline = tokio::time::Instant::from_std(store.data().deadline.at);
+        let mut monitor = run.output_dir.map(|dir| QuotaMonitor::new(dir.to_path_buf(), caps));
+        let mut instantiated = None;
+        let outcome = async {
+            let started = Instant::now();
+            let instance = self.instantiate(pre, &mut store).await?;
+            instantiated = Some(started.elapsed());
+            let call = instance.alephauto_worker_worker().call_run(&mut store, &wit_job);
+            // Epochs stop guest code, but not a call parked in a host call (a WASI sleep, a
+            // blocking read): the watchdog ends those. Dropping the call future abandons the
+            // guest; its store is dropped right after and never reused.
+            let ended = tokio::select! {
+                ended = call => Ok(ended),
+                stop = watchdog(&cancelled, deadline, timeout, monitor.as_mut()) => Err(stop),
+            };
+            match ended {
+                Ok(Ok(r)) => Ok(r),
+                Ok(Err(e)) => Err(classify(e, &store, timeout)),
+                Err(stop) => Err(stop),
+            }
+        }
+        .await;
+        // A job that wrote fast and returned before the next scan is measured once more.
+        let outcome = match (outcome, monitor.as_mut()) {
+            (Ok(r), Some(m)) => match m.check().await {
+                Some(why) => Err(GuestFailure::DiskQuota(why)),
+                None => Ok(r),
+            },
+            (outcome, _) => outcome,
+        };
+        // The progress sender is closed: the forwarder drains and ends, so every progress
+        // event precedes the job's terminal one.
+        if let Some(task) = store.data_mut().host.progress.take().and_then(ProgressSink::finish) {
+            let _ = task.await;
+        }
+        let outcome = match outcome {
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(types::JobError::InvalidInput(f))) => {
+                Err(RunError::InvalidInput { field: f.field, message: f.message })
+            }
+            Ok(Err(types::JobError::Failed(msg))) => Err(RunError::Failed(msg)),
+            Ok(Err(types::JobError::Retryable(msg))) => Err(RunError::Retryable(msg)),
+            Err(f) => Err(RunError::Guest(f)),
+        };
+        JobRunReport { outcome, instantiated }
+    }
+
+    /// A worker's control instance, in a store with no grants and a `timeout` budget.
+    pub async fn control(
+        &self,
+        pre: &WorkerPre,
+        memory_bytes: usize,
+        timeout: Duration,
+        journal: Journal,
+    ) -> Result<ControlInstance> {
+        let mut store = self.new_store(StoreSpec {
+            memory_bytes,
+            timeout,
+            cancelled: Arc::default(),
+            job: None,
+            grants: Vec::new(),
+            journal,
+            progress: None,
+        })?;
+        let instance = self.instantiate(pre, &mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(ControlInstance { store, instance, timeout })
+    }
+}
+
+/// Resolves when a running call must end from outside: a cancel, the deadline, or an
+/// output folder over its quota. Checks every `WATCH_TICK`; scans when the monitor says.
+async fn watchdog(
+    cancelled: &AtomicBool,
+    deadline: tokio::time::Instant,
+    budget: Duration,
+    mut monitor: Option<&mut QuotaMonitor>,
+) -> GuestFailure {
+    loop {
+        let mut wake = (tokio::time::Instant::now() + WATCH_TICK).min(deadline);
+        if let Some(m) = &monitor {
+            wake = wake.min(tokio::time::Instant::from_std(m.due()));
+        }
+        tokio::time::sleep_until(wake).await;
+        if cancelled.load(Ordering::Relaxed) {
+            return GuestFailure::Cancelled;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return GuestFailure::Timeout(budget);
+        }
+        if let Some(m) = monitor.as_deref_mut()
+            && Instant::now() >= m.due()
+            && let Some(why) = m.check().await
+        {
+            return GuestFailure::DiskQuota(why);
+        }
+    }
+}
+
+/// What a worker's `describe` returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// The worker's own id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Worker version.
+    pub version: String,
+    /// What it does.
+    pub description: String,
+    /// JSON Schema of its parameters, as text.
+    pub params_schema: String,
+    /// The git workflow it asks for.
+    pub git_workflow: Option<DescribedGit>,
+}
+
+/// The git workflow a worker's `describe` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedGit {
+    /// Branch prefix.
+    pub branch_prefix: String,
+    /// Commit and pull-request title.
+    pub commit_title: String,
+}
+
+/// A worker's control instance: it answers `describe` and `init` once, and `shutdown` at the end.
+pub struct ControlInstance {
+    store: Store<HostState>,
+    instance: PipelineWorker,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for ControlInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlInstance").finish_non_exhaustive()
+    }
+}
+
+impl ControlInstance {
+    /// Calls the worker's `describe`.
+    pub async fn describe(&mut self) -> Result<Described, GuestFailure> {
+        let d = self
+            .instance
+            .alephauto_worker_worker()
+            .call_describe(&mut self.store)
+            .await
+            .map_err(|e| classify(e, &self.store, self.timeout))?;
+        Ok(Described {
+            id: d.id,
+            name: d.name,
+            version: d.version,
+            description: d.description,
+            params_schema: d.params_schema,
+            git_workflow: d
+                .git_workflow
+                .map(|g| DescribedGit { branch_prefix: g.branch_prefix, commit_title: g.commit_title }),
+        })
+    }
+
+    /// Calls the worker's `init` with its settings (JSON text); the inner error is the worker's refusal.
+    pub async fn init(&mut self, settings: &str) -> Result<Result<(), String>, GuestFailure> {
+        self.instance
+            .alephauto_worker_worker()
+            .call_init(&mut self.store, settings)
+            .await
+            .map_err(|e| classify(e, &self.store, self.timeout))
+    }
+
+    /// Calls the worker's `shutdown` with a fresh `budget`.
+    pub async fn shutdown(&mut self, budget: Duration) -> Result<(), GuestFailure> {
+        self.store.data_mut().deadline.at = Instant::now() + budget;
+        let call = self.instance.alephauto_worker_worker().call_shutdown(&mut self.store);
+        match tokio::time::timeout(budget, call).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(classify(e, &self.store, budget)),
+            Err(_) => Err(GuestFailure::Timeout(budget)),
+        }
+    }
 }

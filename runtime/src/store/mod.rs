@@ -4,6 +4,8 @@
 //!
 //! **Invariant:** a terminal status is never changed by the store.
 
+#[cfg(test)]
+pub(crate) mod memory;
 pub mod postgres;
 pub mod sqlite;
 
@@ -54,6 +56,15 @@ pub struct Claim<'a> {
     pub attempt: u32,
     /// When it starts.
     pub at: DateTime<Utc>,
+}
+
+/// A queued job as `recover` hands it back.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    /// The job, `queued`.
+    pub job: Job,
+    /// Not runnable before this time: a re-queued job's backoff (None: runnable now).
+    pub run_after: Option<DateTime<Utc>>,
 }
 
 /// Filters for listing jobs.
@@ -178,7 +189,9 @@ pub trait JobStore: Send + Sync + 'static {
         };
         Ok((finished, claimed))
     }
-    /// running(attempt) → queued(attempt + 1) after a retryable failure, runnable after `delay`.
+    /// running(attempt) → queued(attempt + 1) after a retryable failure, runnable after `delay`:
+    /// the store keeps the time (`run_after`), so `recover` and `ClusterStore::claim` hold the
+    /// job until then, on every backend and across restarts.
     async fn requeue(
         &self,
         id: &str,
@@ -202,8 +215,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Counts per pipeline.
     async fn counts(&self) -> StoreResult<std::collections::HashMap<String, PipelineCounts>>;
     /// At start: jobs left running by a dead process go back to queued with attempt + 1;
-    /// returns every queued job, oldest first.
-    async fn recover(&self) -> StoreResult<Vec<Job>>;
+    /// returns every queued job, oldest first, with the time it may run from.
+    async fn recover(&self) -> StoreResult<Vec<Recovered>>;
     /// Appends log lines of a job.
     async fn append_logs(&self, id: &str, entries: Vec<LogEntry>) -> StoreResult<()>;
     /// A job's log, in order.

@@ -467,7 +467,7 @@ impl JobStore for PostgresStore {
 
     /// In a cluster a starting node must not take over its peers' running jobs: it only
     /// rescues expired leases. Queued jobs are claimed from the table, not returned here.
-    async fn recover(&self) -> StoreResult<Vec<Job>> {
+    async fn recover(&self) -> StoreResult<Vec<super::Recovered>> {
         self.rescue_expired().await?;
         Ok(Vec::new())
     }

@@ -22,7 +22,9 @@ use self::counts::Tally;
 use self::read::{get_job, list_jobs, list_json, read_logs};
 use self::schema::{StatusIndex, migrate, open_connection};
 use self::writer::{ClaimRow, FinishRow, NewRow, Reply, WriteOp, json_text, writer_loop};
-use super::{Claim, Finish, JobFilter, JobPage, JobStore, JsonPage, PipelineCounts, StoreError, StoreResult};
+use super::{
+    Claim, Finish, JobFilter, JobPage, JobStore, JsonPage, PipelineCounts, Recovered, StoreError, StoreResult,
+};
 use crate::domain::{Job, JobFailure, LogEntry, Progress};
 
 mod checkpoint;
@@ -185,11 +187,12 @@ impl JobStore for SqliteStore {
         id: &str,
         attempt: u32,
         error: &JobFailure,
-        _delay: std::time::Duration,
+        delay: std::time::Duration,
     ) -> StoreResult<bool> {
-        // The single node keeps the delay in memory (`queue::execute::schedule_retry`).
+        // Kept with the row: a restart honours what is left of the backoff (`recover`).
         let error = json_text(error)?;
-        self.write(|r| WriteOp::Requeue(id.to_string(), attempt, error, r)).await
+        let run_after = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        self.write(|r| WriteOp::Requeue(id.to_string(), attempt, error, run_after, r)).await
     }
     async fn cancel(&self, id: &str, at: DateTime<Utc>) -> StoreResult<Option<Job>> {
         self.write(|r| WriteOp::Cancel(id.to_string(), at, r)).await
@@ -207,7 +210,7 @@ impl JobStore for SqliteStore {
     async fn counts(&self) -> StoreResult<HashMap<String, PipelineCounts>> {
         Ok(self.tally.snapshot())
     }
-    async fn recover(&self) -> StoreResult<Vec<Job>> {
+    async fn recover(&self) -> StoreResult<Vec<Recovered>> {
         self.write(WriteOp::Recover).await
     }
     async fn append_logs(&self, id: &str, entries: Vec<LogEntry>) -> StoreResult<()> {

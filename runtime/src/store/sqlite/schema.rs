@@ -103,6 +103,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
         CREATE INDEX jobs_active ON jobs(created_at) WHERE status IN ('queued', 'running');
         CREATE INDEX jobs_ended_badly ON jobs(status, created_at) WHERE status IN ('failed', 'cancelled');",
     ),
+    // A re-queued job's backoff (microseconds since the Unix epoch; NULL: runnable now), so a
+    // restart waits out what is left of it, as a cluster's claims do.
+    (7, "ALTER TABLE jobs ADD COLUMN run_after INTEGER"),
 ];
 
 /// The predicate of `jobs_active`.
@@ -151,6 +154,8 @@ macro_rules! job_columns {
     };
 }
 pub(super) const JOB_COLUMNS: &str = job_columns!();
+/// How many columns `JOB_COLUMNS` lists: the index of the first column a query adds after them.
+pub(super) const JOB_COLUMN_COUNT: usize = 15;
 pub(super) const INSERT_JOB: &str = concat!(
     "INSERT INTO jobs (",
     job_columns!(),

@@ -43,7 +43,7 @@ async fn a_stale_attempt_cannot_overwrite_a_newer_one() {
     let store = SqliteStore::open(&path).unwrap();
     let queued = store.recover().await.unwrap();
     assert_eq!(queued.len(), 1);
-    assert_eq!(queued[0].attempt, 2);
+    assert_eq!(queued[0].job.attempt, 2);
     assert!(store.mark_running("j1", 2, Utc::now()).await.unwrap());
     // A late write from attempt 1 is fenced out.
     assert!(!store.finish("j1", 1, &finish(JobStatus::Completed)).await.unwrap());

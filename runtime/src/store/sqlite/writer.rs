@@ -12,9 +12,9 @@ use tokio::sync::oneshot;
 use super::checkpoint::Checkpoints;
 use super::counts::{Delta, Tally};
 use super::read::{get_job, row_to_job};
-use super::schema::{ACTIVE, INSERT_JOB, JOB_COLUMNS};
+use super::schema::{ACTIVE, INSERT_JOB, JOB_COLUMN_COUNT, JOB_COLUMNS};
 use crate::domain::{FailureCode, Job, JobFailure, JobStatus, LogEntry, Progress, format_ts};
-use crate::store::{Claim, Finish, StoreError, StoreResult};
+use crate::store::{Claim, Finish, Recovered, StoreError, StoreResult};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -116,10 +116,10 @@ pub(super) enum WriteOp {
     Progress(String, u32, Progress),
     /// Finishes an attempt and claims the job taking over its slot, if any.
     Finish(Box<FinishRow>, Option<ClaimRow>, Reply<(bool, Option<bool>)>),
-    /// Error as JSON text.
-    Requeue(String, u32, String, Reply<bool>),
+    /// Error as JSON text; runnable after the time.
+    Requeue(String, u32, String, DateTime<Utc>, Reply<bool>),
     Cancel(String, DateTime<Utc>, Reply<Option<Job>>),
-    Recover(Reply<Vec<Job>>),
+    Recover(Reply<Vec<Recovered>>),
     AppendLogs(String, Vec<LogEntry>, Reply<()>),
     Flush(Reply<()>),
 }
@@ -273,12 +273,12 @@ fn apply_op(tx: &Connection, op: WriteOp, deltas: &mut Vec<Delta>) -> Deferred {
             });
             send(reply, res)
         }
-        WriteOp::Requeue(id, attempt, err, reply) => {
+        WriteOp::Requeue(id, attempt, err, run_after, reply) => {
             let moved = backend(returning_pipeline(
                 tx,
-                "UPDATE jobs SET status = 'queued', attempt = attempt + 1, error = ?3, started_at = NULL \
+                "UPDATE jobs SET status = 'queued', attempt = attempt + 1, error = ?3, started_at = NULL, run_after = ?4 \
                  WHERE id = ?1 AND attempt = ?2 AND status = 'running' RETURNING pipeline_id",
-                params![id, attempt, err],
+                params![id, attempt, err, run_after.timestamp_micros()],
             ));
             send(reply, moved.map(|p| moved_to(deltas, p, JobStatus::Running, JobStatus::Queued, None)))
         }
@@ -390,19 +390,29 @@ fn cancel_job(tx: &Connection, id: &str, at: DateTime<Utc>, deltas: &mut Vec<Del
     Ok(Some(before))
 }
 
-fn recover_jobs(tx: &Connection) -> StoreResult<Vec<Job>> {
+fn recover_jobs(tx: &Connection) -> StoreResult<Vec<Recovered>> {
     let moved = backend(tx.execute(
-        "UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL WHERE status = 'running'",
+        "UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL, run_after = NULL \
+         WHERE status = 'running'",
         [],
     ))?;
     if moved > 0 {
         tracing::warn!(jobs = moved, "re-queued jobs left running by a previous process");
     }
     let mut stmt = backend(tx.prepare(&format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'queued' AND {ACTIVE} ORDER BY created_at, rowid"
+        "SELECT {JOB_COLUMNS}, run_after FROM jobs WHERE status = 'queued' AND {ACTIVE} ORDER BY created_at, rowid"
     )))?;
-    let rows = backend(stmt.query_map([], row_to_job))?;
-    rows.map(|r| backend(r).and_then(|j| j.map_err(StoreError::Backend))).collect()
+    let rows = backend(stmt.query_map([], |r| {
+        let run_after: Option<i64> = r.get(JOB_COLUMN_COUNT)?;
+        Ok((row_to_job(r)?, run_after))
+    }))?;
+    rows.map(|r| {
+        let (job, run_after) = backend(r)?;
+        let job = job.map_err(StoreError::Backend)?;
+        // A time beyond chrono's range is no reason to lose the job: it runs now.
+        Ok(Recovered { job, run_after: run_after.and_then(DateTime::from_timestamp_micros) })
+    })
+    .collect()
 }
 
 fn append_logs(tx: &Connection, id: &str, entries: &[LogEntry]) -> StoreResult<()> {
