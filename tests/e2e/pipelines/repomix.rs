@@ -117,7 +117,7 @@ async fn repomix_honours_extra_ignores_style_and_use_gitignore_false() {
     let job = run_ok(
         &server,
         "repomix",
-        json!({"sourceDir": p(&src), "style": "markdown", "ignore": ["docs/", "*.yml"], "useGitignore": false}),
+        json!({"sourceDir": p(&src), "style": "markdown", "ignore": ["docs/", "**/*.yml"], "useGitignore": false}),
         "packed",
     )
     .await;
@@ -130,7 +130,6 @@ async fn repomix_honours_extra_ignores_style_and_use_gitignore_false() {
     let expected: BTreeSet<String> = [
         ".gitignore",
         "README.md",
-        "logs/app.txt",
         "scratch.tmp",
         "secret.env",
         "src/main.rs",
@@ -146,8 +145,50 @@ async fn repomix_honours_extra_ignores_style_and_use_gitignore_false() {
     assert_eq!(r["files"], expected.len());
     assert!(text.contains("```rs\nfn main() {\n    println!(\"<hello & bye>\");\n}\n```"), "{text}");
     assert!(!text.contains("module.exports") && !text.contains("lockfileVersion"), "defaults still apply: {text}");
+    assert!(!text.contains("log line"), "`logs/` is a default pattern, not only a .gitignore rule: {text}");
 
     let (status, body) = server.trigger("repomix", json!({"sourceDir": p(&src), "style": "html"})).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("style"), "{body}");
+}
+
+/// A token a secret rule catches (GitHub classic format, not a real token).
+const FAKE_GITHUB_TOKEN: &str = "ghp_abcdefghijABCDEFGHIJ0123456789abcdef";
+
+#[tokio::test]
+async fn repomix_leaves_out_secrets_counts_tokens_and_compresses() {
+    let server = Server::start(&config(&["repomix"]));
+    let src = server.dir.join("packme");
+    write_tree(&src, FILES);
+    std::fs::write(src.join("src/config.rs"), format!("pub const TOKEN: &str = \"{FAKE_GITHUB_TOKEN}\";\n")).unwrap();
+    std::fs::write(
+        src.join("src/lib.rs"),
+        "use std::fmt;\n\n/// Adds.\npub fn add(a: u32, b: u32) -> u32 {\n    let body_only = a + b;\n    body_only\n}\n",
+    )
+    .unwrap();
+    init_repo(&src);
+
+    let job = run_ok(&server, "repomix", json!({"sourceDir": p(&src), "topFilesLength": 2}), "packed").await;
+    let r = &job["result"];
+    let text = read(r["outputFile"].as_str().unwrap());
+    assert!(!text.contains(FAKE_GITHUB_TOKEN), "a flagged file is left out: {text}");
+    assert_eq!(r["suspiciousFiles"][0]["path"], "src/config.rs", "{r}");
+    assert_eq!(r["suspiciousFiles"][0]["findings"][0]["rule"], "@secretlint/secretlint-rule-github", "{r}");
+    assert_eq!(r["suspiciousFiles"][0]["findings"][0]["line"], 1, "{r}");
+    assert!(!r.to_string().contains(FAKE_GITHUB_TOKEN), "the result never repeats the secret: {r}");
+    // Token counts: per file (o200k) and in total (the wrapper counted once on top).
+    let top = r["topFiles"].as_array().unwrap();
+    assert_eq!(top.len(), 2, "{r}");
+    assert!(top[0]["tokens"].as_u64().unwrap() >= top[1]["tokens"].as_u64().unwrap(), "{r}");
+    let file_tokens = r["fileTokens"].as_u64().unwrap();
+    assert!(r["totalTokens"].as_u64().unwrap() > file_tokens && file_tokens > 0, "{r}");
+    assert!(text.contains("body_only"), "not compressed by default");
+
+    let job = run_ok(&server, "repomix", json!({"sourceDir": p(&src), "compress": true}), "packed").await;
+    let r = &job["result"];
+    assert_eq!(r["compressed"], true);
+    let text = read(r["outputFile"].as_str().unwrap());
+    assert!(text.contains("pub fn add(a: u32, b: u32) -> u32"), "{text}");
+    assert!(!text.contains("body_only"), "bodies are dropped: {text}");
+    assert!(text.contains("# Packme"), "other files are packed whole: {text}");
 }

@@ -135,6 +135,14 @@ struct Candidate {
     stat: FileStat,
 }
 
+/// The packed form of a file's text: compressed when asked (and the language is handled), and
+/// trimmed, as the CLI packs and counts it.
+fn process(rel: &str, text: String, compress: bool) -> String {
+    let text = if compress { compress::compress(rel, &text).unwrap_or(text) } else { text };
+    let trimmed = text.trim();
+    if trimmed.len() == text.len() { text } else { trimmed.to_string() }
+}
+
 /// Reads and decodes one listed file, or says why it is skipped (None: unreadable, logged).
 fn load(path: &Path, rel: &str, max: u64, r: &dyn Reporter) -> Option<Result<(u64, String), SkipReason>> {
     if select::binary_extension(rel) {
@@ -197,7 +205,7 @@ pub fn pack(source: &Path, out_dir: &Path, opts: &Options, r: &dyn Reporter) -> 
                 continue;
             }
         }
-        let content = if opts.compress { compress::compress(&f.rel, &text).unwrap_or(text) } else { text };
+        let content = process(&f.rel, text, opts.compress);
         let stat = FileStat {
             path: f.rel.clone(),
             bytes,
@@ -234,7 +242,7 @@ pub fn pack(source: &Path, out_dir: &Path, opts: &Options, r: &dyn Reporter) -> 
             None => {
                 let bytes = fs::read(&c.path).or_fail_with(|| format!("reading {} again", c.rel))?;
                 let text = select::decode(&bytes, u64::MAX).unwrap_or_default();
-                if opts.compress { compress::compress(&c.rel, &text).unwrap_or(text) } else { text }
+                process(&c.rel, text, opts.compress)
             }
         };
         let (before, after) = file_wrapper(opts.style, &c.rel, &content);
