@@ -13,6 +13,7 @@
 //! JavaScript and Python components (`scripts/build-polyglot.sh` builds them).
 
 mod cluster;
+mod corpus;
 mod http;
 mod instantiate;
 mod peers;

@@ -3,7 +3,7 @@
 //! same checkout of a real code base.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,62 +20,13 @@ use alephauto::store::sqlite::SqliteStore;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::corpus;
 use crate::instantiate::component;
 use crate::queue::build_queue;
 use crate::report::{Report, fmt_d, fmt_ratio_near, group, median};
 
 const S: &str = "5. Real pipelines vs the Node tools (same checkout)";
 const RUNS: usize = 3;
-
-/// The corpus: wasmtime-environ 48.0.8's published source (a dependency of the runtime,
-/// so it is in every cargo registry that built this repository), or `BENCH_CORPUS`.
-pub fn find_corpus() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("BENCH_CORPUS") {
-        return Ok(PathBuf::from(p));
-    }
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .context("no CARGO_HOME or HOME")?;
-    for entry in std::fs::read_dir(home.join("registry/src"))? {
-        let candidate = entry?.path().join("wasmtime-environ-48.0.8");
-        if candidate.is_dir() {
-            return Ok(candidate);
-        }
-    }
-    bail!("wasmtime-environ-48.0.8 source not found under {}/registry/src; set BENCH_CORPUS", home.display())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
-fn count_lines(dir: &Path, ext: &str) -> Result<(u64, u64)> {
-    let (mut files, mut lines) = (0, 0);
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let p = entry.path();
-        if entry.file_type()?.is_dir() {
-            let (f, l) = count_lines(&p, ext)?;
-            files += f;
-            lines += l;
-        } else if p.extension().is_some_and(|e| e == ext) {
-            files += 1;
-            lines += std::fs::read_to_string(&p).map(|t| t.lines().count() as u64).unwrap_or(0);
-        }
-    }
-    Ok((files, lines))
-}
 
 /// Runs one job to its end; returns (wall time trigger → completed, result).
 async fn run_job(queue: &Queue, pipeline: &str, params: Value) -> Result<(Duration, Value)> {
@@ -117,12 +68,10 @@ fn union_lines<'a>(ranges: impl Iterator<Item = (&'a str, u64, u64)>) -> u64 {
 
 /// Runs section 5.
 pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
-    let source = find_corpus()?;
+    let source = corpus::rust()?;
     let dir = tempfile::tempdir()?;
-    let corpus = dir.path().join("corpus").join(source.file_name().unwrap_or_default());
-    copy_tree(&source, &corpus)?;
-    let corpus = std::fs::canonicalize(&corpus)?;
-    let (rs_files, rs_lines) = count_lines(&corpus, "rs")?;
+    let corpus = corpus::copy_into(&source, &dir.path().join("corpus"))?;
+    let (rs_files, rs_lines) = corpus::count_lines(&corpus, "rs")?;
     report.add(
         S,
         "corpus",

@@ -26,6 +26,8 @@ const FILES: &[(&str, &str)] = &[
     ("node_modules/dep/index.js", "module.exports = 1;\n"),
     ("package-lock.json", "{\"lockfileVersion\": 3}\n"),
     ("Cargo.lock", "# lock\n"),
+    // Packed: the CLI's default `**/repomix-output.*` becomes `**/repomix-output.*/**`, which
+    // (picomatch) matches only inside a folder of that name; the worker follows the CLI.
     ("repomix-output.xml", "<old-output/>\n"),
     ("image.png", "not really a png"),
 ];
@@ -35,6 +37,7 @@ const PACKED: &[&str] = &[
     ".gitignore",
     "README.md",
     "docs/guide.md",
+    "repomix-output.xml",
     "src/main.rs",
     "src/util/helpers.rs",
     "sub/.gitignore",
@@ -56,7 +59,7 @@ async fn repomix_packs_every_non_ignored_file_and_no_ignored_one() {
     init_repo(&src);
     let before = snapshot(&src);
 
-    let job = run_ok(&server, "repomix", json!({"sourceDir": p(&src)}), "packed 8 files").await;
+    let job = run_ok(&server, "repomix", json!({"sourceDir": p(&src)}), "packed 9 files").await;
     let r = &job["result"];
     assert_eq!(r["sourceDir"], p(&src));
     assert_eq!(r["style"], "xml");
@@ -80,7 +83,6 @@ async fn repomix_packs_every_non_ignored_file_and_no_ignored_one() {
         "local only",
         "module.exports",
         "lockfileVersion",
-        "<old-output/>",
         "not really a png",
         "\u{0}",
         "[core]",
@@ -91,7 +93,8 @@ async fn repomix_packs_every_non_ignored_file_and_no_ignored_one() {
     // Header and directory tree.
     assert!(text.contains(&format!("<source>{}</source>", p(&src))), "{text}");
     let tree = text.split("<directory_structure>\n").nth(1).unwrap().split("</directory_structure>").next().unwrap();
-    assert!(tree.contains("src/\n  main.rs\n  util/\n    helpers.rs\n"), "{tree}");
+    // Folders before files at each level, as the CLI orders them.
+    assert!(tree.contains("src/\n  util/\n    helpers.rs\n  main.rs\n"), "{tree}");
     assert!(!tree.contains("node_modules") && !tree.contains(".git/") && !tree.contains("secret"), "{tree}");
     assert!(text.trim_end().ends_with("</files>"));
 
@@ -117,7 +120,7 @@ async fn repomix_honours_extra_ignores_style_and_use_gitignore_false() {
     let job = run_ok(
         &server,
         "repomix",
-        json!({"sourceDir": p(&src), "style": "markdown", "ignore": ["docs/", "*.yml"], "useGitignore": false}),
+        json!({"sourceDir": p(&src), "style": "markdown", "ignore": ["docs/", "**/*.yml"], "useGitignore": false}),
         "packed",
     )
     .await;
@@ -130,7 +133,7 @@ async fn repomix_honours_extra_ignores_style_and_use_gitignore_false() {
     let expected: BTreeSet<String> = [
         ".gitignore",
         "README.md",
-        "logs/app.txt",
+        "repomix-output.xml",
         "scratch.tmp",
         "secret.env",
         "src/main.rs",
@@ -146,8 +149,50 @@ async fn repomix_honours_extra_ignores_style_and_use_gitignore_false() {
     assert_eq!(r["files"], expected.len());
     assert!(text.contains("```rs\nfn main() {\n    println!(\"<hello & bye>\");\n}\n```"), "{text}");
     assert!(!text.contains("module.exports") && !text.contains("lockfileVersion"), "defaults still apply: {text}");
+    assert!(!text.contains("log line"), "`logs/` is a default pattern, not only a .gitignore rule: {text}");
 
     let (status, body) = server.trigger("repomix", json!({"sourceDir": p(&src), "style": "html"})).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("style"), "{body}");
+}
+
+/// A token a secret rule catches (GitHub classic format, not a real token).
+const FAKE_GITHUB_TOKEN: &str = "ghp_abcdefghijABCDEFGHIJ0123456789abcdef";
+
+#[tokio::test]
+async fn repomix_leaves_out_secrets_counts_tokens_and_compresses() {
+    let server = Server::start(&config(&["repomix"]));
+    let src = server.dir.join("packme");
+    write_tree(&src, FILES);
+    std::fs::write(src.join("src/config.rs"), format!("pub const TOKEN: &str = \"{FAKE_GITHUB_TOKEN}\";\n")).unwrap();
+    std::fs::write(
+        src.join("src/lib.rs"),
+        "use std::fmt;\n\n/// Adds.\npub fn add(a: u32, b: u32) -> u32 {\n    let body_only = a + b;\n    body_only\n}\n",
+    )
+    .unwrap();
+    init_repo(&src);
+
+    let job = run_ok(&server, "repomix", json!({"sourceDir": p(&src), "topFilesLength": 2}), "packed").await;
+    let r = &job["result"];
+    let text = read(r["outputFile"].as_str().unwrap());
+    assert!(!text.contains(FAKE_GITHUB_TOKEN), "a flagged file is left out: {text}");
+    assert_eq!(r["suspiciousFiles"][0]["path"], "src/config.rs", "{r}");
+    assert_eq!(r["suspiciousFiles"][0]["findings"][0]["rule"], "@secretlint/secretlint-rule-github", "{r}");
+    assert_eq!(r["suspiciousFiles"][0]["findings"][0]["line"], 1, "{r}");
+    assert!(!r.to_string().contains(FAKE_GITHUB_TOKEN), "the result never repeats the secret: {r}");
+    // Token counts: per file (o200k) and in total (the wrapper counted once on top).
+    let top = r["topFiles"].as_array().unwrap();
+    assert_eq!(top.len(), 2, "{r}");
+    assert!(top[0]["tokens"].as_u64().unwrap() >= top[1]["tokens"].as_u64().unwrap(), "{r}");
+    let file_tokens = r["fileTokens"].as_u64().unwrap();
+    assert!(r["totalTokens"].as_u64().unwrap() > file_tokens && file_tokens > 0, "{r}");
+    assert!(text.contains("body_only"), "not compressed by default");
+
+    let job = run_ok(&server, "repomix", json!({"sourceDir": p(&src), "compress": true}), "packed").await;
+    let r = &job["result"];
+    assert_eq!(r["compressed"], true);
+    let text = read(r["outputFile"].as_str().unwrap());
+    assert!(text.contains("pub fn add(a: u32, b: u32) -> u32"), "{text}");
+    assert!(!text.contains("body_only"), "bodies are dropped: {text}");
+    assert!(text.contains("# Packme"), "other files are packed whole: {text}");
 }

@@ -29,7 +29,19 @@ fn fixture() -> tempfile::TempDir {
 const KEPT: &[&str] = &[".gitignore", "README.md", "src/main.rs", "src/util/mod.rs", ".github/ci.yml"];
 
 fn opts(style: Style) -> Options {
-    Options { extra_ignore: vec!["*.tmp".into()], use_gitignore: true, style }
+    Options {
+        selection: Selection {
+            ignore: vec!["*.tmp".into()],
+            use_gitignore: true,
+            use_dot_ignore: true,
+            use_default_patterns: true,
+            max_file_size: 50 * 1024 * 1024,
+        },
+        style,
+        security_check: true,
+        compress: false,
+        top_files: 5,
+    }
 }
 
 #[test]
@@ -60,10 +72,11 @@ fn gitignore_can_be_turned_off_and_styles_differ() {
     let src = fixture();
     let out = tempfile::tempdir().expect("tempdir");
     let mut o = opts(Style::Markdown);
-    o.use_gitignore = false;
+    o.selection.use_gitignore = false;
     let outcome = pack(src.path(), out.path(), &o, &Silent).expect("pack");
     let text = fs::read_to_string(&outcome.output_file).expect("read");
-    assert!(text.contains("## File: debug.log") && text.contains("IGNORED-SECRET"));
+    // `*.log` stays out: it is a default pattern, not a .gitignore rule.
+    assert!(!text.contains("## File: debug.log") && text.contains("IGNORED-SECRET"));
     assert!(!text.contains("IGNORED-NM") && !text.contains("IGNORED-GIT") && !text.contains("IGNORED-LOCK"));
     assert!(text.contains("````rs\npub fn util()"), "fence must outgrow inner backticks");
 
