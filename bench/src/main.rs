@@ -13,6 +13,7 @@
 //! JavaScript and Python components (`scripts/build-polyglot.sh` builds them).
 
 mod cluster;
+mod dupes;
 mod http;
 mod instantiate;
 mod peers;
@@ -195,6 +196,7 @@ fn main() -> Result<()> {
     if args.tools {
         eprintln!("5. pipelines vs Node tools");
         rt.block_on(tools::run(&mut report, &args.node_modules))?;
+        rt.block_on(dupes::run(&mut report, &args.node_modules))?;
     }
     let mut order: Vec<_> = report.rows.drain(..).collect();
     order.sort_by_key(|r| r.section.chars().next().unwrap_or('9'));
