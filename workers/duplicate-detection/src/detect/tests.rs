@@ -92,3 +92,25 @@ fn bigger_groups_rank_first() {
     assert_eq!((dups[0].impact_score, dups[1].impact_score), (10, 8));
     assert_eq!((dups[0].id.as_str(), dups[1].id.as_str()), ("dup-1", "dup-2"));
 }
+
+#[test]
+fn renamed_copies_are_found_in_rust_and_python_too() {
+    let rust = "pub fn checksum(data: &[u8], seed: u32) -> u32 {\n    let mut acc = seed;\n    for (i, b) in data.iter().enumerate() {\n        acc = acc.rotate_left(5) ^ u32::from(*b);\n        acc = acc.wrapping_mul(0x9e37_79b9).wrapping_add(i as u32);\n    }\n    acc ^ (acc >> 16)\n}\n";
+    let rust_renamed = rust.replace("checksum", "digest").replace("acc", "state").replace("0x9e37_79b9", "31");
+    let python = "def summarise(rows, limit):\n    seen = set()\n    out = []\n    for row in rows:\n        key = row.get('id')\n        if key in seen or len(out) >= limit:\n            continue\n        seen.add(key)\n        out.append({'id': key, 'size': len(row)})\n    return out\n";
+    let python_renamed = python.replace("rows", "items").replace("seen", "done").replace("'id'", "'key'");
+    for (lang, a, b) in [("Rust", rust, rust_renamed), ("Python", python, python_renamed)] {
+        let parse = |path: &str, text: &str, mode| SourceFile::parse(0, path, lang, text, mode).expect("supported");
+        let exact = vec![parse("a", a, Mode::Exact), parse("b", &b, Mode::Exact)];
+        assert!(find_duplicates(&exact, &["r".into()], 40, 5).is_empty(), "{lang}: exact mode sees the renames");
+        let structural = vec![parse("a", a, Mode::Structural), parse("b", &b, Mode::Structural)];
+        let dups = find_duplicates(&structural, &["r".into()], 40, 5);
+        assert_eq!(dups.len(), 1, "{lang}: {dups:#?}");
+        let lines = a.lines().count() as u32;
+        assert_eq!((dups[0].occurrences[0].start_line, dups[0].occurrences[0].end_line), (1, lines), "{lang}");
+        assert_eq!((dups[0].occurrences[1].start_line, dups[0].occurrences[1].end_line), (1, lines), "{lang}");
+        let functions = crate::structural::find_function_duplicates(&exact, &["r".into()], 40, 5);
+        assert_eq!(functions.len(), 1, "{lang}: {functions:#?}");
+        assert_eq!(functions[0].similarity, Some("renamed"), "{lang}");
+    }
+}
