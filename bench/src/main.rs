@@ -1,7 +1,7 @@
 //! `bench`: AlephAuto's benchmark table (see BENCHMARKS.md; run it with `scripts/bench.sh`).
 //!
 //! ```text
-//! bench [--smoke] [--polyglot] [--skip-instantiate] [--skip-peers] [--skip-http] [--skip-tools]
+//! bench [--smoke] [--polyglot] [--skip-instantiate] [--skip-peers] [--skip-http] [--skip-tools] [--only-tools]
 //!       [--skip-pg] [--wrk PATH] [--node-modules DIR] [--alephauto PATH] [--out FILE] [--write-doc FILE]
 //! ```
 //!
@@ -11,9 +11,11 @@
 //! from rotting). PostgreSQL: `ALEPHAUTO_BENCH_PG` (else `ALEPHAUTO_TEST_PG`, else
 //! postgres://postgres@127.0.0.1:5432/test). `--polyglot` adds section 1's rows for the
 //! JavaScript and Python components (`scripts/build-polyglot.sh` builds them).
+//! `--only-tools` runs section 5 alone and prints its rows.
 
 mod cluster;
 mod corpus;
+mod dupes;
 mod http;
 mod instantiate;
 mod peers;
@@ -53,6 +55,8 @@ struct Args {
     http: bool,
     tools: bool,
     pg: bool,
+    /// Only section 5 (the pipelines against the Node tools).
+    only_tools: bool,
     wrk: Option<String>,
     node_modules: PathBuf,
     alephauto: PathBuf,
@@ -70,6 +74,7 @@ fn parse_args() -> Result<Args> {
         http: true,
         tools: true,
         pg: true,
+        only_tools: false,
         wrk: None,
         node_modules: root.join("bench/node_modules"),
         alephauto: root.join("target/release/alephauto"),
@@ -87,6 +92,7 @@ fn parse_args() -> Result<Args> {
             "--skip-http" => a.http = false,
             "--skip-tools" => a.tools = false,
             "--skip-pg" => a.pg = false,
+            "--only-tools" => a.only_tools = true,
             "--wrk" => a.wrk = Some(value("--wrk")?),
             "--node-modules" => a.node_modules = PathBuf::from(value("--node-modules")?),
             "--alephauto" => a.alephauto = PathBuf::from(value("--alephauto")?),
@@ -161,6 +167,12 @@ fn main() -> Result<()> {
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut report = Report::default();
+    if args.only_tools {
+        rt.block_on(tools::run(&mut report, &args.node_modules))?;
+        rt.block_on(dupes::run(&mut report, &args.node_modules))?;
+        println!("{}", report.markdown());
+        return Ok(());
+    }
     let machine = machine();
     eprintln!("alephauto-bench ({profile}{}) on {machine}", if args.smoke { ", smoke" } else { "" });
 
@@ -196,6 +208,7 @@ fn main() -> Result<()> {
     if args.tools {
         eprintln!("5. pipelines vs Node tools");
         rt.block_on(tools::run(&mut report, &args.node_modules))?;
+        rt.block_on(dupes::run(&mut report, &args.node_modules))?;
     }
     let mut order: Vec<_> = report.rows.drain(..).collect();
     order.sort_by_key(|r| r.section.chars().next().unwrap_or('9'));

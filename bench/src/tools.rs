@@ -1,9 +1,9 @@
-//! Section 5: the repomix and duplicate-detection workers (sandboxed, through the real
-//! queue) against the `repomix` CLI and `jscpd` 4 (Node) / 5 (native Rust engine) on the
-//! same checkout of a real code base.
+//! Section 5: the repomix worker (sandboxed, through the real queue) against the `repomix`
+//! CLI on the same checkout of a real code base (duplicate-detection vs jscpd: `dupes`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,15 +57,6 @@ fn timed(mut cmd: Command) -> Result<Duration> {
     Ok(took)
 }
 
-/// Lines covered by at least one occurrence, and the groups: (groups, duplicated lines).
-fn union_lines<'a>(ranges: impl Iterator<Item = (&'a str, u64, u64)>) -> u64 {
-    let mut per_file: BTreeMap<&str, HashSet<u64>> = BTreeMap::new();
-    for (file, a, b) in ranges {
-        per_file.entry(file).or_default().extend(a..=b);
-    }
-    per_file.values().map(|s| s.len() as u64).sum()
-}
-
 /// Runs section 5.
 pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
     let source = corpus::rust()?;
@@ -83,7 +74,7 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
         Arc::new(Sandbox::new(&EngineSettings::default(), &dir.path().join("cache"), GitSettings::default())?);
     let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("tools.db"))?);
     let mut pipelines = Vec::new();
-    for (id, stem) in [("repomix", "repomix"), ("duplicate-detection", "duplicate_detection")] {
+    for (id, stem) in [("repomix", "repomix")] {
         let mut p = PipelineConfig::new(component(stem));
         p.roots = vec![corpus.parent().unwrap_or(&corpus).to_path_buf()];
         pipelines.push((id, p));
@@ -135,101 +126,6 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
         ),
     );
 
-    // duplicate-detection vs jscpd.
-    queue.registry().get_worker("duplicate-detection").await?;
-    let mut ours = Vec::new();
-    let mut result = Value::Null;
-    for _ in 0..RUNS {
-        let (t, r) = run_job(
-            &queue,
-            "duplicate-detection",
-            json!({"repositoryPath": corpus, "minLines": 6, "maxResults": 1000}),
-        )
-        .await?;
-        ours.push(t);
-        result = r;
-    }
-    let ours = median(&ours);
-    let stats = &result["stats"];
-    let dup_lines = union_lines(result["duplicates"].as_array().into_iter().flatten().flat_map(|d| {
-        d["occurrences"].as_array().into_iter().flatten().map(|o| {
-            (o["file"].as_str().unwrap_or(""), o["startLine"].as_u64().unwrap_or(0), o["endLine"].as_u64().unwrap_or(0))
-        })
-    }));
-    let significant = stats["significantLines"].as_u64().unwrap_or(0);
-    report.add(
-        S,
-        "duplicate-detection worker output",
-        format!(
-            "{} groups, {} duplicated lines ({:.2}%)",
-            stats["duplicateGroups"],
-            group(dup_lines),
-            100.0 * dup_lines as f64 / rs_lines.max(1) as f64
-        ),
-        format!(
-            "{} files, {} significant lines scanned; minLines 6; duplicated = lines inside any reported occurrence, % of the corpus's .rs lines{}",
-            stats["filesScanned"],
-            group(significant),
-            if stats["truncated"].as_bool() == Some(true) { " (report truncated at 1000 groups)" } else { "" }
-        ),
-    );
-    report.add(
-        S,
-        "duplicate-detection worker wall time",
-        fmt_d(ours),
-        format!("median of {RUNS}, trigger → job:completed, sandboxed"),
-    );
-
-    let engines = [
-        ("jscpd 4.3.0 (Node)", vec![node_modules.join("jscpd/bin/jscpd")], true),
-        ("jscpd 5.3.3 (native Rust engine)", vec![node_modules.join("jscpd-linux-x64-gnu/bin/jscpd")], false),
-    ];
-    for (label, argv, via_node) in engines {
-        let exe = &argv[0];
-        if !exe.exists() {
-            report.add(S, label.to_string(), "not installed", format!("{} missing", exe.display()));
-            continue;
-        }
-        let out = dir.path().join(format!("jscpd-{}", if via_node { 4 } else { 5 }));
-        let mut times = Vec::new();
-        for _ in 0..RUNS {
-            let _ = std::fs::remove_dir_all(&out);
-            let mut cmd = if via_node {
-                let mut c = Command::new("node");
-                c.arg(exe);
-                c
-            } else {
-                Command::new(exe)
-            };
-            cmd.args(["--min-lines", "6", "--reporters", "json", "--silent", "--output"]).arg(&out).arg(&corpus);
-            times.push(timed(cmd)?);
-        }
-        let theirs = median(&times);
-        let rep: Value = serde_json::from_str(&std::fs::read_to_string(out.join("jscpd-report.json"))?)?;
-        let total = &rep["statistics"]["total"];
-        let speedup = theirs.as_secs_f64() / ours.as_secs_f64();
-        let line = format!("{} ({} vs {})", fmt_ratio_near(speedup, 1.0, 2), fmt_d(ours), fmt_d(theirs));
-        let note = format!(
-            "median of {RUNS}, process wall time; jscpd found {} clones, {} duplicated lines ({:.2}%) in {} files / {} lines",
-            total["clones"],
-            total["duplicatedLines"],
-            total["percentage"].as_f64().unwrap_or(0.0),
-            total["sources"],
-            total["lines"]
-        );
-        if via_node {
-            report.add(S, format!("duplicate-detection vs {label}: speed-up"), line, note);
-        } else {
-            report.target(
-                S,
-                format!("duplicate-detection vs {label}: speed-up"),
-                line,
-                "> 1× (faster, while sandboxed)",
-                speedup > 1.0,
-                note,
-            );
-        }
-    }
     queue.shutdown(Duration::from_secs(10)).await;
     Ok(())
 }

@@ -131,7 +131,7 @@ async fn the_pipeline_list_has_all_eight_with_their_parameter_schemas() {
         ),
         (
             "duplicate-detection",
-            &["maxResults", "minLines", "mode", "repositories", "repositoryPath", "scanType"],
+            &["limit", "minLines", "minTokens", "mode", "offset", "repositories", "repositoryPath", "scanType"],
             &[("/properties/repositoryPath", "read"), ("/properties/repositories/items/properties/path", "read")],
             &[],
         ),
@@ -166,9 +166,13 @@ async fn the_pipeline_list_has_all_eight_with_their_parameter_schemas() {
         ),
         (
             "schema-enhancement",
-            &["context", "dryRun", "readmePath", "repositoryPath"],
-            &[("/properties/readmePath", "write"), ("/properties/repositoryPath", "read")],
-            &["readmePath"],
+            &["baseDir", "context", "dryRun", "excludeDirs", "maxDepth", "readmePath", "repositoryPath"],
+            &[
+                ("/properties/readmePath", "write"),
+                ("/properties/baseDir", "write"),
+                ("/properties/repositoryPath", "read"),
+            ],
+            &[],
         ),
         (
             "test-refactor",
@@ -235,6 +239,9 @@ async fn bad_parameters_and_paths_outside_the_roots_get_400_naming_the_field() {
         ("schema-enhancement", json!({"readmePath": 42}), "readmePath"),
         ("schema-enhancement", json!({}), "readmePath"),
         ("schema-enhancement", json!({"readmePath": o_readme}), "readmePath"),
+        ("schema-enhancement", json!({"baseDir": o}), "baseDir"),
+        ("schema-enhancement", json!({"readmePath": p(&inside.join("README.md")), "baseDir": i}), "readmePath"),
+        ("duplicate-detection", json!({"repositoryPath": i, "limit": 5000}), "limit"),
         ("git-activity", json!({"outputFormat": "pdf", "repositories": [i]}), "outputFormat"),
         ("git-activity", json!({"repositories": [i, o]}), "repositories/1"),
         ("gitignore-manager", json!({"baseDir": i, "maxDepth": "deep"}), "maxDepth"),

@@ -160,6 +160,10 @@ fn param_error(err: &boon::ValidationError<'_, '_>) -> ParamError {
         boon::ErrorKind::Required { want } if !want.is_empty() => {
             ParamError { field: under(want[0]), message: "is required".into() }
         }
+        // A `false` subschema (e.g. `then: {properties: {x: false}}`) forbids the parameter here.
+        boon::ErrorKind::FalseSchema if !at.is_empty() => {
+            ParamError { field: at.to_string(), message: "is not allowed with the other parameters given".into() }
+        }
         // Said without the value: boon's own messages start by quoting it whole.
         boon::ErrorKind::Pattern { want, .. } => ParamError {
             field: if at.is_empty() { "parameters".to_string() } else { at.to_string() },
@@ -213,6 +217,26 @@ mod tests {
             assert_eq!(err.field, field, "{params}: {err}");
             assert!(err.message.contains(message), "{params}: {err}");
         }
+    }
+
+    #[test]
+    fn a_parameter_forbidden_beside_another_is_named() {
+        let s = ParamSchema::compile(
+            &json!({
+                "type": "object",
+                "properties": {"one": {"type": "string"}, "other": {"type": "string"}},
+                "if": {"required": ["other"]},
+                "then": {"properties": {"one": false}}
+            }),
+            false,
+        )
+        .unwrap();
+        assert!(s.check(&json!({"one": "x"})).is_ok());
+        let err = s.check(&json!({"one": "x", "other": "y"})).unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("one", "is not allowed with the other parameters given")
+        );
     }
 
     #[test]

@@ -170,3 +170,50 @@ async fn git_activity_json_only_without_charts_for_listed_repositories() {
     assert_eq!(recent["result"]["totals"]["commits"], 0);
     assert_eq!(recent["result"]["period"]["days"], 30);
 }
+
+/// Waits (with a deadline) until the wall clock is early in a second, so that a commit and
+/// the trigger right after it fall in the same second.
+async fn start_of_a_second() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        if now.subsec_millis() < 50 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the clock never reached the start of a second");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn git_activity_counts_a_commit_made_in_the_same_second_as_the_trigger() {
+    let server = Server::start(&config(&["git-activity"]));
+    let repo = server.dir.join("code/now");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    write_tree(&repo, &[("old.txt", "x\n")]);
+    commit_at(&repo, "2024-02-01T12:00:00Z", "old", "a@example.com");
+    // Warm the worker so a job starts as soon as it is triggered.
+    run_ok(&server, "git-activity", json!({"repositories": [p(&repo)], "days": 1}), "0 commits").await;
+
+    // Each attempt commits with the current time and triggers at once; it proves the point
+    // when the job's window ends in the commit's own second (the job ran within that second).
+    let mut same_second = 0;
+    for n in 1..=5u64 {
+        start_of_a_second().await;
+        write_tree(&repo, &[("now.txt", &format!("{n}\n"))]);
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["-c", "user.email=n@example.com", "-c", "user.name=Now", "commit", "-q", "-m", "now"]);
+        let committed: i64 = git(&repo, &["log", "-1", "--format=%at"]).trim().parse().unwrap();
+        let job = run_ok(&server, "git-activity", json!({"repositories": [p(&repo)], "days": 1}), "commits").await;
+        let r = &job["result"];
+        assert_eq!(r["totals"]["commits"], n, "every commit made before the trigger counts: {r}");
+        if r["period"]["until"].as_i64() == Some(committed + 1) {
+            same_second += 1;
+            if same_second >= 2 {
+                break;
+            }
+        }
+    }
+    assert!(same_second >= 1, "no attempt ran its job in the commit's second; the case was not exercised");
+}

@@ -196,3 +196,107 @@ async fn schema_enhancement_does_not_take_a_comment_in_a_code_block_for_the_titl
     assert!(text.starts_with(&format!("## Setup\n\n{MARKER}\n")), "{text}");
     assert!(text.ends_with(&format!("</script>\n\n{}", &readme_text["## Setup\n\n".len()..])), "{text}");
 }
+
+#[tokio::test]
+async fn schema_enhancement_over_a_base_folder_enhances_every_readme_and_reports_per_file() {
+    let server = Server::start(&config(&["schema-enhancement"]));
+    let base = server.dir.join("monorepo");
+    let docs = "# Docs\n\n<script type=\"application/ld+json\">\n{}\n</script>\n\nAlready marked up.\n";
+    let dependency = "# left-pad\n\nPads strings on the left, from the registry.\n";
+    write_tree(
+        &base,
+        &[
+            ("README.md", "# Monorepo\n\nEverything the team ships, in one repository.\n"),
+            ("packages/api/README.md", "# Billing API\n\nEndpoints for invoices and payments.\n"),
+            ("packages/web/readme.md", "# Web\n\nThe storefront that customers see first.\n"),
+            ("packages/web/package.json", "{\"name\": \"web\"}\n"),
+            ("docs/README.md", docs),
+            ("node_modules/left-pad/README.md", dependency),
+            ("packages/web/node_modules/dep/README.md", dependency),
+            ("target/doc/README.md", dependency),
+            ("packages/api/dist/README.md", dependency),
+            ("legacy/README.md", dependency),
+        ],
+    );
+    init_repo(&base);
+    git(&base, &["remote", "add", "origin", "git@github.com:acme/monorepo.git"]);
+
+    // A dry run first: every README is judged, none is written.
+    let before = super::snapshot(&base);
+    let dry = run_ok(
+        &server,
+        "schema-enhancement",
+        json!({"baseDir": p(&base), "dryRun": true, "excludeDirs": ["legacy"]}),
+        "4 README files: 3 would be enhanced, 1 skipped, 0 errors",
+    )
+    .await;
+    assert_eq!(dry["result"]["summary"], json!({"enhanced": 0, "would_enhance": 3, "skipped": 1, "error": 0}));
+    assert_eq!(super::snapshot(&base), before, "a dry run writes nothing");
+
+    let job = run_ok(
+        &server,
+        "schema-enhancement",
+        json!({"baseDir": p(&base), "excludeDirs": ["legacy"]}),
+        "4 README files: 3 enhanced, 1 skipped, 0 errors",
+    )
+    .await;
+    let r = &job["result"];
+    assert_eq!(r["baseDir"], p(&base));
+    assert_eq!(r["totalReadmes"], 4, "{r}");
+    let results = r["results"].as_array().unwrap();
+    let row = |rel: &str| results.iter().find(|x| x["relativePath"] == rel).unwrap_or_else(|| panic!("{rel}: {r}"));
+    let listed: Vec<&str> = results.iter().map(|x| x["relativePath"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["README.md", "docs/README.md", "packages/api/README.md", "packages/web/readme.md"]);
+    for (rel, ty) in [
+        ("README.md", "SoftwareSourceCode"),
+        ("packages/api/README.md", "APIReference"),
+        ("packages/web/readme.md", "SoftwareApplication"),
+    ] {
+        let x = row(rel);
+        assert_eq!((x["status"].as_str(), x["schemaType"].as_str()), (Some("enhanced"), Some(ty)), "{rel}: {x}");
+        assert_eq!(x["repositoryPath"], p(&base), "{rel}: the repository is the git root above it");
+        if ty != "APIReference" {
+            assert_eq!(x["schema"]["codeRepository"], "https://github.com/acme/monorepo", "{rel}: {x}");
+        }
+        let text = read(base.join(rel));
+        assert_eq!(text.matches(MARKER).count(), 1, "{rel}:\n{text}");
+        let close = text.find("</script>").unwrap();
+        let body: Value = serde_json::from_str(&text[text.find(MARKER).unwrap() + MARKER.len()..close]).unwrap();
+        assert_eq!(&body, &x["schema"], "{rel}: the file holds the schema the result reports");
+    }
+    assert_eq!(row("docs/README.md")["status"], "skipped");
+    assert_eq!(row("docs/README.md")["reason"], "Already has schema markup");
+    assert_eq!(read(base.join("docs/README.md")), docs);
+    // Dependency, build and excluded folders are not entered, and the result says so.
+    for rel in ["node_modules/left-pad", "packages/web/node_modules/dep", "target/doc", "packages/api/dist", "legacy"] {
+        assert_eq!(read(base.join(rel).join("README.md")), dependency, "{rel} must be left alone");
+    }
+    let skipped: Vec<(String, String)> = r["skippedDirectories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["path"].as_str().unwrap().to_string(), x["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        (".git", "version control"),
+        ("legacy", "excluded"),
+        ("node_modules", "dependencies"),
+        ("packages/api/dist", "build output"),
+        ("packages/web/node_modules", "dependencies"),
+        ("target", "build output"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(skipped, expected, "{r}");
+
+    // A second run finds every README marked up.
+    let again = run_ok(
+        &server,
+        "schema-enhancement",
+        json!({"baseDir": p(&base), "excludeDirs": ["legacy"]}),
+        "4 README files: 0 enhanced, 4 skipped, 0 errors",
+    )
+    .await;
+    assert_eq!(again["result"]["summary"]["skipped"], 4, "{}", again["result"]);
+}

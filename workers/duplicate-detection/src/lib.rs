@@ -1,12 +1,18 @@
 //! duplicate-detection: finds duplicated code in one repository or across several.
 //!
-//! `normalize` turns source lines into hashes (whitespace, optionally identifiers and literals
-//! folded), `detect` hashes windows of consecutive lines, groups recurring windows and merges
-//! them into maximal blocks, `report` ranks them and writes JSON + Markdown reports.
+//! `tokenize` lexes each supported language into tokens, `source` loads files and folds
+//! identifiers and literals where the mode asks for it, `detect` finds token clones (rolling
+//! hashes of `minTokens`-token windows, extended into maximal clone classes), `structural`
+//! groups whole functions of the same shape, `suggest` proposes a consolidation per group, and
+//! `report` pages the result and writes the full JSON and Markdown reports.
 
 mod detect;
-mod normalize;
+mod functions;
 mod report;
+mod source;
+mod structural;
+mod suggest;
+mod tokenize;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,8 +21,9 @@ use alephauto_guest::{Context, GitWorkflow, JobError, Worker, WorkerInfo, export
 use serde::{Deserialize, Serialize};
 
 pub use detect::{Duplicate, Occurrence, find_duplicates};
-pub use normalize::{Mode, SourceFile, load_repository};
-pub use report::{scan, write_reports};
+pub use report::{Scan, ScanOptions, result, scan, write_reports};
+pub use source::{Mode, SourceFile, load_repository};
+pub use structural::find_function_duplicates;
 
 /// intra-project (one repository) or inter-project (several).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -63,29 +70,43 @@ pub struct Params {
     /// The repositories (inter-project).
     #[serde(default)]
     pub repositories: Vec<RepoRef>,
-    /// exact (whitespace folded) or structural (identifiers and literals folded too).
+    /// exact (tokens as written) or structural (identifiers, strings and numbers folded: finds renamed copies).
+    /// Whitespace, comments and import statements never count.
     #[serde(default)]
     pub mode: Mode,
-    /// Smallest duplicate, in significant lines.
+    /// Smallest clone, in tokens (jscpd's `--min-tokens`).
+    #[serde(default = "default_min_tokens")]
+    #[schemars(default = "default_min_tokens", range(min = 10, max = 2000))]
+    pub min_tokens: usize,
+    /// Smallest clone, in lines from its first token's line to its last's (jscpd's `--min-lines`).
     #[serde(default = "default_min_lines")]
-    #[schemars(default = "default_min_lines", range(min = 2, max = 200))]
+    #[schemars(default = "default_min_lines", range(min = 1, max = 500))]
     pub min_lines: usize,
-    /// Most duplicate groups reported.
-    #[serde(default = "default_max_results")]
-    #[schemars(default = "default_max_results", range(min = 1, max = 1000))]
-    pub max_results: usize,
+    /// Groups returned per list (`duplicates`, `functionDuplicates`); the totals in `stats` and the
+    /// report files always cover every group.
+    #[serde(default = "default_limit")]
+    #[schemars(default = "default_limit", range(min = 1, max = 1000))]
+    pub limit: usize,
+    /// Groups skipped before the page (the previous page's `page.nextOffset`).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 10_000_000))]
+    pub offset: usize,
 }
 
 fn default_scan_type() -> ScanType {
     ScanType::IntraProject
 }
 
-fn default_min_lines() -> usize {
-    6
+fn default_min_tokens() -> usize {
+    50
 }
 
-fn default_max_results() -> usize {
-    50
+fn default_min_lines() -> usize {
+    5
+}
+
+fn default_limit() -> usize {
+    100
 }
 
 /// The duplicate-detection worker.
@@ -99,9 +120,10 @@ impl Worker for DuplicateDetection {
             id: "duplicate-detection".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             name: "Duplicate code detection".into(),
-            description: "Finds duplicated code blocks inside one repository or across several by hashing windows of \
-                          normalised source lines, merges them into blocks, ranks them by size x occurrences and \
-                          writes JSON and Markdown reports."
+            description: "Finds duplicated code inside one repository or across several: token clones (renamed \
+                          copies too, in structural mode) and whole functions of the same shape, ranked by size x \
+                          occurrences, each with a consolidation suggestion; pages the result and writes full JSON \
+                          and Markdown reports."
                 .into(),
             git_workflow: Some(GitWorkflow {
                 branch_prefix: "consolidate".into(),
@@ -143,10 +165,19 @@ impl Worker for DuplicateDetection {
                 return Err(JobError::invalid(field, format!("{} is not a directory", path.display())));
             }
         }
-        let mut result = scan(p.scan_type, &repos, p.mode, p.min_lines, p.max_results, ctx)?;
-        result["duration"] = serde_json::json!(started.elapsed().as_millis() as u64);
+        let opts = ScanOptions {
+            mode: p.mode,
+            min_tokens: p.min_tokens,
+            min_lines: p.min_lines,
+            offset: p.offset,
+            limit: p.limit,
+        };
+        let found = scan(p.scan_type, &repos, &opts, ctx)?;
         ctx.progress(95, "writing reports");
-        result["reportPaths"] = write_reports(&result, ctx.output_dir())?;
+        let paths = write_reports(p.scan_type, &repos, &found, &opts, ctx.output_dir())?;
+        let mut result = result(p.scan_type, &repos, &found, &opts);
+        result["duration"] = serde_json::json!(started.elapsed().as_millis() as u64);
+        result["reportPaths"] = paths;
         ctx.progress(100, "scan complete");
         Ok(result)
     }
@@ -184,5 +215,37 @@ mod contract_tests {
             Some(&serde_json::json!("intra-project")),
             "/properties/scanType/default"
         );
+    }
+
+    /// Every parameter the schema names (nested ones too) appears in README.md with its description.
+    #[test]
+    fn readme_documents_every_parameter() {
+        fn flat(s: &str) -> String {
+            s.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+        fn walk(node: &serde_json::Value, text: &str, missing: &mut Vec<String>) {
+            match node {
+                serde_json::Value::Object(map) => {
+                    for (name, prop) in map.get("properties").and_then(|p| p.as_object()).into_iter().flatten() {
+                        if !text.contains(&format!("`{name}`")) {
+                            missing.push(name.clone());
+                        }
+                        if let Some(d) = prop.get("description").and_then(|d| d.as_str())
+                            && !text.contains(&flat(d).replace('|', "\\|"))
+                        {
+                            missing.push(format!("{name}: {d}"));
+                        }
+                    }
+                    map.values().for_each(|v| walk(v, text, missing));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, text, missing)),
+                _ => {}
+            }
+        }
+        let s: serde_json::Value =
+            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
+        let mut missing = Vec::new();
+        walk(&s, &flat(include_str!("../README.md")), &mut missing);
+        assert!(missing.is_empty(), "README.md does not document: {missing:#?}");
     }
 }

@@ -1,4 +1,5 @@
-//! The reporting window: `[since, until)` in Unix seconds.
+//! The reporting window: `[since, until)` in Unix seconds, where `until` is the end of the
+//! last second covered, so the window's end is inclusive at git's (second) resolution.
 
 use alephauto_guest::{JobError, schemars, time};
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,8 @@ pub struct Window {
     pub report_type: ReportType,
     /// Start (inclusive), Unix seconds.
     pub since: i64,
-    /// End (exclusive), Unix seconds.
+    /// End, Unix seconds, exclusive: the end of `untilDate`'s day, or the end of the second the
+    /// job started in (a commit made in that second counts).
     pub until: i64,
     /// Start date, `YYYY-MM-DD`.
     pub since_date: String,
@@ -45,10 +47,11 @@ pub fn resolve_window(
     let parse = |field: &str, s: &str| {
         time::parse_date(s).ok_or_else(|| JobError::invalid(field, format!("`{s}` is not a YYYY-MM-DD date")))
     };
-    // The until date is inclusive: the window runs to the end of that day.
+    // The end is inclusive: the window runs to the end of the until date's day, or to the end
+    // of the current second (git times are whole seconds, so `now` itself must be inside).
     let until = match until_date {
         Some(s) => parse("untilDate", s)? + 86_400,
-        None => now,
+        None => now + 1,
     };
     let since = match (report_type, days, since_date) {
         (_, Some(d), _) => until - i64::from(d) * 86_400,
@@ -88,6 +91,20 @@ mod tests {
         assert_eq!(d.days, 90);
         let c = resolve_window(ReportType::Custom, None, Some("2024-01-01"), Some("2024-01-31"), NOW).expect("custom");
         assert_eq!((c.since_date.as_str(), c.until_date.as_str(), c.days), ("2024-01-01", "2024-01-31", 31));
+    }
+
+    #[test]
+    fn a_commit_in_the_current_second_is_inside_the_window() {
+        for w in [
+            resolve_window(ReportType::Weekly, None, None, None, NOW).expect("weekly"),
+            resolve_window(ReportType::Monthly, Some(1), None, None, NOW).expect("days"),
+        ] {
+            assert!(w.since <= NOW && NOW < w.until, "{w:?}");
+            assert_eq!(w.until, NOW + 1, "nothing after this second");
+            assert_eq!(w.until_date, "2024-06-10");
+        }
+        let today = resolve_window(ReportType::Custom, None, Some("2024-06-10"), Some("2024-06-10"), NOW).expect("c");
+        assert!(today.since <= NOW && NOW < today.until && today.days == 1, "{today:?}");
     }
 
     #[test]
