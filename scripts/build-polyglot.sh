@@ -77,17 +77,22 @@ if command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/n
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$SRC/requirements.txt"
     touch "$VENV/.installed"
   fi
+  PY_SDK=$ROOT/guest-sdk-py
+  if [ "$UNIT_TESTS" = 1 ]; then
+    echo "build-polyglot: python3 -m unittest guest-sdk-py"
+    (cd "$PY_SDK" && python3 -m unittest discover -q -s tests -t .)
+  fi
   for dir in "$SRC"/python/*/; do
     [ -f "$dir/app.py" ] || continue
     id=$(basename "$dir")
     wasm=$OUT/${id//-/_}.wasm
-    if stale "$wasm" "$dir"; then
+    if stale "$wasm" "$dir" "$PY_SDK/alephauto_guest"; then
       echo "build-polyglot: componentize-py $id -> ${wasm#$ROOT/}"
-      "$VENV/bin/componentize-py" -d "$WIT" -w "$WORLD" componentize app -p "$dir" -o "$wasm.tmp" >/dev/null
+      "$VENV/bin/componentize-py" -d "$WIT" -w "$WORLD" componentize app -p "$dir" -p "$PY_SDK" -o "$wasm.tmp" >/dev/null
       mv "$wasm.tmp" "$wasm"
     fi
     if [ "$UNIT_TESTS" = 1 ] && ls "$dir"/test_*.py >/dev/null 2>&1; then
-      (cd "$dir" && python3 -m unittest -q)
+      (cd "$dir" && PYTHONPATH="$PY_SDK" python3 -m unittest -q)
     fi
   done
 else
