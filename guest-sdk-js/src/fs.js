@@ -106,7 +106,8 @@ export class Files {
     try {
       this.backend.mkdir(p);
     } catch (err) {
-      if (!(err instanceof FsError && err.code === 'exist')) throw err;
+      // Created meanwhile is fine; an existing file is not.
+      if (!(err instanceof FsError && err.code === 'exist' && this.isDir(p))) throw err;
     }
     return undefined;
   }
