@@ -149,8 +149,13 @@ async fn js_changelog_summarises_a_repository_and_inline_commits() {
 #[tokio::test]
 async fn js_todo_tracker_reads_and_walks_its_grant_honouring_gitignore() {
     let Some(wasm) = component("todo_tracker", &["node", "npm"]) else { return };
-    let server = Server::start(&table("todo-tracker", &wasm, "timeout_secs = 120\nmemory_mb = 256"));
+    // A low descriptor cap: the walk and the reads must release every descriptor they open.
+    let server =
+        Server::start(&table("todo-tracker", &wasm, "timeout_secs = 120\nmemory_mb = 256\nmax_open_files = 12"));
     let repo = std::fs::canonicalize(&server.dir).unwrap().join("repo");
+    for i in 0..40 {
+        write_tree(&repo, &[(&format!("many/f{i:02}.txt"), "no markers here\n")]);
+    }
     write_tree(
         &repo,
         &[
@@ -195,10 +200,10 @@ async fn js_todo_tracker_reads_and_walks_its_grant_honouring_gitignore() {
     );
     assert_eq!(r["markers"][3]["text"], "wire the API", "{r}");
     assert_eq!(r["counts"], json!({"TODO": 2, "FIXME": 1, "HACK": 2, "XXX": 1}), "{r}");
-    // .gitignore, src/.gitignore, the five files with markers; logo.bin is binary.
-    assert_eq!(r["filesScanned"], 7, "{r}");
+    // .gitignore, src/.gitignore, the five files with markers and many/*; logo.bin is binary.
+    assert_eq!(r["filesScanned"], 47, "{r}");
     assert_eq!(r["skipped"]["binary"], 1, "{r}");
-    assert_eq!(r["git"], json!({"branch": "main", "trackedFiles": 7, "untrackedWithMarkers": 1}), "{r}");
+    assert_eq!(r["git"], json!({"branch": "main", "trackedFiles": 47, "untrackedWithMarkers": 1}), "{r}");
     assert_eq!(r["refused"], json!([]), "{r}");
     assert_eq!(job["progress"]["percent"], 100, "{job}");
     // The reports, written through the output grant.
