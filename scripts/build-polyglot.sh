@@ -42,7 +42,7 @@ stale() {
 if command -v node >/dev/null && command -v npm >/dev/null; then
   # npm ci wipes node_modules; only run it when the lockfile changed since the last install.
   if [ ! -x "$SRC/node_modules/.bin/componentize-js" ] || [ "$SRC/package-lock.json" -nt "$SRC/node_modules/.package-lock.json" ]; then
-    echo "build-polyglot: npm ci (componentize-js)"
+    echo "build-polyglot: npm ci (the JS SDK, rolldown, ComponentizeJS)"
     (cd "$SRC" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   JS_SDK=$ROOT/guest-sdk-js

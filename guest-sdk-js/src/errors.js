@@ -75,6 +75,7 @@ function describeCode(code) {
     case 'not-directory': return 'not a folder';
     case 'is-directory': return 'is a folder';
     case 'exist': return 'already exists';
+    case 'insufficient-memory': return "too many open files (the job's descriptor cap) or out of memory";
     default: return code;
   }
 }

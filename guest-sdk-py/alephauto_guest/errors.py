@@ -60,6 +60,7 @@ _DESCRIBE = {
     "not-directory": "not a folder",
     "is-directory": "is a folder",
     "exist": "already exists",
+    "insufficient-memory": "too many open files (the job's descriptor cap) or out of memory",
 }
 
 

@@ -30,6 +30,9 @@ _ERRNO = {
     errno.ENOTEMPTY: "not-empty",
     errno.ELOOP: "loop",
     errno.EROFS: "read-only",
+    errno.EMFILE: "insufficient-memory",
+    errno.ENFILE: "insufficient-memory",
+    errno.ENOMEM: "insufficient-memory",
 }
 
 

@@ -299,6 +299,9 @@ async fn python_markdown_links_reports_broken_links_and_anchors() {
                  and [custom](#custom).\n<a id=\"custom\"></a>\n",
             ),
             ("node_modules/dep/README.md", "[skipped](nope.md)\n"),
+            // The SDK's walk honours .gitignore inside the component.
+            (".gitignore", "generated/\n"),
+            ("generated/api.md", "[ignored](nope.md)\n"),
         ],
     );
     let job = server.run("markdown-links", json!({"repositoryPath": docs.display().to_string()})).await;
