@@ -17,7 +17,9 @@ List[T], Optional[T], Literal[...], and nested dataclasses.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import re
 import sys
 import typing
@@ -55,6 +57,7 @@ def param(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclas
     return dataclasses.field(default=default, metadata=meta)
 
 
+@functools.lru_cache(maxsize=None)
 def _hints(cls: type) -> Dict[str, Any]:
     module = sys.modules.get(cls.__module__)
     return typing.get_type_hints(cls, globalns=vars(module) if module else None)
@@ -94,6 +97,12 @@ def _type_schema(tp: Any) -> Dict[str, Any]:
 
 def schema_of(cls: type, root: bool = True) -> Dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a parameter dataclass, fully inline."""
+    return copy.deepcopy(_schema(cls, root))
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(cls: type, root: bool) -> Dict[str, Any]:
+    # Cached: derived once per class (every job parses against it); callers get a copy.
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     hints = _hints(cls)
@@ -213,7 +222,7 @@ def _build(cls: Type[T], value: Any, at: str) -> T:
         raise _fail(at, f"expected an object, got {_json_type(value)}")
     hints = _hints(cls)
     fields = {_camel(f.name): f for f in dataclasses.fields(cls)}
-    schema = schema_of(cls, root=False)["properties"]
+    schema = _schema(cls, False)["properties"]
     for key in value:
         if key not in fields:
             raise _fail(f"{at}/{key}" if at else key, "unknown parameter")
