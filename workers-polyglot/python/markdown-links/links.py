@@ -141,9 +141,10 @@ def links_of(text: str):
 
 def markdown_files(ctx: Context, root: str, params, report: Report) -> List[str]:
     """Markdown files under root in walk order (SDK walk: .gitignore honoured when asked, hidden
-    folders and params.skip_dirs skipped, symlinks not followed)."""
+    folders (the `.*/` pattern) and params.skip_dirs skipped, symlinks not followed)."""
     found: List[str] = []
-    for entry in ctx.fs.walk(root, gitignore=params.gitignore, include_hidden=False, skip_dirs=params.skip_dirs):
+    walk = ctx.fs.walk(root, gitignore=params.gitignore, ignore=[".*/"], skip_dirs=params.skip_dirs)
+    for entry in walk:
         if entry.kind == "file" and entry.relative.lower().endswith(MARKDOWN_EXTENSIONS):
             found.append(entry.path)
             if len(found) >= params.max_files:

@@ -60,6 +60,14 @@ class CheckTest(unittest.TestCase):
             r = run_worker(MarkdownLinks, {"repositoryPath": root, "gitignore": False}, grants=[root])
             self.assertEqual(r.result["filesScanned"], 3)
 
+    def test_hidden_folders_are_skipped_hidden_files_are_not(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = os.path.realpath(tmp)
+            write(root, ".notes.md", "[gone](nope.md)\n")
+            write(root, ".github/PULL_REQUEST_TEMPLATE.md", "[skipped](nope.md)\n")
+            r = run_worker(MarkdownLinks, {"repositoryPath": root}, grants=[root])
+            self.assertEqual([b["file"] for b in r.result["broken"]], [".notes.md"])
+
     def test_parameters_are_checked(self):
         with tempfile.TemporaryDirectory() as tmp:
             root = os.path.realpath(tmp)
