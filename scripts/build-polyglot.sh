@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the non-Rust pipeline workers in workers-polyglot/ into target/polyglot/:
-#   js/<id>/guest.js     -> target/polyglot/<id_with_underscores>.wasm  (ComponentizeJS, pinned in package-lock.json)
-#   python/<id>/app.py   -> target/polyglot/<id_with_underscores>.wasm  (componentize-py, pinned in requirements.txt)
+#   js/<id>/guest.js     -> target/polyglot/<id_with_underscores>.wasm  (guest-sdk-js's alephauto-guest-build:
+#                           rolldown + ComponentizeJS, pinned in package-lock.json)
+#   python/<id>/app.py   -> target/polyglot/<id_with_underscores>.wasm  (componentize-py, pinned in requirements.txt,
+#                           with guest-sdk-py on the module path)
 # Tools are installed by this script: `npm ci` in workers-polyglot/ and a venv at target/polyglot/venv.
 # A language whose tool (npm, python3) is missing is skipped with a message, not a failure.
 # Incremental: a component newer than its sources and the WIT is not rebuilt.
 #
 # Usage: scripts/build-polyglot.sh [--unit-tests] [--force]
-#   --unit-tests  also run the workers' native unit tests (node --test, python3 -m unittest)
+#   --unit-tests  also run the SDKs' and the workers' native unit tests (node --test, python3 -m unittest)
 #   --force       rebuild every component
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,32 +29,36 @@ for arg in "$@"; do
 done
 mkdir -p "$OUT"
 
-# True when $1 (a .wasm) is missing or older than any file in $2 or the WIT.
+# True when $1 (a .wasm) is missing or older than any file in the folders that follow or the WIT.
 stale() {
-  local wasm=$1 dir=$2
+  local wasm=$1
+  shift
   [ "$FORCE" = 1 ] && return 0
   [ -f "$wasm" ] || return 0
-  [ -n "$(find "$dir" "$WIT" -type f -newer "$wasm" -not -path '*/__pycache__/*' -print -quit)" ]
+  [ -n "$(find -L "$@" "$WIT" -type f -newer "$wasm" -not -path '*/__pycache__/*' -not -path '*/node_modules/*' -print -quit)" ]
 }
 
 # ---- JavaScript (ComponentizeJS) ----
 if command -v node >/dev/null && command -v npm >/dev/null; then
   # npm ci wipes node_modules; only run it when the lockfile changed since the last install.
   if [ ! -x "$SRC/node_modules/.bin/componentize-js" ] || [ "$SRC/package-lock.json" -nt "$SRC/node_modules/.package-lock.json" ]; then
-    echo "build-polyglot: npm ci (componentize-js)"
+    echo "build-polyglot: npm ci (the JS SDK, rolldown, ComponentizeJS)"
     (cd "$SRC" && npm ci --no-audit --no-fund --loglevel=error)
   fi
-  CJS=$SRC/node_modules/.bin/componentize-js
+  JS_SDK=$ROOT/guest-sdk-js
+  if [ "$UNIT_TESTS" = 1 ]; then
+    echo "build-polyglot: node --test guest-sdk-js"
+    (cd "$JS_SDK" && node --test test/)
+  fi
   for dir in "$SRC"/js/*/; do
     [ -f "$dir/guest.js" ] || continue
     id=$(basename "$dir")
     wasm=$OUT/${id//-/_}.wasm
-    if stale "$wasm" "$dir"; then
-      echo "build-polyglot: componentize-js $id -> ${wasm#$ROOT/}"
-      # cwd = the worker folder so relative module imports (./changelog.js) resolve at wizer time.
-      # `-d http fetch-event`: no wasi:http import (the runtime links no wasi-http; sockets are never granted).
-      (cd "$dir" && "$CJS" guest.js --wit "$WIT" --world-name "$WORLD" -d http fetch-event -o "$wasm.tmp" >/dev/null)
-      mv "$wasm.tmp" "$wasm"
+    if stale "$wasm" "$dir" "$JS_SDK/src" "$JS_SDK/bin" "$JS_SDK/wit"; then
+      echo "build-polyglot: alephauto-guest-build $id -> ${wasm#$ROOT/}"
+      # Bundles guest.js with its imports (rolldown), then ComponentizeJS against the SDK's
+      # pipeline-worker-js world (pipeline-worker + wasi:filesystem), without wasi:http.
+      (cd "$dir" && node "$JS_SDK/bin/build.mjs" guest.js -o "$wasm" >/dev/null)
     fi
     if [ "$UNIT_TESTS" = 1 ] && ls "$dir"/*.test.mjs >/dev/null 2>&1; then
       (cd "$dir" && node --test ./*.test.mjs)
@@ -71,17 +77,22 @@ if command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/n
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$SRC/requirements.txt"
     touch "$VENV/.installed"
   fi
+  PY_SDK=$ROOT/guest-sdk-py
+  if [ "$UNIT_TESTS" = 1 ]; then
+    echo "build-polyglot: python3 -m unittest guest-sdk-py"
+    (cd "$PY_SDK" && python3 -m unittest discover -q -s tests -t .)
+  fi
   for dir in "$SRC"/python/*/; do
     [ -f "$dir/app.py" ] || continue
     id=$(basename "$dir")
     wasm=$OUT/${id//-/_}.wasm
-    if stale "$wasm" "$dir"; then
+    if stale "$wasm" "$dir" "$PY_SDK/alephauto_guest"; then
       echo "build-polyglot: componentize-py $id -> ${wasm#$ROOT/}"
-      "$VENV/bin/componentize-py" -d "$WIT" -w "$WORLD" componentize app -p "$dir" -o "$wasm.tmp" >/dev/null
+      "$VENV/bin/componentize-py" -d "$WIT" -w "$WORLD" componentize app -p "$dir" -p "$PY_SDK" -o "$wasm.tmp" >/dev/null
       mv "$wasm.tmp" "$wasm"
     fi
     if [ "$UNIT_TESTS" = 1 ] && ls "$dir"/test_*.py >/dev/null 2>&1; then
-      (cd "$dir" && python3 -m unittest -q)
+      (cd "$dir" && PYTHONPATH="$PY_SDK" python3 -m unittest -q)
     fi
   done
 else

@@ -2,9 +2,11 @@
 //! (ComponentizeJS) or Python (componentize-py) that builds and runs as it is: a
 //! parameter schema, a progress call, a log call, a typed error and a native test.
 //!
-//! The templates are embedded in the binary (`runtime/templates/`); JS and Python
-//! scaffolds get a copy of the WIT contract, the Rust scaffold depends on the guest SDK
-//! of the source tree this binary was built from (absolute path).
+//! The templates are embedded in the binary (`runtime/templates/`). Each scaffold uses its
+//! language's SDK from the source tree this binary was built from (absolute paths): Rust
+//! `guest-sdk/`, JavaScript `guest-sdk-js/` (an npm `file:` dependency that also carries the
+//! WIT world), Python `guest-sdk-py/` (on the module path); the Python scaffold gets a copy of
+//! the WIT contract for componentize-py.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +23,7 @@ pub enum Lang {
     Python,
 }
 
-/// The WIT contract, copied into JS and Python scaffolds.
+/// The WIT contract, copied into Python scaffolds.
 const WORKER_WIT: &str = include_str!("../../wit/worker.wit");
 /// The project's toolchain file; the Rust scaffold pins the same compiler.
 const TOOLCHAIN: &str = include_str!("../../rust-toolchain.toml");
@@ -29,6 +31,12 @@ const TOOLCHAIN: &str = include_str!("../../rust-toolchain.toml");
 /// Absolute path of the guest SDK, fixed when this binary was built.
 pub fn guest_sdk_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("guest-sdk")
+}
+
+/// Absolute path of a sibling SDK folder (`guest-sdk-js`, `guest-sdk-py`), canonical when it exists.
+fn sdk_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
+    std::fs::canonicalize(&dir).unwrap_or(dir)
 }
 
 const RUST: &[(&str, &str)] = &[
@@ -40,14 +48,14 @@ const RUST: &[(&str, &str)] = &[
 const JS: &[(&str, &str)] = &[
     ("package.json", include_str!("../templates/js/package.json")),
     ("guest.js", include_str!("../templates/js/guest.js")),
-    ("hello.js", include_str!("../templates/js/hello.js")),
+    ("worker.js", include_str!("../templates/js/worker.js")),
     ("hello.test.mjs", include_str!("../templates/js/hello.test.mjs")),
     (".gitignore", include_str!("../templates/js/gitignore")),
-    ("wit/worker.wit", WORKER_WIT),
 ];
 const PYTHON: &[(&str, &str)] = &[
     ("app.py", include_str!("../templates/python/app.py")),
     ("hello.py", include_str!("../templates/python/hello.py")),
+    ("sdk_path.py", include_str!("../templates/python/sdk_path.py")),
     ("test_hello.py", include_str!("../templates/python/test_hello.py")),
     ("requirements.txt", include_str!("../templates/python/requirements.txt")),
     ("build.sh", include_str!("../templates/python/build.sh")),
@@ -131,6 +139,8 @@ pub fn new_worker(name: &str, lang: Lang, dir: Option<&Path>) -> Result<Scaffold
             .replace("{{name}}", name)
             .replace("{{wasm}}", &wasm_name)
             .replace("{{guest_sdk}}", &sdk.display().to_string())
+            .replace("{{guest_sdk_js}}", &sdk_dir("guest-sdk-js").display().to_string())
+            .replace("{{guest_sdk_py}}", &sdk_dir("guest-sdk-py").display().to_string())
             .replace("{{rust_channel}}", channel());
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {

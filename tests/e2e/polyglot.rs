@@ -1,7 +1,8 @@
-//! Non-Rust workers: the JavaScript `changelog` (ComponentizeJS) and Python
-//! `markdown-links` (componentize-py) pipelines, registered through configuration only
-//! and triggered over HTTP against fixture trees; the `new-worker` scaffold of each
-//! language built and run; and the per-job instantiation cost of each language.
+//! Non-Rust workers: the JavaScript `changelog` and `todo-tracker` (ComponentizeJS, the
+//! latter on the JS SDK, reading and walking its grant through `wasi:filesystem`) and the
+//! Python `markdown-links` (componentize-py, on the Python SDK) pipelines, registered through
+//! configuration only and triggered over HTTP against fixture trees; the `new-worker` scaffold
+//! of each language built and run; and the per-job instantiation cost of each language.
 //!
 //! The components come from `scripts/build-polyglot.sh` (run here once; it is
 //! incremental). Where node/npm or python3 is missing, the tests of that language
@@ -146,6 +147,138 @@ async fn js_changelog_summarises_a_repository_and_inline_commits() {
 }
 
 #[tokio::test]
+async fn js_todo_tracker_reads_and_walks_its_grant_honouring_gitignore() {
+    let Some(wasm) = component("todo_tracker", &["node", "npm"]) else { return };
+    // A low descriptor cap: the walk and the reads must release every descriptor they open.
+    let server =
+        Server::start(&table("todo-tracker", &wasm, "timeout_secs = 120\nmemory_mb = 256\nmax_open_files = 12"));
+    let repo = std::fs::canonicalize(&server.dir).unwrap().join("repo");
+    for i in 0..40 {
+        write_tree(&repo, &[(&format!("many/f{i:02}.txt"), "no markers here\n")]);
+    }
+    write_tree(
+        &repo,
+        &[
+            (".gitignore", "dist/\n*.log\n!keep.log\n"),
+            ("src/app.js", "// TODO: wire the API\nconst x = 1; // HACK around a bug\n"),
+            ("src/deep/er/util.py", "def f():\n    pass  # FIXME(ann): handle None\n"),
+            ("src/.gitignore", "*.gen.js\n"),
+            ("src/api.gen.js", "// TODO generated, ignored by the nested .gitignore\n"),
+            ("dist/bundle.js", "// TODO built output, ignored\n"),
+            ("debug.log", "TODO: ignored log\n"),
+            ("keep.log", "XXX re-included by !keep.log\n"),
+            ("docs/plan.md", "# Plan\n\nTODO: write the docs\n"),
+        ],
+    );
+    std::fs::write(repo.join("logo.bin"), b"TODO\0binary").unwrap();
+    init_repo(&repo);
+    // Untracked after the commit: its marker is flagged.
+    write_tree(&repo, &[("notes.txt", "HACK: untracked\n")]);
+
+    let job = server.run("todo-tracker", json!({"repositoryPath": repo.display().to_string()})).await;
+    assert_eq!(job["status"], "completed", "{job}\n{}", server.log());
+    let r = &job["result"];
+    let found: Vec<String> = r["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!("{}:{}:{}:{}", m["file"].as_str().unwrap(), m["line"], m["marker"].as_str().unwrap(), m["tracked"])
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "docs/plan.md:3:TODO:true",
+            "keep.log:1:XXX:true",
+            "notes.txt:1:HACK:false",
+            "src/app.js:1:TODO:true",
+            "src/app.js:2:HACK:true",
+            "src/deep/er/util.py:2:FIXME:true",
+        ],
+        "{r}"
+    );
+    assert_eq!(r["markers"][3]["text"], "wire the API", "{r}");
+    assert_eq!(r["counts"], json!({"TODO": 2, "FIXME": 1, "HACK": 2, "XXX": 1}), "{r}");
+    // .gitignore, src/.gitignore, the five files with markers and many/*; logo.bin is binary.
+    assert_eq!(r["filesScanned"], 47, "{r}");
+    assert_eq!(r["skipped"]["binary"], 1, "{r}");
+    assert_eq!(r["git"], json!({"branch": "main", "trackedFiles": 47, "untrackedWithMarkers": 1}), "{r}");
+    assert_eq!(r["refused"], json!([]), "{r}");
+    assert_eq!(job["progress"]["percent"], 100, "{job}");
+    // The reports, written through the output grant.
+    let id = job["id"].as_str().unwrap();
+    let out = server.data_dir().join("outputs").join(id);
+    let md = std::fs::read_to_string(out.join("todo-report.md")).unwrap();
+    assert!(md.contains("## notes.txt\n\n- line 1: **HACK** untracked _(untracked)_"), "{md}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("todo-report.json")).unwrap()).unwrap();
+    assert_eq!(report["total"], 6);
+    let logs = log_messages(&server, id).await;
+    assert!(logs.iter().any(|m| m == "todo-tracker: done"), "{logs:?}");
+
+    // Extra patterns and a custom marker list; gitignore off brings the ignored files back.
+    let job = server
+        .run(
+            "todo-tracker",
+            json!({"repositoryPath": repo.display().to_string(), "markers": ["TODO"], "exclude": ["docs/"], "gitignore": false}),
+        )
+        .await;
+    let files: Vec<&str> =
+        job["result"]["markers"].as_array().unwrap().iter().map(|m| m["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["debug.log", "dist/bundle.js", "src/api.gen.js", "src/app.js"], "{job}");
+
+    // Typed errors name the parameter; the host enforces the declared schema.
+    let file = repo.join("src/app.js").display().to_string();
+    assert_invalid(&server.run("todo-tracker", json!({"repositoryPath": file})).await, "repositoryPath");
+    let (status, body) =
+        server.trigger("todo-tracker", json!({"repositoryPath": repo.display().to_string(), "markers": []})).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn js_todo_tracker_is_refused_paths_outside_its_grant() {
+    let Some(wasm) = component("todo_tracker", &["node", "npm"]) else { return };
+    let server = Server::start(&table("todo-tracker", &wasm, "timeout_secs = 120"));
+    let outside = tempfile::tempdir().unwrap();
+    let outside = std::fs::canonicalize(outside.path()).unwrap();
+    write_tree(&outside, &[("secret.txt", "TODO: the secret plan\n"), ("dir/more.txt", "FIXME: secret too\n")]);
+    let repo = std::fs::canonicalize(&server.dir).unwrap().join("granted");
+    write_tree(&repo, &[("a.txt", "TODO: inside\n")]);
+    std::os::unix::fs::symlink(outside.join("secret.txt"), repo.join("escape.txt")).unwrap();
+    std::os::unix::fs::symlink(outside.join("dir"), repo.join("escape-dir")).unwrap();
+
+    // A path parameter outside the pipeline's roots never reaches the worker.
+    let (status, body) = server.trigger("todo-tracker", json!({"repositoryPath": outside.display().to_string()})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("repositoryPath"), "{body}");
+
+    // Inside the grant, a symlink out of it is refused by the sandbox when the worker follows it.
+    let job =
+        server.run("todo-tracker", json!({"repositoryPath": repo.display().to_string(), "followSymlinks": true})).await;
+    assert_eq!(job["status"], "completed", "{job}\n{}", server.log());
+    let r = &job["result"];
+    assert_eq!(r["total"], 1, "only the granted file's marker: {r}");
+    assert_eq!(r["markers"][0]["file"], "a.txt", "{r}");
+    let refused: Vec<(&str, &str)> = r["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["file"].as_str().unwrap(), x["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(refused, [("escape-dir", REFUSED_CODE), ("escape.txt", REFUSED_CODE)], "{r}");
+    assert!(!r.to_string().contains("secret plan"), "{r}");
+    let logs = log_messages(&server, job["id"].as_str().unwrap()).await;
+    assert!(logs.iter().any(|m| m == "refused: escape.txt"), "{logs:?}");
+    // Not following symlinks, they are only counted.
+    let job = server.run("todo-tracker", json!({"repositoryPath": repo.display().to_string()})).await;
+    assert_eq!(job["result"]["skipped"]["symlinks"], 2, "{job}");
+    assert_eq!(job["result"]["refused"], json!([]), "{job}");
+}
+
+/// The WASI error code wasmtime answers for a symlink that leaves a preopened folder.
+const REFUSED_CODE: &str = "not-permitted";
+
+#[tokio::test]
 async fn python_markdown_links_reports_broken_links_and_anchors() {
     let Some(wasm) = component("markdown_links", &["python3"]) else { return };
     let server = Server::start(&table("markdown-links", &wasm, "timeout_secs = 120\nmemory_mb = 256"));
@@ -166,6 +299,9 @@ async fn python_markdown_links_reports_broken_links_and_anchors() {
                  and [custom](#custom).\n<a id=\"custom\"></a>\n",
             ),
             ("node_modules/dep/README.md", "[skipped](nope.md)\n"),
+            // The SDK's walk honours .gitignore inside the component.
+            (".gitignore", "generated/\n"),
+            ("generated/api.md", "[ignored](nope.md)\n"),
         ],
     );
     let job = server.run("markdown-links", json!({"repositoryPath": docs.display().to_string()})).await;

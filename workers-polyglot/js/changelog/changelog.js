@@ -1,8 +1,8 @@
 // changelog: turns Conventional Commits into a Markdown changelog section and the
-// semantic-version bump they imply. Pure logic (no WIT imports), so `node --test` can
-// run it; guest.js wires it to the AlephAuto host.
+// semantic-version bump they imply. Pure logic (no SDK or WIT imports), so `node --test` can
+// run it; worker.js wires it to the AlephAuto host through the JS SDK.
 
-/** A parameter the worker refuses; guest.js turns it into `invalid-input`. */
+/** A parameter the worker refuses; worker.js turns it into `invalid-input`. */
 export class InvalidInput extends Error {
   constructor(field, message) {
     super(`${field}: ${message}`);

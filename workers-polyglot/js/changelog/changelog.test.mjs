@@ -38,3 +38,17 @@ test('a changelog groups commits and computes the version', () => {
 test('an empty subject is refused naming its index', () => {
   assert.throws(() => checkCommits([{ subject: 'feat: a' }, { subject: ' ' }]), (e) => e.field === 'commits/1/subject');
 });
+
+test('the worker summarises inline commits and names bad parameters (SDK harness)', async () => {
+  const { runWorker } = await import('@alephauto/guest/testing');
+  const { default: worker } = await import('./worker.js');
+  const ok = runWorker(worker, { params: { commits: [{ subject: 'feat: x' }], previousVersion: '1.0.0' } });
+  assert.equal(ok.result.version, '1.1.0');
+  assert.deepEqual(runWorker(worker, { params: {} }).error.val.field, 'repositoryPath');
+  assert.deepEqual(runWorker(worker, { params: { commits: [{ subject: ' ' }] } }).error.val.field, 'commits/0/subject');
+  const notRepo = runWorker(worker, {
+    params: { repositoryPath: '/tmp' },
+    git: { log: () => { throw { tag: 'not-a-repository', val: '/tmp' }; } },
+  });
+  assert.deepEqual(notRepo.error, { tag: 'invalid-input', val: { field: 'repositoryPath', message: 'not a git repository: /tmp' } });
+});

@@ -1,7 +1,8 @@
 """markdown-links: checks the relative links in a repository's Markdown files.
 
-Pure logic over plain paths (no WIT imports), so `python3 -m unittest` runs it natively;
-app.py wires it to the AlephAuto host. For each inline link, image and reference
+Built on the Python SDK (alephauto_guest): files are read through `ctx.fs`, the tree is
+walked with the SDK's `.gitignore`-aware walk, and `python3 -m unittest` runs it natively over
+the SDK's fake host (worker.py holds the parameters and the worker). For each inline link, image and reference
 definition it resolves the target against the linking file (or the repository root for
 `/abs` targets), checks that the file or folder exists inside the repository, and, for a
 `#fragment` into a Markdown file, that a heading (GitHub slug rules) or an explicit
@@ -11,11 +12,14 @@ are counted, never fetched: the sandbox has no sockets.
 
 from __future__ import annotations
 
-import os
+import posixpath
+import stat
 import re
 import urllib.parse
 from dataclasses import dataclass, field, asdict
-from typing import Callable, Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set
+
+from alephauto_guest import Context, FsError, JobError
 
 MARKDOWN_EXTENSIONS = (".md", ".markdown", ".mdx")
 DEFAULT_SKIP_DIRS = [".git", "node_modules", "target", "vendor", ".venv", "__pycache__"]
@@ -28,22 +32,6 @@ HTML_ANCHOR = re.compile(r"<[a-zA-Z][^>]*?\s(?:id|name)\s*=\s*[\"']([^\"']+)[\"'
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 CODE_SPAN = re.compile(r"(`+)(?:.+?)\1")
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-
-
-class InvalidInput(Exception):
-    """A parameter the worker refuses; app.py turns it into `invalid-input`."""
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.message = message
-
-
-@dataclass
-class Options:
-    check_anchors: bool = True
-    skip_dirs: List[str] = field(default_factory=lambda: list(DEFAULT_SKIP_DIRS))
-    max_files: int = 5000
 
 
 @dataclass
@@ -77,18 +65,11 @@ class Report:
         }
 
 
-def parse_options(params: dict) -> Options:
-    """Semantic checks the JSON Schema cannot express; raises InvalidInput naming the field."""
-    opts = Options()
-    opts.check_anchors = bool(params.get("checkAnchors", True))
-    skip = params.get("skipDirs")
-    if skip is not None:
-        for i, name in enumerate(skip):
-            if not name or "/" in name or name in (".", ".."):
-                raise InvalidInput(f"skipDirs/{i}", f"{name!r} must be a plain folder name such as node_modules")
-        opts.skip_dirs = list(skip)
-    opts.max_files = int(params.get("maxFiles", 5000))
-    return opts
+def check_options(skip_dirs: List[str]) -> None:
+    """Semantic checks the JSON Schema cannot express; JobError naming the field."""
+    for i, name in enumerate(skip_dirs):
+        if not name or "/" in name or name in (".", ".."):
+            raise JobError.invalid(f"skipDirs/{i}", f"{name!r} must be a plain folder name such as node_modules")
 
 
 def slugify(heading: str) -> str:
@@ -158,45 +139,37 @@ def links_of(text: str):
             yield number, m.group("target")
 
 
-def markdown_files(root: str, opts: Options, report: Report) -> List[str]:
-    """Markdown files under root, sorted, skipping opts.skip_dirs and hidden folders; symlinks are not followed."""
+def markdown_files(ctx: Context, root: str, params, report: Report) -> List[str]:
+    """Markdown files under root in walk order (SDK walk: .gitignore honoured when asked, hidden
+    folders (the `.*/` pattern) and params.skip_dirs skipped, symlinks not followed)."""
     found: List[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in opts.skip_dirs and not d.startswith("."))
-        for name in sorted(filenames):
-            if name.lower().endswith(MARKDOWN_EXTENSIONS):
-                found.append(os.path.join(dirpath, name))
-                if len(found) >= opts.max_files:
-                    report.truncated = True
-                    return found
+    walk = ctx.fs.walk(root, gitignore=params.gitignore, ignore=[".*/"], skip_dirs=params.skip_dirs)
+    for entry in walk:
+        if entry.kind == "file" and entry.relative.lower().endswith(MARKDOWN_EXTENSIONS):
+            found.append(entry.path)
+            if len(found) >= params.max_files:
+                report.truncated = True
+                break
     return found
 
 
-def check_repository(
-    root: str,
-    opts: Options,
-    progress: Callable[[int, str], None] = lambda pct, msg: None,
-    cancelled: Callable[[], bool] = lambda: False,
-) -> Report:
+def check_repository(ctx: Context, root: str, params) -> Report:
     """Checks every relative link of every Markdown file under root."""
-    root = os.path.normpath(root)
+    root = posixpath.normpath(root)
     report = Report(repository_path=root)
-    files = markdown_files(root, opts, report)
+    files = markdown_files(ctx, root, params, report)
     anchor_cache: Dict[str, Set[str]] = {}
 
     def anchors_for(path: str) -> Set[str]:
         if path not in anchor_cache:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                anchor_cache[path] = anchors_of(fh.read())
+            anchor_cache[path] = anchors_of(ctx.fs.read_text(path))
         return anchor_cache[path]
 
-    progress(10, f"found {len(files)} Markdown files")
+    ctx.progress(10, f"found {len(files)} Markdown files")
     for index, path in enumerate(files):
-        if cancelled():
-            raise InterruptedError("cancelled")
-        rel_file = os.path.relpath(path, root)
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
+        ctx.check_cancelled()
+        rel_file = posixpath.relpath(path, root)
+        text = ctx.fs.read_text(path)
         anchor_cache.setdefault(path, anchors_of(text))
         report.files_scanned += 1
         for line, raw in links_of(text):
@@ -207,15 +180,24 @@ def check_repository(
                 report.external_links += 1
                 continue
             report.links_checked += 1
-            broken = check_link(root, path, target, opts, anchors_for)
+            broken = check_link(ctx, root, path, target, params.check_anchors, anchors_for)
             if broken:
                 reason, detail = broken
                 report.broken.append(BrokenLink(rel_file, line, raw, reason, detail))
-        progress(10 + (85 * (index + 1)) // max(len(files), 1), f"checked {rel_file}")
+        ctx.progress(10 + (85 * (index + 1)) // max(len(files), 1), f"checked {rel_file}")
     return report
 
 
-def check_link(root: str, source: str, target: str, opts: Options, anchors_for) -> Optional[tuple]:
+def _kind(ctx: Context, path: str) -> Optional[str]:
+    """'file', 'dir' or 'other' (symlinks followed inside the grant); None when missing or refused."""
+    try:
+        mode = ctx.fs.stat(path, follow=True).st_mode
+    except FsError:
+        return None
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def check_link(ctx: Context, root: str, source: str, target: str, check_anchors: bool, anchors_for) -> Optional[tuple]:
     """None when the link resolves; else (reason, detail)."""
     path_part, _, fragment = target.partition("#")
     path_part = urllib.parse.unquote(path_part.split("?", 1)[0])
@@ -223,14 +205,15 @@ def check_link(root: str, source: str, target: str, opts: Options, anchors_for) 
     if path_part == "":
         resolved = source
     elif path_part.startswith("/"):
-        resolved = os.path.normpath(os.path.join(root, path_part.lstrip("/")))
+        resolved = posixpath.normpath(posixpath.join(root, path_part.lstrip("/")))
     else:
-        resolved = os.path.normpath(os.path.join(os.path.dirname(source), path_part))
-    if resolved != root and not resolved.startswith(root + os.sep):
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(source), path_part))
+    if resolved != root and not resolved.startswith(root + "/"):
         return ("outside-repository", f"{target} leaves the repository")
-    if not os.path.exists(resolved):
-        return ("missing-file", f"{os.path.relpath(resolved, root)} does not exist")
-    if fragment and opts.check_anchors and os.path.isfile(resolved) and resolved.lower().endswith(MARKDOWN_EXTENSIONS):
+    kind = _kind(ctx, resolved)
+    if kind is None:
+        return ("missing-file", f"{posixpath.relpath(resolved, root)} does not exist")
+    if fragment and check_anchors and kind == "file" and resolved.lower().endswith(MARKDOWN_EXTENSIONS):
         if fragment not in anchors_for(resolved) and fragment.lower() not in anchors_for(resolved):
-            return ("missing-anchor", f"#{fragment} is not a heading or anchor in {os.path.relpath(resolved, root)}")
+            return ("missing-anchor", f"#{fragment} is not a heading or anchor in {posixpath.relpath(resolved, root)}")
     return None
