@@ -14,6 +14,7 @@
 //! - [`server`]: wiring and graceful shutdown; [`cli`] and [`client`]: the command line.
 
 pub mod api;
+pub mod artifacts;
 pub mod capabilities;
 pub mod cli;
 pub mod client;
@@ -23,6 +24,7 @@ pub mod gitflow;
 pub mod metrics;
 pub mod queue;
 pub mod registry;
+pub mod retention;
 pub mod sandbox;
 pub mod scaffold;
 pub mod server;
