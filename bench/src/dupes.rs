@@ -10,11 +10,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alephauto::capabilities::git::GitSettings;
+use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::config::PipelineConfig;
 use alephauto::events::EventKind;
 use alephauto::queue::Queue;
-use alephauto::queue::job::JobStatus;
+use alephauto::domain::JobStatus;
 use alephauto::sandbox::Sandbox;
 use alephauto::sandbox::engine::EngineSettings;
 use alephauto::store::JobStore;
@@ -101,7 +101,7 @@ const CODE: &[&str] = &["rs", "ts", "tsx", "mts", "cts", "js", "jsx", "mjs", "cj
 fn corpora() -> Result<Vec<(&'static str, Option<PathBuf>, &'static str)>> {
     let rust = match std::env::var_os("BENCH_RUST_CORPUS") {
         Some(p) => PathBuf::from(p),
-        None => crate::tools::find_corpus()?,
+        None => crate::corpus::rust()?,
     };
     let ts = std::env::var_os("BENCH_TS_CORPUS").map(PathBuf::from);
     Ok(vec![("Rust", Some(rust), "rs"), ("TypeScript", ts, "ts")])

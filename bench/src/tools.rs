@@ -1,9 +1,7 @@
 //! Section 5: the repomix worker (sandboxed, through the real queue) against the `repomix`
 //! CLI on the same checkout of a real code base (duplicate-detection vs jscpd: `dupes`).
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

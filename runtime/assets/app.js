@@ -29,6 +29,9 @@
     pingTimer: null,
     openJobId: null,
     openLogs: null,
+    openArtifacts: null,
+    openPreview: null,
+    reports: null,
     logsTimer: null,
     keyPrompt: null,
     filterPipeline: '',
@@ -278,6 +281,7 @@
       refreshPipelinesSoon();
       refreshStatusSoon();
     }
+    if (job.status === 'completed') refreshReportsSoon();
     if (state.openJobId === id) {
       markDirty('detail');
       if (TERMINAL.has(job.status)) loadDetail(id);
@@ -367,7 +371,7 @@
   /** Full refresh after (re)connecting: nothing missed while offline stays stale. */
   async function resync() {
     try {
-      const [status, recent] = await Promise.all([loadStatus(), loadJobs(), loadPipelines()]);
+      const [status, recent] = await Promise.all([loadStatus(), loadJobs(), loadPipelines(), loadReports()]);
       const seen = new Set([...(status.activeJobs || []), ...(status.queuedJobs || []), ...recent].map((j) => j.id));
       const stale = [...state.jobs.values()].filter((j) => !TERMINAL.has(j.status) && !seen.has(j.id)).slice(0, 20);
       await Promise.all(stale.map((j) => api('GET', `/api/jobs/${encodeURIComponent(j.id)}`)
@@ -526,7 +530,7 @@
     dirty.clear();
     for (const p of parts) {
       try {
-        ({ header: renderHeader, pipelines: renderPipelines, jobs: renderJobs, detail: renderDetail })[p]();
+        ({ header: renderHeader, pipelines: renderPipelines, jobs: renderJobs, detail: renderDetail, reports: renderReports })[p]();
       } catch (e) {
         console.error(`render ${p}`, e);
       }
@@ -713,6 +717,8 @@
   function showJob(id) {
     state.openJobId = id;
     state.openLogs = null;
+    state.openArtifacts = null;
+    state.openPreview = null;
     $('drawer-title').textContent = id;
     $('drawer-body').replaceChildren(h('p', { class: 'empty' }, 'Loading…'));
     $('drawer-overlay').hidden = false;
@@ -743,6 +749,91 @@
       return;
     }
     loadLogs(id);
+    loadArtifacts(id);
+  }
+
+  const artifactUrl = (id, path) =>
+    `/api/jobs/${encodeURIComponent(id)}/artifacts/${path.split('/').map(encodeURIComponent).join('/')}`;
+  const PREVIEWABLE = /\.(html?|svg|md|txt|json)$/i;
+
+  async function loadArtifacts(id) {
+    try {
+      const list = await api('GET', `/api/jobs/${encodeURIComponent(id)}/artifacts`);
+      if (state.openJobId !== id) return;
+      state.openArtifacts = list;
+    } catch (e) {
+      state.openArtifacts = { error: e.message };
+    }
+    markDirty('detail');
+  }
+
+  /** A guest's file in a frame with no permissions at all (no scripts, an opaque origin);
+   *  the server also sends it with `Content-Security-Policy: sandbox`. */
+  function previewFrame(url, title) {
+    return h('iframe', { class: 'artifact-frame', sandbox: true, src: url, title, referrerpolicy: 'no-referrer' });
+  }
+
+  function renderArtifacts(job) {
+    const list = state.openArtifacts;
+    const head = h('h3', null, 'Artifacts');
+    if (!list) return h('div', null, head, h('p', { class: 'empty' }, 'Loading artifacts…'));
+    if (list.error) return h('div', null, head, h('div', { class: 'error-box' }, `Could not list artifacts: ${list.error}`));
+    if (!list.artifacts.length) return h('div', null, head, h('p', { class: 'empty' }, 'No output files.'));
+    const rows = list.artifacts.map((a) => {
+      const url = artifactUrl(job.id, a.path);
+      return h('li', null,
+        h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, a.path),
+        h('span', { class: 'muted' }, ` ${fmtBytes(a.size)}`),
+        PREVIEWABLE.test(a.path)
+          ? h('button', { type: 'button', class: 'btn btn-small btn-ghost-dark', dataset: { preview: a.path },
+            onclick: () => { state.openPreview = state.openPreview === a.path ? null : a.path; markDirty('detail'); } },
+          state.openPreview === a.path ? 'Hide' : 'Preview')
+          : null);
+    });
+    return h('div', { id: 'job-artifacts' }, head,
+      list.truncated ? h('p', { class: 'muted' }, 'Only the first 10,000 files are listed.') : null,
+      h('ul', { class: 'files' }, rows),
+      state.openPreview ? previewFrame(artifactUrl(job.id, state.openPreview), state.openPreview) : null);
+  }
+
+  function fmtBytes(n) {
+    n = Number(n) || 0;
+    if (n < 1024) return `${n} B`;
+    if (n < 1048576) return `${(n / 1024).toFixed(1)} KiB`;
+    return `${(n / 1048576).toFixed(1)} MiB`;
+  }
+
+  async function loadReports() {
+    try {
+      state.reports = await api('GET', '/api/reports?limit=100');
+    } catch (e) {
+      state.reports = { error: e.message };
+    }
+    markDirty('reports');
+  }
+  const refreshReportsSoon = throttle(loadReports, 3000);
+
+  /** The newest report of each pipeline and of each repository. */
+  function renderReports() {
+    const box = $('reports');
+    const r = state.reports;
+    if (!r) return;
+    if (r.error) { box.replaceChildren(h('div', { class: 'error-box' }, `Could not load reports: ${r.error}`)); return; }
+    if (!r.reports.length) { box.replaceChildren(h('p', { class: 'empty' }, 'No reports yet.')); return; }
+    const latest = (key) => {
+      const seen = new Map();
+      for (const e of r.reports) { const k = key(e); if (k && !seen.has(k)) seen.set(k, e); }
+      return [...seen.entries()];
+    };
+    const table = (title, id, entries) => h('div', { class: 'reports-group' }, h('h3', null, title),
+      h('table', { class: 'jobs', id }, h('tbody', null, entries.map(([k, e]) => h('tr', null,
+        h('td', null, k),
+        h('td', null, e.completedAt ? timeEl(e.completedAt, true) : '—'),
+        h('td', null, e.reports.map((a) => h('a', { class: 'report-link', href: artifactUrl(e.jobId, a.path), target: '_blank', rel: 'noopener noreferrer' }, a.path))),
+        h('td', null, h('a', { href: `#/job/${encodeURIComponent(e.jobId)}` }, 'Job')))))));
+    box.replaceChildren(
+      table('Latest per pipeline', 'reports-by-pipeline', latest((e) => e.pipelineId)),
+      table('Latest per repository', 'reports-by-repository', latest((e) => e.repository)));
   }
 
   async function loadLogs(id) {
@@ -815,6 +906,7 @@
           ? h('ul', { class: 'files' }, g.changedFiles.map((f) => h('li', null, f))) : 'none')));
     }
     content.push(h('h3', null, 'Parameters'), h('pre', { class: 'json' }, JSON.stringify(params ?? {}, null, 2)));
+    content.push(renderArtifacts(job));
     content.push(renderLogs(job));
     body.replaceChildren(...content);
     body.scrollTop = scroll;

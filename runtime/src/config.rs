@@ -163,6 +163,8 @@ pub struct RuntimeConfig {
     pub lease_secs: u64,
     /// Days finished jobs are kept in cluster mode (none: forever).
     pub retention_days: Option<u64>,
+    /// Seconds between passes of per-pipeline retention (`pipelines.*.retention`).
+    pub retention_interval_secs: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -184,6 +186,7 @@ impl Default for RuntimeConfig {
             node_id: None,
             lease_secs: 30,
             retention_days: None,
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -272,6 +275,19 @@ pub struct PipelineConfig {
     /// Files and folders a job's output folder may hold (else `DISK_QUOTA`).
     #[serde(default = "default_output_quota_files")]
     pub output_quota_files: u64,
+    /// How long finished jobs (rows, logs and output files) are kept; none: forever.
+    #[serde(default)]
+    pub retention: Option<RetentionPolicy>,
+}
+
+/// Which finished jobs of a pipeline are kept; a job past either limit is pruned with its files.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Days after finishing (fractions allowed).
+    pub max_age_days: Option<f64>,
+    /// The newest finished jobs kept.
+    pub max_jobs: Option<u32>,
 }
 
 fn default_max_concurrent() -> usize {
@@ -316,6 +332,7 @@ impl PipelineConfig {
             max_open_files: default_max_open_files(),
             output_quota_mb: default_output_quota_mb(),
             output_quota_files: default_output_quota_files(),
+            retention: None,
         }
     }
 }
@@ -564,6 +581,11 @@ impl Config {
         for (id, p) in &self.pipelines {
             if !is_valid_pipeline_id(id) {
                 problems.push(format!("pipeline id {id:?} must match [a-z0-9][a-z0-9-]{{0,62}}"));
+            }
+            if let Some(r) = &p.retention
+                && r.max_age_days.is_some_and(|d| !(d.is_finite() && d > 0.0))
+            {
+                problems.push(format!("pipelines.{id}.retention.max_age_days must be a positive number of days"));
             }
             if p.max_concurrent == 0 {
                 problems.push(format!("pipelines.{id}.max_concurrent must be at least 1"));

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["domain"],
     &["config", "metrics", "telemetry"],
-    &["events", "store"],
-    &["sandbox", "gitflow"],
+    &["events", "store", "artifacts"],
+    &["sandbox", "gitflow", "retention"],
     &["registry"],
     &["queue"],
     &["api"],

@@ -15,6 +15,7 @@
 //! - [`server`]: wiring and graceful shutdown; [`cli`] and [`client`]: the command line.
 
 pub mod api;
+pub mod artifacts;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -26,6 +27,7 @@ mod layers;
 pub mod metrics;
 pub mod queue;
 pub mod registry;
+pub mod retention;
 pub mod sandbox;
 pub mod scaffold;
 pub mod server;

@@ -169,7 +169,17 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         api_key,
         shutdown: shutdown.clone(),
         ws: api::ws::WsLimits::new(&config.server),
+        outputs: Arc::new(crate::artifacts::OutputFolders::new(&data_dir.join("outputs"))),
     };
+    let policies: std::collections::BTreeMap<_, _> =
+        config.pipelines.iter().filter_map(|(id, p)| p.retention.map(|r| (id.clone(), r))).collect();
+    crate::retention::spawn(
+        store.clone(),
+        state.outputs.clone(),
+        policies,
+        Duration::from_secs(config.runtime.retention_interval_secs),
+        shutdown.clone(),
+    );
     let app = api::router(state, &config.server);
     let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;

@@ -5,6 +5,7 @@ mod cdp;
 mod client;
 mod support;
 
+mod artifacts;
 mod cluster;
 mod contract;
 mod control;

@@ -297,3 +297,56 @@ async fn postgres_claims_respect_the_cluster_cap_leases_and_leadership() {
     assert!(pruned <= 10);
     assert!(a.get(target).await.unwrap().is_none(), "cancelled job pruned");
 }
+
+#[tokio::test]
+async fn both_backends_find_and_delete_jobs_past_retention_alike() {
+    for (name, store, _dir) in backends("retention").await {
+        // Five finished jobs of p (oldest first), one running, one of another pipeline.
+        for (i, id) in ["r1", "r2", "r3", "r4", "r5"].iter().enumerate() {
+            store.insert(&job(id, "p", i as i64)).await.unwrap();
+            assert!(store.mark_running(id, 1, Utc::now()).await.unwrap(), "{name}");
+            let mut finish = done(JobStatus::Completed);
+            finish.at = Utc::now() - chrono::Duration::hours(10 - 2 * i as i64);
+            assert!(store.finish(id, 1, &finish).await.unwrap(), "{name}");
+            store
+                .append_logs(
+                    id,
+                    vec![LogEntry {
+                        timestamp: alephauto::domain::format_ts(&Utc::now()),
+                        level: "info".into(),
+                        stream: LogStream::Log,
+                        message: "m".into(),
+                        fields: None,
+                        attempt: 1,
+                    }],
+                )
+                .await
+                .unwrap();
+        }
+        store.insert(&job("live", "p", 9)).await.unwrap();
+        assert!(store.mark_running("live", 1, Utc::now()).await.unwrap());
+        store.insert(&job("other", "q", 9)).await.unwrap();
+        store.flush().await.unwrap();
+
+        let keep_two = store.expired("p", None, Some(2), 100).await.unwrap();
+        assert_eq!(keep_two, ["r1", "r2", "r3"], "{name}: oldest first, the newest two kept");
+        let by_age = store.expired("p", Some(Utc::now() - chrono::Duration::hours(5)), None, 100).await.unwrap();
+        assert_eq!(by_age, ["r1", "r2", "r3"], "{name}: finished more than 5 hours ago");
+        assert_eq!(store.expired("p", None, Some(2), 1).await.unwrap(), ["r1"], "{name}: limit");
+        assert!(store.expired("p", None, None, 100).await.unwrap().is_empty(), "{name}: no policy, nothing");
+
+        // Only terminal jobs go, with their logs; the running one and unknown ids are ignored.
+        let ids: Vec<String> = ["r1", "r2", "live", "nope"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(store.delete_terminal(&ids).await.unwrap(), 2, "{name}");
+        store.flush().await.unwrap();
+        assert!(store.get("r1").await.unwrap().is_none(), "{name}");
+        assert!(store.logs("r1").await.unwrap().is_empty(), "{name}: logs go with the job");
+        assert_eq!(store.logs("r3").await.unwrap().len(), 1, "{name}");
+        assert_eq!(store.get("live").await.unwrap().unwrap().status, JobStatus::Running, "{name}");
+        let page = store
+            .list(&JobFilter { pipeline_id: Some("p".into()), statuses: vec![], limit: 10, offset: 0, after: None })
+            .await
+            .unwrap();
+        assert_eq!(page.total, 4, "{name}: counts follow the deletion");
+    }
+}

@@ -24,10 +24,11 @@ const APP_CSS: &str = include_str!("../../assets/app.css");
 const FAVICON_SVG: &str = include_str!("../../assets/favicon.svg");
 
 /// The page's Content-Security-Policy: only this origin, no inline script or style
-/// markup, no framing.
+/// markup, no framing of the dashboard; it frames only this origin's artifacts (which the
+/// server sends with their own `sandbox` policy).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self' ws: wss:; font-src 'self'; base-uri 'none'; form-action 'none'; \
-                   frame-ancestors 'none'";
+                   frame-src 'self'; frame-ancestors 'none'";
 
 /// One embedded file.
 struct Asset {

@@ -2,6 +2,7 @@
 //! `AppState` of handles, one error type, and auth around mutating routes; the edge
 //! checks (`edge`: Host, Origin, JSON only, rate limit, timeouts) around everything.
 
+pub mod artifacts;
 pub mod auth;
 pub mod dashboard;
 pub mod edge;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// WebSocket message size, connection cap and idle timeout.
     pub ws: Arc<ws::WsLimits>,
+    /// Jobs' output folders, read by the artifact routes.
+    pub outputs: Arc<crate::artifacts::OutputFolders>,
 }
 
 /// The whole HTTP application. Layers, outermost first: errors as JSON, request timeout,
@@ -47,6 +50,7 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
     let mut app = Router::new()
         .merge(pipelines::routes())
         .merge(jobs::routes())
+        .merge(artifacts::routes())
         .merge(service::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

@@ -259,10 +259,11 @@ pub struct ServiceStatus {
     paths(
         super::pipelines::list, super::pipelines::trigger, super::pipelines::jobs,
         super::jobs::list, super::jobs::one, super::jobs::cancel, super::jobs::retry, super::jobs::logs,
+        super::artifacts::list, super::artifacts::download, super::artifacts::reports,
         super::service::health, super::service::status, super::service::metrics, ws_doc,
     ),
     components(schemas(ErrorBody, Job, LogEntry)),
-    tags((name = "pipelines"), (name = "jobs"), (name = "service")),
+    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "service")),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

@@ -181,7 +181,11 @@ impl Workers {
                     if e.kind() == std::io::ErrorKind::AlreadyExists
                         && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()) => {}
                 Err(e) => {
-                    return Err(Some(failure(FailureCode::OutputDir, format!("creating {}: {e}", dir.display()), true)));
+                    return Err(Some(failure(
+                        FailureCode::OutputDir,
+                        format!("creating {}: {e}", dir.display()),
+                        true,
+                    )));
                 }
             }
             grants.push(Grant { param: "output".into(), dir: dir.clone(), access: Access::Write });

@@ -312,4 +312,41 @@ impl JobStore for MemoryStore {
     async fn flush(&self) -> StoreResult<()> {
         Ok(())
     }
+
+    async fn expired(
+        &self,
+        pipeline: &str,
+        before: Option<DateTime<Utc>>,
+        keep: Option<u32>,
+        limit: u32,
+    ) -> StoreResult<Vec<String>> {
+        let s = self.state();
+        let mut done: Vec<&Row> =
+            s.rows.values().filter(|r| r.job.pipeline_id == pipeline && r.job.status.is_terminal()).collect();
+        // Newest first, to find the ones `keep` spares.
+        done.sort_by_key(|r| std::cmp::Reverse((r.job.completed_at, r.seq)));
+        let kept = keep.map_or(usize::MAX, |k| k as usize);
+        let mut out: Vec<&Row> = done
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *i >= kept || before.is_some_and(|b| r.job.completed_at.is_some_and(|c| c < b)))
+            .map(|(_, r)| *r)
+            .collect();
+        out.sort_by_key(|r| (r.job.completed_at, r.seq));
+        Ok(out.into_iter().take(limit as usize).map(|r| r.job.id.clone()).collect())
+    }
+
+    async fn delete_terminal(&self, ids: &[String]) -> StoreResult<u64> {
+        Ok(self.write(format!("delete {}", ids.join(",")), |s| {
+            let mut n = 0;
+            for id in ids {
+                if s.rows.get(id).is_some_and(|r| r.job.status.is_terminal()) {
+                    s.rows.remove(id);
+                    s.logs.remove(id);
+                    n += 1;
+                }
+            }
+            n
+        }))
+    }
 }

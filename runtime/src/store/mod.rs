@@ -223,6 +223,17 @@ pub trait JobStore: Send + Sync + 'static {
     async fn logs(&self, id: &str) -> StoreResult<Vec<LogEntry>>;
     /// Waits until every accepted write is durable.
     async fn flush(&self) -> StoreResult<()>;
+    /// Terminal jobs of `pipeline` past its retention, oldest first, at most `limit`: those
+    /// finished before `before`, and those beyond the newest `keep` terminal ones.
+    async fn expired(
+        &self,
+        pipeline: &str,
+        before: Option<DateTime<Utc>>,
+        keep: Option<u32>,
+        limit: u32,
+    ) -> StoreResult<Vec<String>>;
+    /// Deletes these jobs and their logs, if they are terminal; returns how many went.
+    async fn delete_terminal(&self, ids: &[String]) -> StoreResult<u64>;
 }
 
 /// A note from the cluster to this node.

@@ -519,6 +519,49 @@ impl JobStore for PostgresStore {
         // Every write above is committed before it returns.
         Ok(())
     }
+
+    async fn expired(
+        &self,
+        pipeline: &str,
+        before: Option<DateTime<Utc>>,
+        keep: Option<u32>,
+        limit: u32,
+    ) -> StoreResult<Vec<String>> {
+        let client = self.client().await?;
+        let keep = keep.map(i64::from);
+        let rows = client
+            .query(
+                "SELECT id FROM jobs WHERE pipeline_id = $1 AND status IN ('completed','failed','cancelled')
+                 AND (completed_at < $2 OR id NOT IN (SELECT id FROM jobs WHERE pipeline_id = $1
+                      AND status IN ('completed','failed','cancelled') ORDER BY completed_at DESC, seq DESC LIMIT $3))
+                 ORDER BY completed_at, seq LIMIT $4",
+                &[&pipeline, &before, &keep, &i64::from(limit)],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn delete_terminal(&self, ids: &[String]) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute(
+            "DELETE FROM job_logs WHERE job_id IN
+             (SELECT id FROM jobs WHERE id = ANY($1) AND status IN ('completed','failed','cancelled'))",
+            &[&ids],
+        )
+        .await
+        .map_err(backend)?;
+        let n = tx
+            .execute("DELETE FROM jobs WHERE id = ANY($1) AND status IN ('completed','failed','cancelled')", &[&ids])
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n)
+    }
 }
 
 #[async_trait]

@@ -223,6 +223,38 @@ impl JobStore for SqliteStore {
         let id = id.to_string();
         self.read(move |c| read_logs(c, &id)).await
     }
+    async fn expired(
+        &self,
+        pipeline: &str,
+        before: Option<DateTime<Utc>>,
+        keep: Option<u32>,
+        limit: u32,
+    ) -> StoreResult<Vec<String>> {
+        let pipeline = pipeline.to_string();
+        // Timestamps are stored in one fixed-width UTC format, so text order is time order.
+        let before = before.map(|b| crate::domain::format_ts(&b));
+        // SQLite: a negative LIMIT is no limit.
+        let keep = keep.map_or(-1, i64::from);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id FROM jobs WHERE pipeline_id = ?1 AND status IN ('completed','failed','cancelled') \
+                 AND (completed_at < ?2 OR id NOT IN (SELECT id FROM jobs WHERE pipeline_id = ?1 \
+                      AND status IN ('completed','failed','cancelled') ORDER BY completed_at DESC, rowid DESC LIMIT ?3)) \
+                 ORDER BY completed_at, rowid LIMIT ?4",
+            )?;
+            let ids = stmt
+                .query_map(rusqlite::params![pipeline, before, keep, i64::from(limit)], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+    async fn delete_terminal(&self, ids: &[String]) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.write(|r| WriteOp::DeleteTerminal(ids.to_vec(), r)).await
+    }
     async fn flush(&self) -> StoreResult<()> {
         self.write(WriteOp::Flush).await
     }

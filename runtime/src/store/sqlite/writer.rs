@@ -121,6 +121,8 @@ pub(super) enum WriteOp {
     Cancel(String, DateTime<Utc>, Reply<Option<Job>>),
     Recover(Reply<Vec<Recovered>>),
     AppendLogs(String, Vec<LogEntry>, Reply<()>),
+    /// Deletes terminal jobs (retention).
+    DeleteTerminal(Vec<String>, Reply<u64>),
     Flush(Reply<()>),
 }
 
@@ -288,6 +290,10 @@ fn apply_op(tx: &Connection, op: WriteOp, deltas: &mut Vec<Delta>) -> Deferred {
             send(reply, recover_jobs(tx))
         }
         WriteOp::AppendLogs(id, entries, reply) => send(reply, append_logs(tx, &id, &entries)),
+        WriteOp::DeleteTerminal(ids, reply) => {
+            deltas.push(Delta::Recount);
+            send(reply, delete_terminal(tx, &ids))
+        }
         WriteOp::Flush(reply) => send(reply, Ok(())),
     }
 }
@@ -388,6 +394,21 @@ fn cancel_job(tx: &Connection, id: &str, at: DateTime<Utc>, deltas: &mut Vec<Del
         ended: Some(at),
     });
     Ok(Some(before))
+}
+
+fn delete_terminal(tx: &Connection, ids: &[String]) -> StoreResult<u64> {
+    let mut logs = backend(tx.prepare_cached(
+        "DELETE FROM job_logs WHERE job_id = ?1 \
+         AND EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND status IN ('completed','failed','cancelled'))",
+    ))?;
+    let mut jobs =
+        backend(tx.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND status IN ('completed','failed','cancelled')"))?;
+    let mut n = 0;
+    for id in ids {
+        backend(logs.execute(params![id]))?;
+        n += backend(jobs.execute(params![id]))? as u64;
+    }
+    Ok(n)
 }
 
 fn recover_jobs(tx: &Connection) -> StoreResult<Vec<Recovered>> {
