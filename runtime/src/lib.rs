@@ -7,7 +7,7 @@
 //! - [`capabilities`]: host interfaces a guest may call (`host`, `git`).
 //! - [`registry`]: lazy, cached workers per pipeline with a circuit breaker.
 //! - [`queue`]: per-pipeline FIFO lanes, execution, retries and recovery.
-//! - [`gitflow`]: the host-side git workflow around a job.
+//! - [`gitflow`]: the host-side git workflow around a job; `gitcli`: the host's one git process runner.
 //! - [`store`]: durable job storage (SQLite).
 //! - [`events`]: the lifecycle event bus.
 //! - [`api`]: the axum HTTP API and WebSocket feed.
@@ -19,6 +19,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod events;
+mod gitcli;
 pub mod gitflow;
 pub mod metrics;
 pub mod queue;
