@@ -42,10 +42,17 @@ fn build_guests(manifest: &Path, target_dir: &Path) {
         .arg(manifest)
         .arg("--target-dir")
         .arg(target_dir);
-    // Flags meant for the host build must not leak into the guest build.
-    for var in
-        ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"]
-    {
+    // Flags meant for the host build must not leak into the guest build, nor a build folder
+    // shared between checkouts (CARGO_BUILD_BUILD_DIR): the outer cargo holds its lock while
+    // this script runs, so a nested cargo waiting for it would deadlock.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_BUILD_DIR",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build {}: {e}", manifest.display()));

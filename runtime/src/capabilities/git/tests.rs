@@ -93,10 +93,10 @@ async fn answers_match_the_git_cli() {
     assert!(status.contains(&(" M".into(), "a.txt".into())), "{status:?}");
     assert!(status.contains(&("??".into(), "docs/deep/x.md".into())), "{status:?}");
 
-    let tracked = q.run(&repo.display().to_string(), |r, s, ctx| query::tracked_files(r, s, ctx)).await.unwrap();
+    let tracked = q.run(&repo.display().to_string(), query::tracked_files).await.unwrap();
     let cli: Vec<String> = git(&repo, &["ls-files"]).lines().map(str::to_string).collect();
     assert_eq!(tracked, cli);
-    let sub = q.run(&repo.join("src").display().to_string(), |r, s, ctx| query::tracked_files(r, s, ctx)).await;
+    let sub = q.run(&repo.join("src").display().to_string(), query::tracked_files).await;
     assert_eq!(sub.unwrap(), vec!["lib.rs".to_string()], "paths relative to the folder asked about");
 
     let log = q.run(&repo.display().to_string(), |r, _, ctx| query::log(r, 0, i64::MAX, ctx)).await.unwrap();
@@ -172,9 +172,11 @@ async fn planted_programs_never_run() {
     git(&repo, &["config", "credential.helper", &format!("!{cmd}")]);
     write(&repo.join(".gitattributes"), "* filter=evil diff=evil\n");
     write(&repo.join("hooks/post-index-change"), &format!("#!/bin/sh\n{cmd}\n"));
-    // A tracked file whose stat changed, so status must look at (and would filter) its content.
-    std::thread::sleep(Duration::from_millis(20));
+    // A tracked file whose stat changed, so status must look at (and would filter) its content:
+    // a later mtime set outright, not waited for.
     write(&repo.join("a.txt"), "one\ntwo\nthree\n");
+    let later = std::time::SystemTime::now() + Duration::from_secs(10);
+    std::fs::File::options().write(true).open(repo.join("a.txt")).unwrap().set_modified(later).unwrap();
     write(&repo.join("b.txt"), "b\n");
 
     let q = query(&[&root]);
@@ -234,7 +236,7 @@ async fn repositories_pointing_outside_the_grants_are_denied() {
     let res = status_of(&q, &wt).await;
     let listed = format!("{res:?}");
     assert!(!listed.contains("secret"), "{listed}");
-    let files = q.run(&wt.display().to_string(), |r, s, ctx| query::tracked_files(r, s, ctx)).await;
+    let files = q.run(&wt.display().to_string(), query::tracked_files).await;
     assert!(!format!("{files:?}").contains("secret"), "{files:?}");
 
     // A FIFO where git reads its config would block the reader for good: refused first.
