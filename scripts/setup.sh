@@ -10,6 +10,15 @@ rustup target add wasm32-wasip2 >/dev/null
 
 command -v git >/dev/null || { echo "git is required" >&2; exit 1; }
 
+# cargo-deny for the lint gate's license and ban checks (scripts/lint.sh, deny.toml); built
+# from crates.io once (about 3.5 CPU-minutes), skipped when the pinned version is installed.
+CARGO_DENY_VERSION=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+    echo "setup: cargo install cargo-deny@$CARGO_DENY_VERSION" >&2
+    # Its own target folder: not the project's CARGO_TARGET_DIR / build dir.
+    env -u CARGO_TARGET_DIR -u CARGO_BUILD_BUILD_DIR cargo install --locked --quiet "cargo-deny@$CARGO_DENY_VERSION"
+fi
+
 # Headless Chromium for the dashboard's browser test (tests/e2e/dashboard.rs drives it
 # over the DevTools protocol). Installed only when missing; needs apt (Debian/Ubuntu).
 if ! command -v chromium >/dev/null 2>&1; then

@@ -36,6 +36,16 @@ impl Server {
 
     /// Like `start`, with the data in `dir/data` (which may hold a database already).
     pub fn start_in(bin: &Path, roots: &[PathBuf], dir: tempfile::TempDir) -> Result<Self> {
+        Self::start_with(bin, roots, dir, &[])
+    }
+
+    /// Like `start_in`, with the pipelines `extra` (id, component) configured too.
+    pub fn start_with(
+        bin: &Path,
+        roots: &[PathBuf],
+        dir: tempfile::TempDir,
+        extra: &[(&str, PathBuf)],
+    ) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let mut config = Config::default();
@@ -48,6 +58,11 @@ impl Server {
         noop.max_concurrent = 8;
         noop.max_queued = 100_000_000;
         config.pipelines.insert("noop".into(), noop);
+        for (id, component) in extra {
+            let mut p = PipelineConfig::new(component.clone());
+            p.timeout_secs = 120;
+            config.pipelines.insert((*id).to_string(), p);
+        }
         for p in config.pipelines.values_mut() {
             p.roots.extend(roots.iter().cloned());
         }
@@ -117,21 +132,122 @@ fn rss_of(pid: u32) -> (u64, u64) {
 
 /// Plain HTTP/1.1 GET returning the body (enough for polling the API).
 fn get(addr: SocketAddr, path: &str) -> Result<String> {
+    request(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"))
+}
+
+/// Plain HTTP/1.1 POST of a JSON body, returning the response body.
+fn post(addr: SocketAddr, path: &str, json: &str) -> Result<String> {
+    request(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{json}",
+            json.len()
+        ),
+    )
+}
+
+fn request(addr: SocketAddr, head_and_body: &str) -> Result<String> {
     use std::io::Read as _;
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    s.write_all(head_and_body.as_bytes())?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
     Ok(buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
 
-fn total_of(addr: SocketAddr, query: &str) -> Result<u64> {
-    let body = get(addr, &format!("/api/jobs?{query}&limit=1"))?;
-    // Chunked or not, the JSON object is the part between the first '{' and the last '}'.
+/// The JSON object of a response body (chunked or not: the part between the first '{' and the last '}').
+fn json_of(body: &str) -> Result<serde_json::Value> {
     let json = body.find('{').zip(body.rfind('}')).map(|(a, b)| &body[a..=b]).unwrap_or("{}");
-    let v: serde_json::Value = serde_json::from_str(json).with_context(|| format!("bad /api/jobs body: {body}"))?;
-    v["total"].as_u64().context("no total in /api/jobs")
+    serde_json::from_str(json).with_context(|| format!("not a JSON body: {body}"))
+}
+
+/// Triggers `pipeline` and waits for the job's end; returns the job.
+fn run_job(addr: SocketAddr, pipeline: &str, params: &str) -> Result<serde_json::Value> {
+    let body = post(addr, &format!("/api/pipelines/{pipeline}/trigger"), &format!("{{\"parameters\":{params}}}"))?;
+    let accepted = json_of(&body)?;
+    let id = accepted["jobId"].as_str().with_context(|| format!("trigger {pipeline}: {accepted}"))?.to_string();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let job = json_of(&get(addr, &format!("/api/jobs/{id}"))?)?;
+        match job["status"].as_str() {
+            Some("completed") => return Ok(job),
+            Some("failed" | "cancelled") => bail!("job {id} of {pipeline} ended: {job}"),
+            _ if Instant::now() > deadline => bail!("job {id} of {pipeline} did not end in 180 s: {job}"),
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Section 4's one-job-at-a-time rows, one per language: a first job (worker load and compile,
+/// or the cache), then `n` sequential near-empty jobs, trigger → completed over HTTP and the
+/// run itself (`completedAt - startedAt`: store, instantiate, one call). With `polyglot`, the
+/// JavaScript and Python components of `scripts/build-polyglot.sh` too.
+pub fn sequential_jobs(report: &mut Report, bin: &Path, polyglot: bool, n: usize) -> Result<tempfile::TempDir> {
+    let root = tempfile::tempdir()?;
+    let empty = root.path().join("empty");
+    std::fs::create_dir_all(&empty)?;
+    let built = crate::repo_root().join("target/polyglot");
+    let mut extra = Vec::new();
+    let mut cases = vec![("noop", "Rust", "{}".to_string())];
+    if polyglot {
+        let markdown = format!("{{\"repositoryPath\":{:?}}}", empty.display().to_string());
+        for (id, stem, lang, params) in [
+            ("changelog", "changelog", "JavaScript", r#"{"commits":[]}"#.to_string()),
+            ("markdown-links", "markdown_links", "Python", markdown),
+        ] {
+            let wasm = built.join(format!("{stem}.wasm"));
+            if wasm.is_file() {
+                extra.push((id, wasm));
+                cases.push((id, lang, params));
+            } else {
+                report.add(
+                    S4,
+                    format!("one job at a time, `{id}` ({lang})"),
+                    "skipped",
+                    format!("{} is absent", wasm.display()),
+                );
+            }
+        }
+    }
+    let server = Server::start_with(bin, &[root.path().to_path_buf()], tempfile::tempdir()?, &extra)?;
+    for (id, lang, params) in cases {
+        let first = Instant::now();
+        run_job(server.addr, id, &params)?;
+        let cold = first.elapsed();
+        let (mut walls, mut runs) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let start = Instant::now();
+            let job = run_job(server.addr, id, &params)?;
+            walls.push(start.elapsed());
+            let at = |k: &str| {
+                job[k]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .with_context(|| format!("{k} of {job}"))
+            };
+            runs.push((at("completedAt")? - at("startedAt")?).num_milliseconds());
+        }
+        walls.sort();
+        let mean_run = runs.iter().sum::<i64>() as f64 / n as f64;
+        report.add(
+            S4,
+            format!("one job at a time, `{id}` ({lang}): trigger → completed, median"),
+            fmt_d(walls[walls.len() / 2]),
+            format!(
+                "{n} sequential jobs over HTTP after a first one of {} (worker load + compile); the run itself (startedAt → completedAt, ms clock): mean {mean_run:.1} ms, best {} ms",
+                fmt_d(cold),
+                runs.iter().min().copied().unwrap_or_default()
+            ),
+        );
+    }
+    server.stop()
+}
+
+fn total_of(addr: SocketAddr, query: &str) -> Result<u64> {
+    let v = json_of(&get(addr, &format!("/api/jobs?{query}&limit=1"))?)?;
+    v["total"].as_u64().with_context(|| format!("no total in /api/jobs: {v}"))
 }
 
 /// What wrk reported.

@@ -9,9 +9,9 @@
 //! npm tools and the polyglot components, and runs the PostgreSQL section with 50 jobs (a
 //! skip row when no server answers); it asserts nothing about timings (it keeps the suite
 //! from rotting). PostgreSQL: `ALEPHAUTO_BENCH_PG` (else `ALEPHAUTO_TEST_PG`, else
-//! postgres://postgres@127.0.0.1:5432/test). `--polyglot` adds section 1's rows for the
-//! JavaScript and Python components (`scripts/build-polyglot.sh` builds them).
-//! `--only-tools` runs section 5 alone and prints its rows.
+//! postgres://postgres@127.0.0.1:5432/test). `--polyglot` adds section 1's and section 4's
+//! one-job-at-a-time rows for the JavaScript and Python components (`scripts/build-polyglot.sh`
+//! builds them). `--only-tools` runs section 5 alone and prints its rows.
 
 mod cluster;
 mod corpus;
@@ -158,11 +158,11 @@ fn main() -> Result<()> {
         eprintln!("warning: a debug build; figures are meaningless (use scripts/bench.sh)");
     }
     // Sizes: (instantiations, queue N, concurrency, latency rate, latency secs, effectum N, apalis N, wrk secs,
-    // polyglot instantiations (0: skipped), PostgreSQL N per round).
-    let (iters, n, conc, lat_rate, lat_secs, n_eff, n_apalis, wrk_secs, poly_iters, n_pg) = if args.smoke {
-        (200, 300, 8, 200, 1, 0, 0, 0, 0, 50)
+    // polyglot instantiations (0: skipped), PostgreSQL N per round, sequential jobs over HTTP per language).
+    let (iters, n, conc, lat_rate, lat_secs, n_eff, n_apalis, wrk_secs, poly_iters, n_pg, seq_jobs) = if args.smoke {
+        (200, 300, 8, 200, 1, 0, 0, 0, 0, 50, 5)
     } else {
-        (10_000, 50_000, 8, 1_000, 3, 20_000, 1_000, 5, 1_000, 2_000)
+        (10_000, 50_000, 8, 1_000, 3, 20_000, 1_000, 5, 1_000, 2_000, 50)
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -199,6 +199,7 @@ fn main() -> Result<()> {
         eprintln!("4/6. http + footprint");
         if args.alephauto.exists() {
             leftovers.extend(http::run(&mut report, &args.alephauto, args.wrk.as_deref(), wrk_secs)?);
+            leftovers.push(http::sequential_jobs(&mut report, &args.alephauto, args.polyglot, seq_jobs)?);
         } else if args.smoke {
             eprintln!("  (skipped: {} not built)", args.alephauto.display());
         } else {

@@ -10,6 +10,7 @@
 //! - `walk`: `.gitignore`-aware tree walking that never follows symlinks nor enters `.git`.
 //! - `lang`, `time`: extension → language, and UTC civil dates (no tz database in a guest).
 //! - `error`: [`JobError`] and [`ResultExt`].
+//! - `testing` (feature `testing`): the contract check every worker's tests run, fixture files.
 //!
 //! Invariant: worker logic depends on [`Reporter`], not [`Context`], so it runs natively in tests.
 
@@ -20,6 +21,8 @@ mod error;
 mod git;
 pub mod lang;
 pub mod params;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod walk;
 mod worker;

@@ -8,7 +8,7 @@
 //!   and the host capabilities a guest may call (`sandbox::capabilities`: `fs`, `host`, `git`).
 //! - [`registry`]: lazy, cached workers per pipeline with a circuit breaker.
 //! - [`queue`]: per-pipeline FIFO lanes, execution, retries and recovery.
-//! - [`gitflow`]: the host-side git workflow around a job.
+//! - [`gitflow`]: the host-side git workflow around a job; `gitcli`: the host's one git process runner.
 //! - [`store`]: durable job storage (SQLite, PostgreSQL).
 //! - [`events`]: the lifecycle event bus.
 //! - [`api`]: the axum HTTP API and WebSocket feed.
@@ -21,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod events;
+mod gitcli;
 pub mod gitflow;
 #[cfg(test)]
 mod layers;

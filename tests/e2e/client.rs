@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, pipeline, write_tree};
+use crate::support::{Server, eventually, pipeline, write_tree};
 
 const KEY: &str = "k+y/with=signs";
 
@@ -118,9 +118,18 @@ async fn metrics_parse_in_both_formats_and_count_cancelled_jobs() {
         let (code, job) = server.post(&format!("/api/jobs/{id}/cancel"), json!({})).await;
         assert_eq!((code, job["status"].as_str()), (200, Some("cancelled")), "{job}");
     }
-    // The interrupted attempt's own end must not count the job a second time.
+    // The interrupted attempt's own end must not count the job a second time: wait for it
+    // to end (its slot is freed then, leaving `other` the only job running).
     server.wait_status(&other, &["running"], Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(Duration::from_secs(10), "the cancelled attempt ends", || async {
+        let text = server.http.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+        let running = text.lines().find(|l| l.starts_with("alephauto_jobs_running{pipeline=\"echo\"}"));
+        match running {
+            Some(line) if line.ends_with(" 1") => Ok(()),
+            other => Err(other.map(str::to_owned)),
+        }
+    })
+    .await;
 
     let fetch = |accept: Option<&'static str>| {
         let mut req = server.http.get(format!("{}/metrics", server.url));

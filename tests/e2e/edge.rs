@@ -30,6 +30,20 @@ fn addr(server: &Server) -> String {
     server.url.trim_start_matches("http://").to_string()
 }
 
+/// A client's end of the `/ws` feed.
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/ws` with one extra handshake header (the key as `x-api-key`, or subprotocols).
+async fn ws_with(
+    server: &Server,
+    header: &'static str,
+    value: &str,
+) -> Result<(Ws, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("{}/ws", server.url.replacen("http", "ws", 1)).into_client_request().expect("ws request");
+    req.headers_mut().insert(header, value.parse().expect("a header value"));
+    tokio_tungstenite::connect_async(req).await
+}
+
 /// Sends `request` on a fresh connection and returns the status line's code and the body.
 fn raw(server: &Server, request: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr(server)).unwrap();
@@ -347,19 +361,11 @@ async fn a_first_run_generates_a_private_key_that_later_runs_reuse() {
     assert_eq!(anonymous.get(format!("{}/api/jobs", server.url)).send().await.unwrap().status(), 200);
     // The key as the WebSocket subprotocol (what the dashboard sends); the server answers
     // with the plain protocol, so the key is not echoed.
-    let mut req = format!("{}/ws", server.url.replacen("http", "ws", 1)).into_client_request().unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        format!("alephauto.v1, alephauto.key.{}", hex::encode(&key)).parse().unwrap(),
-    );
-    let (_ws, res) = tokio_tungstenite::connect_async(req).await.expect("subprotocol key accepted");
+    let protocols = |key: &str| format!("alephauto.v1, alephauto.key.{}", hex::encode(key));
+    let (_ws, res) =
+        ws_with(&server, "sec-websocket-protocol", &protocols(&key)).await.expect("subprotocol key accepted");
     assert_eq!(res.headers()["sec-websocket-protocol"], "alephauto.v1");
-    let mut req = format!("{}/ws", server.url.replacen("http", "ws", 1)).into_client_request().unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        format!("alephauto.v1, alephauto.key.{}", hex::encode("wrong")).parse().unwrap(),
-    );
-    match tokio_tungstenite::connect_async(req).await {
+    match ws_with(&server, "sec-websocket-protocol", &protocols("wrong")).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 403),
         other => panic!("a wrong key must be refused: {:?}", other.map(|(_, r)| r.status())),
     }
@@ -384,9 +390,7 @@ async fn oversize_messages_and_extra_connections_are_refused_and_the_server_stay
     let mut open = Vec::new();
     let mut refused = 0;
     for _ in 0..16 {
-        let mut req = format!("{}/ws", server.url.replacen("http", "ws", 1)).into_client_request().unwrap();
-        req.headers_mut().insert("x-api-key", server.api_key.clone().unwrap().parse().unwrap());
-        match tokio_tungstenite::connect_async(req).await {
+        match ws_with(&server, "x-api-key", server.api_key.as_deref().unwrap()).await {
             Ok((ws, _)) => open.push(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
                 assert_eq!(res.status(), 503);

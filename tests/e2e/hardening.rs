@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, component, pipeline};
+use crate::support::{Server, component, eventually, pipeline};
 
 fn config() -> String {
     [
@@ -80,9 +80,18 @@ async fn failing_initialisation_trips_the_breaker_which_recovers_after_the_coold
     assert_eq!(phoenix["status"], "cooldown");
 
     // The operator deploys a working component; after the cooldown one attempt goes through.
+    // Until the cooldown ends triggers are refused without an attempt; the first accepted
+    // one is the attempt that goes through.
     std::fs::copy(component("fixture_noop"), server.dir.join("phoenix.wasm")).unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let job = server.run("phoenix", json!({})).await;
+    let id = eventually(Duration::from_secs(10), "the cooldown ends", || async {
+        match server.trigger("phoenix", json!({})).await {
+            (201, body) => Ok(body["jobId"].as_str().unwrap().to_string()),
+            (503, body) if body["code"] == "WORKER_COOLDOWN" => Err(body),
+            (code, body) => panic!("unexpected {code}: {body}"),
+        }
+    })
+    .await;
+    let job = server.wait_job(&id, Duration::from_secs(60)).await;
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(server.run("noop", json!({})).await["status"], "completed", "other pipelines were never affected");
 }
@@ -121,11 +130,12 @@ fn stored(server: &Server) -> HashMap<String, (String, u32)> {
         .collect()
 }
 
-async fn wait_all_completed(server: &Server, n: u64) {
+/// Waits until at least `n` jobs have completed.
+async fn wait_completed(server: &Server, n: u64) {
     let start = Instant::now();
     while server.count("completed").await < n {
-        assert!(start.elapsed() < Duration::from_secs(300), "jobs stuck\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(start.elapsed() < Duration::from_secs(300), "jobs stuck below {n} completed\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -133,16 +143,14 @@ async fn wait_all_completed(server: &Server, n: u64) {
 async fn a_thousand_jobs_survive_sigkill_and_each_completes_once() {
     let mut server = Server::start(&config());
     let ids = trigger_many(&server, 1000).await;
-    while server.count("completed").await < 200 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_completed(&server, 200).await;
     assert!(server.count("running").await > 0, "the kill must land while jobs run");
     server.kill();
     let at_kill = stored(&server);
     let running_at_kill: Vec<&String> = at_kill.iter().filter(|(_, (s, _))| s == "running").map(|(id, _)| id).collect();
     assert!(!running_at_kill.is_empty());
     server.restart();
-    wait_all_completed(&server, 1000).await;
+    wait_completed(&server, 1000).await;
 
     let after = stored(&server);
     assert_eq!(after.len(), 1000, "no job lost, none duplicated");
@@ -166,13 +174,11 @@ async fn a_thousand_jobs_survive_sigkill_and_each_completes_once() {
 async fn sigterm_with_a_full_queue_reruns_nothing() {
     let mut server = Server::start(&config());
     let ids = trigger_many(&server, 300).await;
-    while server.count("completed").await < 50 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_completed(&server, 50).await;
     let status = tokio::task::block_in_place(|| server.terminate());
     assert!(status.success());
     server.restart();
-    wait_all_completed(&server, 300).await;
+    wait_completed(&server, 300).await;
     let after = stored(&server);
     let runs = journal(&server);
     for id in &ids {
@@ -362,7 +368,12 @@ async fn load_two_hundred_clients_every_accepted_job_completes() {
         accepted.len() as u64 + 1,
         "every accepted job is persisted and completed"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Freed memory goes back to the system over a moment: wait for it, then report.
+    let drained = baseline + 150 * 1024;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.rss_kib() >= drained && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let after = server.rss_kib();
     eprintln!(
         "load: {} jobs in {secs}s by 200 clients ({:.0} jobs/s); RSS {baseline} KiB idle, {during} KiB at the end of load, {after} KiB drained",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, pipeline};
+use crate::support::{Server, eventually, pipeline};
 
 /// Fails unless `/health` answers within 100 ms; retries a slow probe (a loaded
 /// 2-core CI box stalls now and then) and fails only when three in a row are slow.
@@ -171,10 +171,14 @@ async fn cancel_frees_the_slot_of_a_guest_parked_in_a_long_sleep() {
         .concat(),
     );
     let sleeping = server.trigger_ok("sleeper", json!({"mode": "sleep"})).await;
-    server.wait_status(&sleeping, &["running"], Duration::from_secs(30)).await;
-    // Let the guest reach its 60-s clock wait.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The guest reports `parked` just before its 60-s clock wait.
+    eventually(Duration::from_secs(30), "the sleeper parks", || async {
+        let (_, job) = server.get(&format!("/api/jobs/{sleeping}")).await;
+        if job["progress"]["message"] == "parked" { Ok(()) } else { Err(job) }
+    })
+    .await;
     let next = server.trigger_ok("sleeper", json!({"mode": "exec", "paths": ""})).await;
+    // Not a synchronisation: the window in which a wrongly freed slot would start `next`.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(server.get(&format!("/api/jobs/{next}")).await.1["status"], "queued", "one slot, held by the sleeper");
 

@@ -1,6 +1,9 @@
 //! End-to-end tests: the real `alephauto` binary, real components, real SQLite
 //! files and real git repositories, driven the way a user drives them.
 
+// Test code throughout, helpers included (clippy's allow-unwrap-in-tests looks for cfg(test)).
+#![cfg(test)]
+
 mod cdp;
 mod client;
 mod support;

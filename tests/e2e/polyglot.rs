@@ -2,7 +2,8 @@
 //! latter on the JS SDK, reading and walking its grant through `wasi:filesystem`) and the
 //! Python `markdown-links` (componentize-py, on the Python SDK) pipelines, registered through
 //! configuration only and triggered over HTTP against fixture trees; the `new-worker` scaffold
-//! of each language built and run; and the per-job instantiation cost of each language.
+//! of each language built and run. (Their per-job cost is measured by the bench:
+//! `scripts/bench.sh --polyglot`, sections 1 and 4.)
 //!
 //! The components come from `scripts/build-polyglot.sh` (run here once; it is
 //! incremental). Where node/npm or python3 is missing, the tests of that language
@@ -11,11 +12,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, git, init_repo, pipeline, write_tree};
+use crate::support::{Server, git, init_repo, write_tree};
 
 fn repo_root() -> PathBuf {
     std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).expect("repository root")
@@ -364,87 +364,6 @@ async fn python_markdown_links_reports_broken_links_and_anchors() {
     let (status, body) =
         server.trigger("markdown-links", json!({"repositoryPath": outside.path().display().to_string()})).await;
     assert_eq!(status, 400, "{body}");
-}
-
-/// Times `n` sequential near-empty jobs: mean and best `completedAt - startedAt` (store,
-/// instantiate, one call) and the end-to-end trigger→terminal wall time.
-async fn time_jobs(server: &Server, pipeline: &str, params: Value, n: usize) -> String {
-    let first = Instant::now();
-    let id = server.trigger_ok(pipeline, params.clone()).await;
-    let job = server.wait_job(&id, Duration::from_secs(180)).await;
-    assert_eq!(job["status"], "completed", "{job}");
-    let cold = first.elapsed();
-    let before = instantiate_totals(server, pipeline).await;
-    let mut runs = Vec::new();
-    let mut walls = Vec::new();
-    for _ in 0..n {
-        let start = Instant::now();
-        let id = server.trigger_ok(pipeline, params.clone()).await;
-        let job = server.wait_job(&id, Duration::from_secs(60)).await;
-        walls.push(start.elapsed());
-        assert_eq!(job["status"], "completed", "{job}");
-        let at = |k: &str| chrono::DateTime::parse_from_rfc3339(job[k].as_str().unwrap()).unwrap();
-        runs.push((at("completedAt") - at("startedAt")).num_milliseconds());
-    }
-    let mean = runs.iter().sum::<i64>() as f64 / n as f64;
-    let best = runs.iter().min().unwrap();
-    let wall = walls.iter().map(Duration::as_secs_f64).sum::<f64>() / n as f64 * 1000.0;
-    // The runtime's own histogram, when it exports one: first and warm instantiations.
-    let instantiate = match (before, instantiate_totals(server, pipeline).await) {
-        (Some((first_sum, 1)), Some((sum, count))) if count > 1 => format!(
-            " | instantiate: first {:.0} µs, warm {:.0} µs mean",
-            first_sum * 1e6,
-            (sum - first_sum) / (count - 1) as f64 * 1e6
-        ),
-        _ => String::new(),
-    };
-    format!(
-        "{pipeline:<15} first job (load + compile or cache) {:>7.0} ms | {n} warm jobs: run {mean:>5.1} ms mean, {best} ms best (store + instantiate + call, ms clock) | trigger->done {wall:>5.1} ms mean{instantiate}",
-        cold.as_secs_f64() * 1000.0
-    )
-}
-
-/// `(sum seconds, count)` of `alephauto_instantiate_seconds` for a pipeline from `/metrics`, if exported.
-async fn instantiate_totals(server: &Server, pipeline: &str) -> Option<(f64, u64)> {
-    let res = server.http.get(format!("{}/metrics", server.url)).send().await.ok()?;
-    if !res.status().is_success() {
-        return None;
-    }
-    let text = res.text().await.ok()?;
-    let value = |name: &str| {
-        let prefix = format!("alephauto_instantiate_seconds_{name}{{pipeline=\"{pipeline}\"}} ");
-        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    Some((value("sum")?, value("count")? as u64))
-}
-
-#[tokio::test]
-async fn per_job_instantiation_cost_by_language() {
-    let js = component("changelog", &["node", "npm"]);
-    let py = component("markdown_links", &["python3"]);
-    let mut config = pipeline("rust-noop", "fixture_noop", "roots = [\"ROOT\"]");
-    if let Some(js) = &js {
-        config.push_str(&table("changelog", js, "timeout_secs = 120"));
-    }
-    if let Some(py) = &py {
-        config.push_str(&table("markdown-links", py, "timeout_secs = 120"));
-    }
-    let server = Server::start(&config);
-    let empty = server.dir.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let mut lines = vec![time_jobs(&server, "rust-noop", json!({}), 20).await];
-    if js.is_some() {
-        lines.push(time_jobs(&server, "changelog", json!({"commits": []}), 20).await);
-    }
-    if py.is_some() {
-        lines.push(
-            time_jobs(&server, "markdown-links", json!({"repositoryPath": empty.display().to_string()}), 20).await,
-        );
-    }
-    eprintln!("per-job instantiation cost (debug host, shared compiled-component cache):");
-    for line in lines {
-        eprintln!("  {line}");
-    }
 }
 
 /// Scaffolds `name` in `lang` with the real binary into a temp folder; returns (temp, folder, stdout).

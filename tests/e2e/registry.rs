@@ -12,7 +12,7 @@ use alephauto::sandbox::Sandbox;
 use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::sandbox::engine::EngineSettings;
 
-use crate::support::component;
+use crate::support::{component, eventually};
 
 fn registry(pipelines: &[(&str, &str)], breaker: BreakerSettings) -> (Registry, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -64,7 +64,11 @@ async fn repeated_init_failures_trip_the_breaker_and_it_recovers_after_the_coold
         other => panic!("expected cooldown, got {other:?}"),
     }
     assert_eq!(registry.status("bad").unwrap().init_attempts, 3, "no attempt during the cooldown");
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    eventually(Duration::from_secs(5), "the cooldown ends", || async {
+        let status = registry.status("bad").unwrap();
+        if status.cooling_down { Err(status.failures) } else { Ok(()) }
+    })
+    .await;
     // One attempt goes through after the cooldown; it fails again and the cooldown doubles.
     assert!(matches!(registry.get_worker("bad").await, Err(RegistryError::InitFailed { .. })));
     match registry.get_worker("bad").await {

@@ -156,6 +156,7 @@ async fn concurrent_triggers_get_distinct_persisted_ids_and_respect_concurrency(
     let ids: Vec<String> =
         futures::future::join_all((0..6).map(|_| server.trigger_ok("echo", json!({"sleepMs": 150})))).await;
     let mut max_running = 0;
+    let start = std::time::Instant::now();
     loop {
         let (_, running) = server.get("/api/pipelines/echo/jobs?status=running&limit=100").await;
         max_running = max_running.max(running["total"].as_u64().unwrap());
@@ -163,6 +164,7 @@ async fn concurrent_triggers_get_distinct_persisted_ids_and_respect_concurrency(
         if done["total"] == 6 {
             break;
         }
+        assert!(start.elapsed() < Duration::from_secs(60), "six echo jobs never completed: {done}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(max_running <= 2, "saw {max_running} running");

@@ -12,7 +12,7 @@ use alephauto::store::{ClusterNote, ClusterStore, Cursor, Finish, JobFilter, Job
 use chrono::Utc;
 use serde_json::json;
 
-use crate::support::pg_schema_url;
+use crate::support::{eventually, pg_schema_url};
 
 fn job(id: &str, pipeline: &str, ms: i64) -> Job {
     Job::new(id.into(), pipeline.into(), json!({"n": ms}), Utc::now() + chrono::Duration::milliseconds(ms))
@@ -262,11 +262,16 @@ async fn postgres_claims_respect_the_cluster_cap_leases_and_leadership() {
     // A's leases expire without heartbeats; B's are renewed. The rescue re-queues A's with attempt 2.
     let mut notes = b.notes();
     let b_ids: Vec<String> = y.iter().map(|j| j.id.clone()).collect();
+    // Time passing is the behaviour here: B renews before the 1-s leases run out.
     tokio::time::sleep(Duration::from_millis(600)).await;
     b.heartbeat("B", &b_ids, Duration::from_secs(30)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let rescued = a.rescue_expired().await.unwrap();
-    assert_eq!(rescued as usize, x.len());
+    let rescued = std::cell::Cell::new(0u64);
+    eventually(Duration::from_secs(10), "A's leases expire and are rescued", || async {
+        rescued.set(rescued.get() + a.rescue_expired().await.unwrap());
+        if rescued.get() as usize >= x.len() { Ok(()) } else { Err(rescued.get()) }
+    })
+    .await;
+    assert_eq!(rescued.get() as usize, x.len(), "only A's expired leases, not B's renewed one");
     for j in &x {
         let now = a.get(&j.id).await.unwrap().unwrap();
         assert_eq!((now.status, now.attempt), (JobStatus::Queued, 2));

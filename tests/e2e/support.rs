@@ -29,6 +29,23 @@ pub fn pipeline(id: &str, stem: &str, extra: &str) -> String {
     format!("[pipelines.{id}]\ncomponent = {:?}\n{extra}\n", component(stem))
 }
 
+/// Polls `probe` until it returns `Some`, at most until `limit`; then fails naming `what`
+/// and the last thing `probe` saw. For waits on a condition instead of fixed sleeps.
+pub async fn eventually<T, S: std::fmt::Debug, F: std::future::Future<Output = Result<T, S>>>(
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match probe().await {
+            Ok(done) => return done,
+            Err(seen) => assert!(Instant::now() < deadline, "{what}: still {seen:?} after {limit:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A running server process and its files.
 pub struct Server {
     child: Option<Child>,

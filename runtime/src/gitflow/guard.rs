@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::git::Git;
+use crate::gitcli::Git;
 
 /// Bytes of metadata a snapshot keeps at most (hooks, config, info/...); a repository with
 /// more is refused rather than left unguarded.

@@ -13,10 +13,9 @@
 //! (`guard::check_config`), records the push URL, the forge URL and the commit identity,
 //! and snapshots the git metadata and refs; `complete` and `abort` compare before running
 //! any git command, and on a difference restore the repository, push nothing and fail the
-//! job with `SECURITY` (`guard::Tampered`). Every git command runs hardened (`git`).
+//! job with `SECURITY` (`guard::Tampered`). Every git command runs hardened (`crate::gitcli`).
 
 mod forge;
-mod git;
 mod guard;
 mod slug;
 #[cfg(test)]
@@ -32,10 +31,10 @@ use anyhow::{Context, bail};
 use tokio::sync::OwnedMutexGuard;
 
 use self::forge::{ForgeClient, PullRequest};
-use self::git::Git;
 use self::guard::{Snapshot, Tampered, Unsafe};
 use crate::config::GitConfig;
 use crate::domain::{FailureCode, GitInfo};
+use crate::gitcli::Git;
 
 /// Identity used for job commits when the repository has none configured.
 const FALLBACK_NAME: &str = "AlephAuto";

@@ -291,6 +291,7 @@ async fn sessions_on_one_repository_serialize() {
 
     let (flow2, work) = (flow.clone(), fx.work.join("."));
     let second = tokio::spawn(async move { flow2.begin(request(&work, Some("second"))).await });
+    // Not a synchronisation: the window in which a second begin that did not wait would end.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!second.is_finished(), "second begin must wait for the first job");
     assert!(fx.current_branch().contains("-first-"));

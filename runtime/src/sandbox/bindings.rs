@@ -2,6 +2,9 @@
 //! world in the repository's `wit/` folder. Generated code stays here; the
 //! capability implementations live in `sandbox::capabilities`.
 
+// Generated items carry the WIT's comments only where it has them.
+#![allow(missing_docs)]
+
 wasmtime::component::bindgen!({
     world: "pipeline-worker",
     path: "../wit",

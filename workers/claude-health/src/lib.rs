@@ -92,29 +92,18 @@ export_worker!(ClaudeHealth);
 
 #[cfg(test)]
 mod contract_tests {
-    use super::*;
+    use alephauto_guest::testing::assert_contract;
+    use serde_json::json;
 
     #[test]
     fn schema_marks_paths_defaults_and_is_closed() {
-        assert_eq!(ClaudeHealth::info().id, env!("CARGO_PKG_NAME"));
-        let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
-        assert_eq!(s["additionalProperties"], false);
-        assert!(!s.to_string().contains("$ref"), "schema must be inline");
-        assert_eq!(
-            s.pointer("/properties/configDir/x-alephauto-path"),
-            Some(&serde_json::json!("read")),
-            "/properties/configDir/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/configDir/default"),
-            Some(&serde_json::json!("~/.claude")),
-            "/properties/configDir/default"
-        );
-        assert_eq!(
-            s.pointer("/properties/analyzePlugins/default"),
-            Some(&serde_json::json!(true)),
-            "/properties/analyzePlugins/default"
+        assert_contract::<super::ClaudeHealth>(
+            env!("CARGO_PKG_NAME"),
+            &[
+                ("/properties/configDir/x-alephauto-path", json!("read")),
+                ("/properties/configDir/default", json!("~/.claude")),
+                ("/properties/analyzePlugins/default", json!(true)),
+            ],
         );
     }
 }

@@ -191,29 +191,18 @@ export_worker!(DuplicateDetection);
 
 #[cfg(test)]
 mod contract_tests {
-    use super::*;
+    use alephauto_guest::testing::assert_contract;
+    use serde_json::json;
 
     #[test]
     fn schema_marks_paths_defaults_and_is_closed() {
-        assert_eq!(DuplicateDetection::info().id, env!("CARGO_PKG_NAME"));
-        let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
-        assert_eq!(s["additionalProperties"], false);
-        assert!(!s.to_string().contains("$ref"), "schema must be inline");
-        assert_eq!(
-            s.pointer("/properties/repositoryPath/x-alephauto-path"),
-            Some(&serde_json::json!("read")),
-            "/properties/repositoryPath/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/repositories/items/properties/path/x-alephauto-path"),
-            Some(&serde_json::json!("read")),
-            "/properties/repositories/items/properties/path/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/scanType/default"),
-            Some(&serde_json::json!("intra-project")),
-            "/properties/scanType/default"
+        assert_contract::<super::DuplicateDetection>(
+            env!("CARGO_PKG_NAME"),
+            &[
+                ("/properties/repositoryPath/x-alephauto-path", json!("read")),
+                ("/properties/repositories/items/properties/path/x-alephauto-path", json!("read")),
+                ("/properties/scanType/default", json!("intra-project")),
+            ],
         );
     }
 

@@ -292,14 +292,9 @@ fn ids(list: &[Duplicate]) -> Vec<String> {
 mod tests {
     use super::*;
     use alephauto_guest::Silent;
+    use alephauto_guest::testing::put;
 
     const BLOCK: &str = "def load(path):\n    with open(path) as handle:\n        data = handle.read()\n    rows = data.splitlines()\n    cleaned = [r.strip() for r in rows]\n    return [c for c in cleaned if c]\n";
-
-    fn put(root: &Path, rel: &str, body: &str) {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        fs::write(p, body).expect("write");
-    }
 
     fn opts(limit: usize, offset: usize) -> ScanOptions {
         ScanOptions { mode: Mode::Exact, min_tokens: 20, min_lines: 4, offset, limit }
@@ -309,11 +304,11 @@ mod tests {
     fn scans_repositories_and_writes_full_reports() {
         let one = tempfile::tempdir().expect("tempdir");
         let two = tempfile::tempdir().expect("tempdir");
-        put(one.path(), "app/io.py", &format!("x_value = 1\n{BLOCK}"));
+        put(one.path(), "app/io.py", format!("x_value = 1\n{BLOCK}"));
         put(one.path(), "node_modules/dep/io.py", BLOCK);
         put(one.path(), ".gitignore", "ignored/\n");
         put(one.path(), "ignored/io.py", BLOCK);
-        put(two.path(), "src/files.py", &format!("{BLOCK}y_value = 2\n"));
+        put(two.path(), "src/files.py", format!("{BLOCK}y_value = 2\n"));
         let repos = vec![("one".to_owned(), one.path().to_path_buf()), ("two".to_owned(), two.path().to_path_buf())];
         let s = scan(ScanType::InterProject, &repos, &opts(50, 0), &Silent).expect("scan");
         let v = result(ScanType::InterProject, &repos, &s, &opts(50, 0));

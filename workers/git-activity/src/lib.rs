@@ -174,34 +174,19 @@ export_worker!(GitActivity);
 
 #[cfg(test)]
 mod contract_tests {
-    use super::*;
+    use alephauto_guest::testing::assert_contract;
+    use serde_json::json;
 
     #[test]
     fn schema_marks_paths_defaults_and_is_closed() {
-        assert_eq!(GitActivity::info().id, env!("CARGO_PKG_NAME"));
-        let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
-        assert_eq!(s["additionalProperties"], false);
-        assert!(!s.to_string().contains("$ref"), "schema must be inline");
-        assert_eq!(
-            s.pointer("/properties/repositories/items/x-alephauto-path"),
-            Some(&serde_json::json!("read")),
-            "/properties/repositories/items/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/baseDir/x-alephauto-path"),
-            Some(&serde_json::json!("read")),
-            "/properties/baseDir/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/outputFormat/default"),
-            Some(&serde_json::json!("both")),
-            "/properties/outputFormat/default"
-        );
-        assert_eq!(
-            s.pointer("/properties/generateVisualizations/default"),
-            Some(&serde_json::json!(true)),
-            "/properties/generateVisualizations/default"
+        assert_contract::<super::GitActivity>(
+            env!("CARGO_PKG_NAME"),
+            &[
+                ("/properties/repositories/items/x-alephauto-path", json!("read")),
+                ("/properties/baseDir/x-alephauto-path", json!("read")),
+                ("/properties/outputFormat/default", json!("both")),
+                ("/properties/generateVisualizations/default", json!(true)),
+            ],
         );
     }
 

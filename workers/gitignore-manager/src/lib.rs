@@ -94,34 +94,19 @@ export_worker!(GitignoreManager);
 
 #[cfg(test)]
 mod contract_tests {
-    use super::*;
+    use alephauto_guest::testing::assert_contract;
+    use serde_json::json;
 
     #[test]
     fn schema_marks_paths_defaults_and_is_closed() {
-        assert_eq!(GitignoreManager::info().id, env!("CARGO_PKG_NAME"));
-        let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
-        assert_eq!(s["additionalProperties"], false);
-        assert!(!s.to_string().contains("$ref"), "schema must be inline");
-        assert_eq!(
-            s.pointer("/properties/baseDir/x-alephauto-path"),
-            Some(&serde_json::json!("write")),
-            "/properties/baseDir/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/repositories/items/x-alephauto-path"),
-            Some(&serde_json::json!("write")),
-            "/properties/repositories/items/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/maxDepth/default"),
-            Some(&serde_json::json!(10)),
-            "/properties/maxDepth/default"
-        );
-        assert_eq!(
-            s.pointer("/properties/gitignoreEntry/default"),
-            Some(&serde_json::json!("repomix-output.xml")),
-            "/properties/gitignoreEntry/default"
+        assert_contract::<super::GitignoreManager>(
+            env!("CARGO_PKG_NAME"),
+            &[
+                ("/properties/baseDir/x-alephauto-path", json!("write")),
+                ("/properties/repositories/items/x-alephauto-path", json!("write")),
+                ("/properties/maxDepth/default", json!(10)),
+                ("/properties/gitignoreEntry/default", json!("repomix-output.xml")),
+            ],
         );
     }
 }

@@ -62,24 +62,14 @@ export_worker!(RepoCleanup);
 
 #[cfg(test)]
 mod contract_tests {
-    use super::*;
+    use alephauto_guest::testing::assert_contract;
+    use serde_json::json;
 
     #[test]
     fn schema_marks_paths_defaults_and_is_closed() {
-        assert_eq!(RepoCleanup::info().id, env!("CARGO_PKG_NAME"));
-        let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
-        assert_eq!(s["additionalProperties"], false);
-        assert!(!s.to_string().contains("$ref"), "schema must be inline");
-        assert_eq!(
-            s.pointer("/properties/targetDir/x-alephauto-path"),
-            Some(&serde_json::json!("write")),
-            "/properties/targetDir/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/dryRun/default"),
-            Some(&serde_json::json!(true)),
-            "/properties/dryRun/default"
+        assert_contract::<super::RepoCleanup>(
+            env!("CARGO_PKG_NAME"),
+            &[("/properties/targetDir/x-alephauto-path", json!("write")), ("/properties/dryRun/default", json!(true))],
         );
     }
 }

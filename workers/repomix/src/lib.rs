@@ -130,29 +130,18 @@ export_worker!(Repomix);
 
 #[cfg(test)]
 mod contract_tests {
-    use super::*;
+    use alephauto_guest::testing::assert_contract;
+    use serde_json::json;
 
     #[test]
     fn schema_marks_paths_defaults_and_is_closed() {
-        assert_eq!(Repomix::info().id, env!("CARGO_PKG_NAME"));
-        let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
-        assert_eq!(s["additionalProperties"], false);
-        assert!(!s.to_string().contains("$ref"), "schema must be inline");
-        assert_eq!(
-            s.pointer("/properties/sourceDir/x-alephauto-path"),
-            Some(&serde_json::json!("read")),
-            "/properties/sourceDir/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/useGitignore/default"),
-            Some(&serde_json::json!(true)),
-            "/properties/useGitignore/default"
-        );
-        assert_eq!(
-            s.pointer("/properties/style/default"),
-            Some(&serde_json::json!("xml")),
-            "/properties/style/default"
+        assert_contract::<super::Repomix>(
+            env!("CARGO_PKG_NAME"),
+            &[
+                ("/properties/sourceDir/x-alephauto-path", json!("read")),
+                ("/properties/useGitignore/default", json!(true)),
+                ("/properties/style/default", json!("xml")),
+            ],
         );
     }
 }

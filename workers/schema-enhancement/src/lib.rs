@@ -129,24 +129,17 @@ export_worker!(SchemaEnhancement);
 
 #[cfg(test)]
 mod contract_tests {
-    use super::*;
+    use alephauto_guest::testing::assert_contract;
+    use serde_json::json;
 
     #[test]
     fn schema_marks_paths_defaults_and_is_closed() {
-        assert_eq!(SchemaEnhancement::info().id, env!("CARGO_PKG_NAME"));
-        let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
-        assert_eq!(s["additionalProperties"], false);
-        assert!(!s.to_string().contains("$ref"), "schema must be inline");
-        assert_eq!(
-            s.pointer("/properties/readmePath/x-alephauto-path"),
-            Some(&serde_json::json!("write")),
-            "/properties/readmePath/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/repositoryPath/x-alephauto-path"),
-            Some(&serde_json::json!("read")),
-            "/properties/repositoryPath/x-alephauto-path"
+        assert_contract::<super::SchemaEnhancement>(
+            env!("CARGO_PKG_NAME"),
+            &[
+                ("/properties/readmePath/x-alephauto-path", json!("write")),
+                ("/properties/repositoryPath/x-alephauto-path", json!("read")),
+            ],
         );
         assert_eq!(
             s.pointer("/properties/baseDir/x-alephauto-path"),

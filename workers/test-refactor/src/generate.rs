@@ -192,12 +192,7 @@ pub fn refactor(repo: &Path, o: &Options, r: &dyn Reporter) -> Result<Value, Job
 mod tests {
     use super::*;
     use alephauto_guest::Silent;
-
-    fn put(root: &Path, rel: &str, body: &str) {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        fs::write(p, body).expect("write");
-    }
+    use alephauto_guest::testing::put;
 
     fn opts(dry_run: bool) -> Options {
         Options { tests_dir: "tests".into(), utils_dir: "tests/utils".into(), e2e_dir: None, framework: None, dry_run }

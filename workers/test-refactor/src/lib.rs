@@ -121,29 +121,18 @@ export_worker!(TestRefactor);
 
 #[cfg(test)]
 mod contract_tests {
-    use super::*;
+    use alephauto_guest::testing::assert_contract;
+    use serde_json::json;
 
     #[test]
     fn schema_marks_paths_defaults_and_is_closed() {
-        assert_eq!(TestRefactor::info().id, env!("CARGO_PKG_NAME"));
-        let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
-        assert_eq!(s["additionalProperties"], false);
-        assert!(!s.to_string().contains("$ref"), "schema must be inline");
-        assert_eq!(
-            s.pointer("/properties/repositoryPath/x-alephauto-path"),
-            Some(&serde_json::json!("write")),
-            "/properties/repositoryPath/x-alephauto-path"
-        );
-        assert_eq!(
-            s.pointer("/properties/testsDir/default"),
-            Some(&serde_json::json!("tests")),
-            "/properties/testsDir/default"
-        );
-        assert_eq!(
-            s.pointer("/properties/utilsDir/default"),
-            Some(&serde_json::json!("tests/utils")),
-            "/properties/utilsDir/default"
+        assert_contract::<super::TestRefactor>(
+            env!("CARGO_PKG_NAME"),
+            &[
+                ("/properties/repositoryPath/x-alephauto-path", json!("write")),
+                ("/properties/testsDir/default", json!("tests")),
+                ("/properties/utilsDir/default", json!("tests/utils")),
+            ],
         );
     }
 }

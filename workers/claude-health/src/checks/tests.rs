@@ -1,13 +1,8 @@
 use super::*;
 use alephauto_guest::Silent;
+use alephauto_guest::testing::put;
 
 const ALL: Options = Options { detailed: true, validate_config: true, analyze_plugins: true, check_performance: true };
-
-fn put(root: &Path, rel: &str, body: &str) {
-    let p = root.join(rel);
-    fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    fs::write(p, body).expect("write");
-}
 
 fn healthy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -66,7 +61,7 @@ fn broken_config_is_critical_with_recommendations() {
     put(
         r,
         "settings.json",
-        &format!(
+        format!(
             r#"{{"hooks":{{"Stop":[{{"hooks":[{{"command":"bash hooks/guard.sh"}}]}}]}},"enabledPlugins":{{{}}}}}"#,
             plugins.join(",")
         ),

@@ -1,11 +1,6 @@
 use super::*;
 use alephauto_guest::Silent;
-
-fn put(root: &Path, rel: &str, content: &[u8]) {
-    let p = root.join(rel);
-    fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    fs::write(p, content).expect("write");
-}
+use alephauto_guest::testing::put;
 
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -172,9 +172,11 @@ async fn planted_programs_never_run() {
     git(&repo, &["config", "credential.helper", &format!("!{cmd}")]);
     write(&repo.join(".gitattributes"), "* filter=evil diff=evil\n");
     write(&repo.join("hooks/post-index-change"), &format!("#!/bin/sh\n{cmd}\n"));
-    // A tracked file whose stat changed, so status must look at (and would filter) its content.
-    std::thread::sleep(Duration::from_millis(20));
+    // A tracked file whose stat changed, so status must look at (and would filter) its content:
+    // a later mtime set outright, not waited for.
     write(&repo.join("a.txt"), "one\ntwo\nthree\n");
+    let later = std::time::SystemTime::now() + Duration::from_secs(10);
+    std::fs::File::options().write(true).open(repo.join("a.txt")).unwrap().set_modified(later).unwrap();
     write(&repo.join("b.txt"), "b\n");
 
     let q = query(&[&root]);
