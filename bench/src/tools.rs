@@ -71,13 +71,9 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
     let sandbox =
         Arc::new(Sandbox::new(&EngineSettings::default(), &dir.path().join("cache"), GitSettings::default())?);
     let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("tools.db"))?);
-    let mut pipelines = Vec::new();
-    for (id, stem) in [("repomix", "repomix")] {
-        let mut p = PipelineConfig::new(component(stem));
-        p.roots = vec![corpus.parent().unwrap_or(&corpus).to_path_buf()];
-        pipelines.push((id, p));
-    }
-    let (queue, _) = build_queue(sandbox, store, pipelines, &dir.path().join("outputs"), 4096);
+    let mut p = PipelineConfig::new(component("repomix"));
+    p.roots = vec![corpus.parent().unwrap_or(&corpus).to_path_buf()];
+    let (queue, _) = build_queue(sandbox, store, vec![("repomix", p)], &dir.path().join("outputs"), 4096);
     let bin = node_modules.join(".bin");
 
     // repomix.
