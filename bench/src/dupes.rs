@@ -99,11 +99,9 @@ const CODE: &[&str] = &["rs", "ts", "tsx", "mts", "cts", "js", "jsx", "mjs", "cj
 /// The Rust one is the existing lookup (`BENCH_RUST_CORPUS` overrides it); the TypeScript one is
 /// `BENCH_TS_CORPUS` (zod 4.6.7's `src/`), skipped with a row saying so when unset.
 fn corpora() -> Result<Vec<(&'static str, Option<PathBuf>, &'static str)>> {
-    let rust = match std::env::var_os("BENCH_RUST_CORPUS") {
-        Some(p) => PathBuf::from(p),
-        None => crate::corpus::rust()?,
-    };
-    let ts = std::env::var_os("BENCH_TS_CORPUS").map(PathBuf::from);
+    // Both honour BENCH_RUST_CORPUS / BENCH_TS_CORPUS; without zod installed the TypeScript row is skipped.
+    let rust = crate::corpus::rust()?;
+    let ts = crate::corpus::typescript().ok();
     Ok(vec![("Rust", Some(rust), "rs"), ("TypeScript", ts, "ts")])
 }
 
