@@ -1,6 +1,6 @@
-//! Section 5: the repomix and duplicate-detection workers (sandboxed, through the real
-//! queue) against the `repomix` CLI and `jscpd` 4 (Node) / 5 (native Rust engine) on the
-//! same checkout of a real code base.
+//! Section 5: the duplicate-detection worker (sandboxed, through the real queue) against
+//! `jscpd` 4 (Node) / 5 (native Rust engine) on the same checkout of a real code base (the
+//! repomix rows are in repomix.rs).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -29,7 +29,7 @@ const S: &str = "5. Real pipelines vs the Node tools (same checkout)";
 const RUNS: usize = 3;
 
 /// Runs one job to its end; returns (wall time trigger → completed, result).
-async fn run_job(queue: &Queue, pipeline: &str, params: Value) -> Result<(Duration, Value)> {
+pub(crate) async fn run_job(queue: &Queue, pipeline: &str, params: Value) -> Result<(Duration, Value)> {
     let mut rx = queue.events().subscribe();
     let started = Instant::now();
     let job = queue.trigger(pipeline, params).await?;
@@ -83,57 +83,12 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
         Arc::new(Sandbox::new(&EngineSettings::default(), &dir.path().join("cache"), GitSettings::default())?);
     let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("tools.db"))?);
     let mut pipelines = Vec::new();
-    for (id, stem) in [("repomix", "repomix"), ("duplicate-detection", "duplicate_detection")] {
+    for (id, stem) in [("duplicate-detection", "duplicate_detection")] {
         let mut p = PipelineConfig::new(component(stem));
         p.roots = vec![corpus.parent().unwrap_or(&corpus).to_path_buf()];
         pipelines.push((id, p));
     }
     let (queue, _) = build_queue(sandbox, store, pipelines, &dir.path().join("outputs"), 4096);
-    let bin = node_modules.join(".bin");
-
-    // repomix.
-    queue.registry().get_worker("repomix").await?;
-    let mut ours = Vec::new();
-    let mut result = Value::Null;
-    for _ in 0..RUNS {
-        let (t, r) = run_job(&queue, "repomix", json!({"sourceDir": corpus, "style": "xml"})).await?;
-        ours.push(t);
-        result = r;
-    }
-    let ours = median(&ours);
-    let our_out = result["outputFile"].as_str().unwrap_or_default().to_string();
-    let our_files = std::fs::read_to_string(&our_out).map(|t| t.matches("<file path=").count()).unwrap_or(0);
-    let mut theirs = Vec::new();
-    let cli_out = dir.path().join("repomix-cli.xml");
-    for _ in 0..RUNS {
-        let mut cmd = Command::new(bin.join("repomix"));
-        cmd.arg(&corpus).arg("-o").arg(&cli_out).args(["--style", "xml", "--quiet"]);
-        theirs.push(timed(cmd)?);
-    }
-    let theirs = median(&theirs);
-    let cli_text = std::fs::read_to_string(&cli_out).unwrap_or_default();
-    let cli_files = cli_text.matches("<file path=").count();
-    let speedup = theirs.as_secs_f64() / ours.as_secs_f64();
-    report.target(
-        S,
-        "repomix worker vs `repomix` 1.14.1 CLI (wall time)",
-        format!("{} faster ({} vs {})", fmt_ratio_near(speedup, 5.0, 1), fmt_d(ours), fmt_d(theirs)),
-        "≥ 5×",
-        speedup >= 5.0,
-        format!(
-            "median of {RUNS}; worker = trigger → job:completed through the queue (warm worker, sandboxed, durable); CLI = process wall time, defaults (token count + secretlint check on)"
-        ),
-    );
-    report.add(
-        S,
-        "repomix output: files packed worker / CLI",
-        format!("{our_files} / {cli_files}"),
-        format!(
-            "output {} KiB / {} KiB (xml)",
-            std::fs::metadata(&our_out).map(|m| m.len() / 1024).unwrap_or(0),
-            cli_text.len() / 1024
-        ),
-    );
 
     // duplicate-detection vs jscpd.
     queue.registry().get_worker("duplicate-detection").await?;
