@@ -8,8 +8,9 @@
 #   scripts/bench.sh --write-doc   ... and replace the figures in BENCHMARKS.md
 #   scripts/bench.sh --polyglot    ... plus the JavaScript and Python workers' rows in section 1
 #                                  (builds them with scripts/build-polyglot.sh: npm + pip, ~1 min)
-#   scripts/bench.sh --smoke       tiny sizes, debug build, no peers / npm / wrk / polyglot, 50 PostgreSQL
-#                                  jobs (a skip row without a server); asserts no timings
+#   scripts/bench.sh --smoke       tiny sizes, debug build, no peers / wrk / polyglot / jscpd, 50 PostgreSQL
+#                                  jobs (a skip row without a server), the repomix worker's file selection
+#                                  against the repomix CLI (npm install) on an edge-case tree; asserts no timings
 #
 # Other arguments go to the bench binary (--skip-instantiate, --skip-peers, --skip-http, --skip-tools, --skip-pg).
 # PostgreSQL for section 7: ALEPHAUTO_BENCH_PG (else ALEPHAUTO_TEST_PG, else postgres://postgres@127.0.0.1:5432/test).
@@ -34,6 +35,11 @@ rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 if [ "$smoke" = 1 ]; then
     # Debug build: shares the artifacts of `cargo test`, so the CI hook stays cheap.
     cargo build --locked -q -p alephauto -p alephauto-bench
+    # The smoke run compares the repomix worker's file selection with the repomix CLI's (pinned in
+    # bench/package.json): install the Node tools when missing or stale.
+    if [ ! -x bench/node_modules/.bin/repomix ] || ! cmp -s bench/package-lock.json bench/node_modules/.bench-installed-lock; then
+        (cd bench && npm install --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.bench-installed-lock)
+    fi
     exec target/debug/bench --smoke --alephauto target/debug/alephauto "${pass[@]+"${pass[@]}"}"
 fi
 

@@ -6,7 +6,8 @@
 //! - TypeScript: `zod` 4.6.7's `src/` (~89k lines of TypeScript in 332 files; the npm package
 //!   ships its sources; pinned in bench/package.json and installed by scripts/bench.sh).
 //!
-//! `BENCH_RUST_CORPUS` / `BENCH_TS_CORPUS` point either at another folder.
+//! `BENCH_RUST_CORPUS` / `BENCH_TS_CORPUS` point either at another folder. `--smoke` packs a small
+//! edge-case tree instead ([`smoke`]).
 
 use std::path::{Path, PathBuf};
 
@@ -106,4 +107,100 @@ pub fn count_lines(dir: &Path, ext: &str) -> Result<(u64, u64)> {
         }
     }
     Ok((files, lines))
+}
+
+/// An edge-case tree for the repomix file-selection check in `--smoke`: default patterns that
+/// apply only at the top level or everywhere, `.gitignore` (anchored, negated, nested), `.ignore`,
+/// `.repomixignore`, hidden files, binaries by extension and content, a symlink, names that sort
+/// differently by byte and by ICU collation. The worker's unit test holds the same tree.
+const SMOKE_TREE: &[(&str, &[u8])] = &[
+    ("README.md", b"# Fixture\n"),
+    ("src/main.rs", b"fn main() {}\n"),
+    ("src/lib.rs", b"pub fn f() {}\n"),
+    (".env", b"A=1\n"),
+    ("sub/.env", b"B=2\n"),
+    ("app.log", b"log\n"),
+    ("sub/deep/x.log", b"log\n"),
+    ("x.pid", b"1\n"),
+    ("sub/y.pid", b"2\n"),
+    ("dist/bundle.js", b"x\n"),
+    ("sub/dist/keep.js", b"k\n"),
+    ("build/out.txt", b"o\n"),
+    ("target/debug/a.rs", b"a\n"),
+    ("sub/target/b.rs", b"b\n"),
+    ("vendor/lib.go", b"package v\n"),
+    ("sub/vendor/lib.go", b"package v\n"),
+    ("node_modules/p/index.js", b"1\n"),
+    ("sub/node_modules/q.js", b"2\n"),
+    ("Cargo.lock", b"#\n"),
+    ("sub/Cargo.lock", b"#\n"),
+    ("Cargo.toml.orig", b"#\n"),
+    ("package-lock.json", b"{}\n"),
+    ("yarn.lock", b"#\n"),
+    (".gitignore", b"*.tmp\n/only-root.txt\nignored-dir/\n!keep.tmp\n"),
+    ("a.tmp", b"t\n"),
+    ("keep.tmp", b"t\n"),
+    ("sub/b.tmp", b"t\n"),
+    ("only-root.txt", b"r\n"),
+    ("sub/only-root.txt", b"r\n"),
+    ("ignored-dir/f.txt", b"f\n"),
+    ("sub/ignored-dir/g.txt", b"g\n"),
+    ("sub/.gitignore", b"local.txt\n"),
+    ("sub/local.txt", b"l\n"),
+    ("local.txt", b"l\n"),
+    (".ignore", b"dot-ignored.txt\n"),
+    ("dot-ignored.txt", b"d\n"),
+    (".repomixignore", b"docs/internal/\n"),
+    ("docs/internal/secret.md", b"s\n"),
+    ("docs/guide.md", b"g\n"),
+    (".github/workflows/ci.yml", b"on: push\n"),
+    (".hidden/config.json", b"{}\n"),
+    ("image.PNG", b"png"),
+    ("data.bin", b"bin"),
+    ("blob.dat", b"dat"),
+    ("nul.txt", b"a\x00b\n"),
+    ("latin1.txt", b"caf\xe9 cr\xe8me\n"),
+    ("bom.txt", b"\xef\xbb\xbfbom text\n"),
+    ("repomix-output.xml", b"<x/>\n"),
+    ("sub/repomix-output.md", b"x\n"),
+    ("__pycache__/m.cpython.pyc", b"c"),
+    ("mod.pyc", b"c"),
+    ("tool.py", b"print(1)\n"),
+    ("_private.rs", b"x\n"),
+    ("-dash.rs", b"x\n"),
+    ("Zeta.md", b"x\n"),
+    ("alpha.md", b"x\n"),
+    ("B.md", b"x\n"),
+    ("b.md", b"y\n"),
+    ("10.txt", b"x\n"),
+    ("9.txt", b"x\n"),
+    ("a-b.txt", b"x\n"),
+    ("a_b.txt", b"x\n"),
+    ("a.b.txt", b"x\n"),
+    ("ab.txt", b"x\n"),
+    ("empty.txt", b""),
+    ("sub/a/z.txt", b"z\n"),
+    ("sub/a.txt", b"a\n"),
+    ("sub/A/y.txt", b"y\n"),
+    ("coverage/lcov.info", b"x\n"),
+    ("sub/coverage/keep.txt", b"k\n"),
+    ("logs/a.txt", b"x\n"),
+    ("tmp/a.txt", b"x\n"),
+    ("data.cache", b"x\n"),
+    ("sub/data.cache", b"x\n"),
+    ("notes.bak", b"x\n"),
+];
+
+/// Writes the edge-case tree into `dir` (created); returns its canonical path.
+pub fn smoke(dir: &Path) -> Result<PathBuf> {
+    for (rel, data) in SMOKE_TREE {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, data).with_context(|| format!("writing {}", p.display()))?;
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("README.md", dir.join("link.txt"))?;
+    Ok(std::fs::canonicalize(dir)?)
 }

@@ -10,12 +10,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::config::PipelineConfig;
+use alephauto::domain::JobStatus;
 use alephauto::events::EventKind;
 use alephauto::queue::Queue;
-use alephauto::domain::JobStatus;
 use alephauto::sandbox::Sandbox;
+use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::sandbox::engine::EngineSettings;
 use alephauto::store::JobStore;
 use alephauto::store::sqlite::SqliteStore;
@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use crate::instantiate::component;
 use crate::queue::build_queue;
 use crate::report::{Report, fmt_d, fmt_ratio_near, median};
+use crate::tools::{run_job, timed};
 
 const S: &str = "5. Real pipelines vs the Node tools (same checkout)";
 const RUNS: usize = 3;
@@ -58,35 +59,6 @@ fn count_lines(dir: &Path, ext: &str) -> Result<(u64, u64)> {
         }
     }
     Ok((files, lines))
-}
-
-/// Runs one job to its end; returns (wall time trigger → completed, result).
-async fn run_job(queue: &Queue, pipeline: &str, params: Value) -> Result<(Duration, Value)> {
-    let mut rx = queue.events().subscribe();
-    let started = Instant::now();
-    let job = queue.trigger(pipeline, params).await?;
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(600), rx.recv()).await??;
-        if e.job_id == job.id && matches!(e.kind, EventKind::Completed | EventKind::Failed | EventKind::Cancelled) {
-            break;
-        }
-    }
-    let took = started.elapsed();
-    let done = queue.store().get(&job.id).await?.context("job vanished")?;
-    if done.status != JobStatus::Completed {
-        bail!("{pipeline} job failed: {:?}", done.error);
-    }
-    Ok((took, done.result.unwrap_or(Value::Null)))
-}
-
-fn timed(mut cmd: Command) -> Result<Duration> {
-    let started = Instant::now();
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    let took = started.elapsed();
-    if !out.status.success() {
-        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(took)
 }
 
 /// Clone size on both sides: jscpd's defaults (`--min-tokens 50 --min-lines 5`).

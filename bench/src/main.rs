@@ -5,8 +5,9 @@
 //!       [--skip-pg] [--wrk PATH] [--node-modules DIR] [--alephauto PATH] [--out FILE] [--write-doc FILE]
 //! ```
 //!
-//! `--smoke` runs every in-process part with tiny sizes and skips the peers, wrk and the
-//! npm tools and the polyglot components, and runs the PostgreSQL section with 50 jobs (a
+//! `--smoke` runs every in-process part with tiny sizes and skips the peers, wrk, jscpd and
+//! the polyglot components (it does compare the repomix worker's file selection with the
+//! repomix CLI's on a small edge-case tree, and fails when they differ), and runs the PostgreSQL section with 50 jobs (a
 //! skip row when no server answers); it asserts nothing about timings (it keeps the suite
 //! from rotting). PostgreSQL: `ALEPHAUTO_BENCH_PG` (else `ALEPHAUTO_TEST_PG`, else
 //! postgres://postgres@127.0.0.1:5432/test). `--polyglot` adds section 1's and section 4's
@@ -20,6 +21,7 @@ mod http;
 mod instantiate;
 mod peers;
 mod queue;
+mod repomix;
 mod report;
 mod tools;
 
@@ -168,7 +170,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut report = Report::default();
     if args.only_tools {
-        rt.block_on(tools::run(&mut report, &args.node_modules))?;
+        rt.block_on(repomix::run(&mut report, &args.node_modules, false))?;
         rt.block_on(dupes::run(&mut report, &args.node_modules))?;
         println!("{}", report.markdown());
         return Ok(());
@@ -208,8 +210,11 @@ fn main() -> Result<()> {
     }
     if args.tools {
         eprintln!("5. pipelines vs Node tools");
-        rt.block_on(tools::run(&mut report, &args.node_modules))?;
+        rt.block_on(repomix::run(&mut report, &args.node_modules, false))?;
         rt.block_on(dupes::run(&mut report, &args.node_modules))?;
+    } else if args.smoke {
+        eprintln!("5. repomix file selection vs the CLI (edge-case tree)");
+        rt.block_on(repomix::run(&mut report, &args.node_modules, true))?;
     }
     let mut order: Vec<_> = report.rows.drain(..).collect();
     order.sort_by_key(|r| r.section.chars().next().unwrap_or('9'));
