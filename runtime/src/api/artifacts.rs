@@ -96,8 +96,10 @@ pub struct ReportsQuery {
     /// Only jobs whose target folder is this path (or inside it).
     pub repository: Option<String>,
     /// Only jobs completed at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// Only jobs completed at or before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
     /// Jobs per page, 1-100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
