@@ -8,12 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alephauto::config::PipelineConfig;
-use alephauto::domain::JobStatus;
-use alephauto::events::EventKind;
-use alephauto::queue::Queue;
 use alephauto::sandbox::Sandbox;
 use alephauto::sandbox::capabilities::git::GitSettings;
 use alephauto::sandbox::engine::EngineSettings;
