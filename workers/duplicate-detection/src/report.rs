@@ -348,7 +348,7 @@ mod tests {
             ));
         }
         put(dir.path(), "a.py", &a);
-        put(dir.path(), "b.py", &a.replace("def f", "def g"));
+        put(dir.path(), "b.py", a.replace("def f", "def g"));
         let repos = vec![("r".to_owned(), dir.path().to_path_buf())];
         let s = scan(ScanType::IntraProject, &repos, &opts(5, 0), &Silent).expect("scan");
         assert_eq!(s.duplicates.len(), 12, "{:#?}", ids(&s.duplicates));

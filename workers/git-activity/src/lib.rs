@@ -216,7 +216,7 @@ mod contract_tests {
             }
         }
         let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<Params>()).expect("schema is JSON");
+            serde_json::from_str(&alephauto_guest::params::schema_for::<super::Params>()).expect("schema is JSON");
         let mut missing = Vec::new();
         walk(&s, &flat(include_str!("../README.md")), &mut missing);
         assert!(missing.is_empty(), "README.md does not document: {missing:#?}");

@@ -594,7 +594,7 @@ fn is_binary_file(bytes: &[u8]) -> bool {
     let mut i = 0;
     while i < head.len() {
         let b = head[i];
-        if (b < 7 || b > 14) && (b < 32 || b > 127) {
+        if !(7..=14).contains(&b) && !(32..=127).contains(&b) {
             let seq = match b {
                 0xc0..=0xdf => 2,
                 0xe0..=0xef => 3,
