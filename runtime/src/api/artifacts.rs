@@ -237,7 +237,7 @@ pub async fn download(
 }
 
 fn instant(raw: Option<&str>, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Ok(None) };
+    let Some(raw) = raw else { return Ok(None) };
     DateTime::parse_from_rfc3339(raw).map(|t| Some(t.with_timezone(&Utc))).map_err(|e| {
         ApiError::bad_request("INVALID_QUERY", format!("'{key}' must be an RFC 3339 instant, got {raw:?}: {e}"))
     })
