@@ -41,23 +41,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn count_lines(dir: &Path, ext: &str) -> Result<(u64, u64)> {
-    let (mut files, mut lines) = (0, 0);
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let p = entry.path();
-        if entry.file_type()?.is_dir() {
-            let (f, l) = count_lines(&p, ext)?;
-            files += f;
-            lines += l;
-        } else if p.extension().is_some_and(|e| e == ext) {
-            files += 1;
-            lines += std::fs::read_to_string(&p).map(|t| t.lines().count() as u64).unwrap_or(0);
-        }
-    }
-    Ok((files, lines))
-}
-
 /// Clone size on both sides: jscpd's defaults (`--min-tokens 50 --min-lines 5`).
 const MIN_TOKENS: u64 = 50;
 const MIN_LINES: u64 = 5;
@@ -233,7 +216,7 @@ async fn run_corpus(report: &mut Report, node_modules: &Path, label: &str, sourc
     let corpus = dir.path().join("corpus").join(source.file_name().unwrap_or_default());
     copy_tree(source, &corpus)?;
     let corpus = std::fs::canonicalize(&corpus)?;
-    let (files, lines) = count_lines(&corpus, ext)?;
+    let (files, lines) = crate::corpus::count_lines(&corpus, ext)?;
 
     let sandbox =
         Arc::new(Sandbox::new(&EngineSettings::default(), &dir.path().join("cache"), GitSettings::default())?);

@@ -1,5 +1,5 @@
 //! Test helpers for workers (feature `testing`, for `[dev-dependencies]`): the contract check
-//! every worker runs, and fixture-file writing.
+//! every worker runs, the README-matches-the-schema check, and fixture-file writing.
 
 use std::path::Path;
 
@@ -66,6 +66,42 @@ fn path_marks(value: &Value, at: String, out: &mut Vec<(String, Value)>) {
         }
         _ => {}
     }
+}
+
+/// Checks that every parameter `P`'s schema names (nested ones too) appears in `readme` as
+/// `` `name` ``, with its description (whitespace folded, `|` escaped as in a Markdown table), so
+/// a worker's README cannot drift from what the API serves. Pass `include_str!("../README.md")`.
+///
+/// # Panics
+/// Listing every parameter or description the README lacks.
+pub fn assert_readme_documents<P: schemars::JsonSchema>(readme: &str) {
+    fn flat(s: &str) -> String {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+    fn walk(node: &Value, text: &str, missing: &mut Vec<String>) {
+        match node {
+            Value::Object(map) => {
+                for (name, prop) in map.get("properties").and_then(Value::as_object).into_iter().flatten() {
+                    if !text.contains(&format!("`{name}`")) {
+                        missing.push(name.clone());
+                    }
+                    if let Some(d) = prop.get("description").and_then(Value::as_str)
+                        && !text.contains(&flat(d).replace('|', "\\|"))
+                    {
+                        missing.push(format!("{name}: {d}"));
+                    }
+                }
+                map.values().for_each(|v| walk(v, text, missing));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, text, missing)),
+            _ => {}
+        }
+    }
+    let schema: Value = serde_json::from_str(&crate::params::schema_for::<P>())
+        .unwrap_or_else(|e| panic!("the parameter schema is not JSON: {e}"));
+    let mut missing = Vec::new();
+    walk(&schema, &flat(readme), &mut missing);
+    assert!(missing.is_empty(), "README.md does not document: {missing:#?}");
 }
 
 /// Writes `contents` to `root/rel`, creating the folders on the way.

@@ -22,9 +22,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::jobs::check_id;
 use super::query;
 use crate::artifacts::{Artifact, ArtifactError};
-use crate::domain::{JobStatus, format_ts, is_valid_job_id};
+use crate::domain::{JobStatus, format_ts};
 use crate::store::JobFilter;
 
 /// Every artifact response carries these: the content is a guest's, never the dashboard's.
@@ -107,14 +108,6 @@ pub struct ReportsQuery {
     /// The `nextCursor` of the previous page.
     #[param(pattern = "^[0-9a-f]{16}[0-7][0-9a-f]{15}$")]
     pub cursor: Option<String>,
-}
-
-fn check_id(id: &str) -> Result<(), ApiError> {
-    if is_valid_job_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request("INVALID_JOB_ID", "Job ids are 1-100 characters of A-Z, a-z, 0-9, '_' and '-'"))
-    }
 }
 
 async fn require_job(state: &AppState, id: &str) -> Result<(), ApiError> {

@@ -25,7 +25,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/jobs/{id}/logs", get(logs))
 }
 
-fn check_id(id: &str) -> Result<(), ApiError> {
+/// A 400 naming the rule unless `id` is a well-formed job id.
+pub(super) fn check_id(id: &str) -> Result<(), ApiError> {
     if is_valid_job_id(id) {
         Ok(())
     } else {

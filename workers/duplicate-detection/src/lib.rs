@@ -209,32 +209,6 @@ mod contract_tests {
     /// Every parameter the schema names (nested ones too) appears in README.md with its description.
     #[test]
     fn readme_documents_every_parameter() {
-        fn flat(s: &str) -> String {
-            s.split_whitespace().collect::<Vec<_>>().join(" ")
-        }
-        fn walk(node: &serde_json::Value, text: &str, missing: &mut Vec<String>) {
-            match node {
-                serde_json::Value::Object(map) => {
-                    for (name, prop) in map.get("properties").and_then(|p| p.as_object()).into_iter().flatten() {
-                        if !text.contains(&format!("`{name}`")) {
-                            missing.push(name.clone());
-                        }
-                        if let Some(d) = prop.get("description").and_then(|d| d.as_str())
-                            && !text.contains(&flat(d).replace('|', "\\|"))
-                        {
-                            missing.push(format!("{name}: {d}"));
-                        }
-                    }
-                    map.values().for_each(|v| walk(v, text, missing));
-                }
-                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, text, missing)),
-                _ => {}
-            }
-        }
-        let s: serde_json::Value =
-            serde_json::from_str(&alephauto_guest::params::schema_for::<super::Params>()).expect("schema is JSON");
-        let mut missing = Vec::new();
-        walk(&s, &flat(include_str!("../README.md")), &mut missing);
-        assert!(missing.is_empty(), "README.md does not document: {missing:#?}");
+        alephauto_guest::testing::assert_readme_documents::<super::Params>(include_str!("../README.md"));
     }
 }
