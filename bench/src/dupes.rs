@@ -27,20 +27,6 @@ use crate::tools::{run_job, timed};
 const S: &str = "5. Real pipelines vs the Node tools (same checkout)";
 const RUNS: usize = 3;
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 /// Clone size on both sides: jscpd's defaults (`--min-tokens 50 --min-lines 5`).
 const MIN_TOKENS: u64 = 50;
 const MIN_LINES: u64 = 5;
@@ -213,9 +199,7 @@ pub async fn run(report: &mut Report, node_modules: &Path) -> Result<()> {
 
 async fn run_corpus(report: &mut Report, node_modules: &Path, label: &str, source: &Path, ext: &str) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let corpus = dir.path().join("corpus").join(source.file_name().unwrap_or_default());
-    copy_tree(source, &corpus)?;
-    let corpus = std::fs::canonicalize(&corpus)?;
+    let corpus = crate::corpus::copy_into(source, &dir.path().join("corpus"))?;
     let (files, lines) = crate::corpus::count_lines(&corpus, ext)?;
 
     let sandbox =
