@@ -13,6 +13,10 @@ use std::sync::LazyLock;
 
 use aho_corasick::AhoCorasick;
 use regex::Regex;
+
+mod gate;
+
+use gate::{Hints, Lazy, Literal};
 use serde::Serialize;
 
 /// One finding in a file.
@@ -50,18 +54,18 @@ const DATABASE: &str = "@secretlint/secretlint-rule-database-connection-string";
 
 /// The compiled rules (build once per job).
 pub struct Scanner {
-    aws_secret: Regex,
-    pem: Regex,
-    npm_xoauth: Regex,
-    npm_auth_token: Regex,
-    basic_auth: Regex,
-    slack_token: Regex,
-    slack_webhook: Regex,
-    openai: Regex,
-    mongodb: Regex,
-    mysql: Regex,
-    postgres: Regex,
-    disable_comment: Regex,
+    aws_secret: Lazy,
+    pem: Lazy,
+    npm_xoauth: Lazy,
+    npm_auth_token: Lazy,
+    basic_auth: Lazy,
+    slack_token: Lazy,
+    slack_webhook: Lazy,
+    openai: Lazy,
+    mongodb: Lazy,
+    mysql: Lazy,
+    postgres: Lazy,
+    disable_comment: Lazy,
     base64_line: Regex,
 }
 
@@ -83,35 +87,35 @@ impl Scanner {
     /// Compiles the rules.
     pub fn new() -> Self {
         let db = |scheme: &str| {
-            re(&format!(
+            Lazy::new(format!(
                 r"(?i){scheme}://(?:(?P<user>[^:/\s]{{1,100}}):(?P<password>[^@/\s]{{1,200}})@)?[^/\s?]{{1,100}}(?:/[^?\s]{{0,100}})?(?:\?\S{{0,500}})?"
             ))
         };
         Self {
-            aws_secret: re(
+            aws_secret: Lazy::new(
                 r#"["']?(?:AWS|aws|Aws)?_?(?:SECRET|secret|Secret)_?(?:ACCESS|access|Access)_?(?:KEY|key|Key)["']?\s*(?::|=>|=)\s*["']?([A-Za-z0-9/+=]{40})["']?(?-u:\b)"#,
             ),
-            pem: re(
+            pem: Lazy::new(
                 r"-----BEGIN[ ]?(?:(?:RSA|DSA|EC|OPENSSH|PGP) )?PRIVATE KEY(?: BLOCK)?-----\n?([A-Za-z0-9+/=\s\\]+?)\n?-----END[ ]?(?:(?:RSA|DSA|EC|OPENSSH|PGP) )?PRIVATE KEY(?: BLOCK)?-----",
             ),
-            npm_xoauth: re(&format!(r"https?://({JS_DOT}{{1,256}}):x-oauth-basic@github{JS_DOT}com/")),
-            npm_auth_token: re(&format!(r"_authToken=([^$\n\r\u{{2028}}\u{{2029}}]{JS_DOT}*)")),
-            basic_auth: re(
+            npm_xoauth: Lazy::new(format!(r"https?://({JS_DOT}{{1,256}}):x-oauth-basic@github{JS_DOT}com/")),
+            npm_auth_token: Lazy::new(format!(r"_authToken=([^$\n\r\u{{2028}}\u{{2029}}]{JS_DOT}*)")),
+            basic_auth: Lazy::new(
                 r"(?:https?|ftp|ftps)://(?P<user>[-a-zA-Z0-9_]{1,256}):(?P<password>[-a-zA-Z0-9_]{1,256})@[-a-zA-Z0-9%._+~#=]{1,256}\.[a-zA-Z0-9()]{1,6}(?-u:\b)",
             ),
-            slack_token: re(
+            slack_token: Lazy::new(
                 r"(?-u:\b)(?:xoxb|xoxp|xapp|xoxa|xoxo|xoxr)-(?:\d-)?(?:[a-zA-Z0-9]{1,40}-)+[a-zA-Z0-9]{1,40}(?-u:\b)",
             ),
-            slack_webhook: re(
+            slack_webhook: Lazy::new(
                 r"(?i)https://hooks\.slack\.com/services/T[a-zA-Z0-9]{1,40}/B[a-zA-Z0-9]{1,40}/[a-zA-Z0-9]{1,40}",
             ),
-            openai: re(
+            openai: Lazy::new(
                 r"sk-(?:proj|svcacct|admin)-(?:[A-Za-z0-9_-]{74}|[A-Za-z0-9_-]{58})T3BlbkFJ(?:[A-Za-z0-9_-]{74}|[A-Za-z0-9_-]{58})(?-u:\b)|sk-[a-zA-Z0-9]{20}T3BlbkFJ[a-zA-Z0-9]{20}",
             ),
             mongodb: db(r"mongodb(?:\+srv)?"),
             mysql: db(r"(?:jdbc:)?mysql(?:x)?"),
             postgres: db(r"postgres(?:ql)?"),
-            disable_comment: re(&format!(
+            disable_comment: Lazy::new(format!(
                 r"secretlint-(?P<kind>disable-next-line|disable-line|disable|enable)(?P<options>{JS_DOT}*)"
             )),
             base64_line: re(r"^[A-Za-z0-9+/]+=*$"),
@@ -121,20 +125,21 @@ impl Scanner {
     /// Findings in one file (`rel` is its path relative to the packed folder); empty when clean.
     pub fn scan(&self, rel: &str, text: &str) -> Vec<Finding> {
         let mut reports = Vec::new();
-        self.aws(text, &mut reports);
+        let hints = Hints::of(text);
+        self.aws(text, hints, &mut reports);
         // The GCP rule looks at `.p12` and `.json` extensions, but the CLI hands secretlint the
         // extension without its dot ("json"), so the rule never fires there; nor here.
-        self.private_key(text, &mut reports);
-        self.npm(rel, text, &mut reports);
-        self.basic_auth(text, &mut reports);
-        self.slack(text, &mut reports);
+        self.private_key(text, hints, &mut reports);
+        self.npm(rel, text, hints, &mut reports);
+        self.basic_auth(text, hints, &mut reports);
+        self.slack(text, hints, &mut reports);
         sendgrid(text, &mut reports);
         token_runs(text, &mut reports);
-        for m in self.openai.find_iter(text) {
+        for m in hints.has(Literal::OpenAi).then(|| self.openai.get().find_iter(text)).into_iter().flatten() {
             reports.push(Report { rule: OPENAI, message: "OpenAI API key", range: (m.start(), m.end()) });
         }
         self.one_password(text, &mut reports);
-        self.database(text, &mut reports);
+        self.database(text, hints, &mut reports);
         if reports.is_empty() {
             return Vec::new();
         }
@@ -160,8 +165,11 @@ impl Scanner {
             .collect()
     }
 
-    fn aws(&self, text: &str, out: &mut Vec<Report>) {
-        for c in self.aws_secret.captures_iter(text) {
+    fn aws(&self, text: &str, hints: Hints, out: &mut Vec<Report>) {
+        if !hints.has(Literal::Secret) {
+            return;
+        }
+        for c in self.aws_secret.get().captures_iter(text) {
             let (Some(all), Some(key)) = (c.get(0), c.get(1)) else { continue };
             if key.as_str() == "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" {
                 continue;
@@ -174,8 +182,11 @@ impl Scanner {
         }
     }
 
-    fn private_key(&self, text: &str, out: &mut Vec<Report>) {
-        for c in self.pem.captures_iter(text) {
+    fn private_key(&self, text: &str, hints: Hints, out: &mut Vec<Report>) {
+        if !hints.has(Literal::PrivateKey) {
+            return;
+        }
+        for c in self.pem.get().captures_iter(text) {
             let (Some(all), Some(body)) = (c.get(0), c.get(1)) else { continue };
             // The rule's body is 100 to 10,000 characters (the optional newlines around it included).
             if !(100..=10_002).contains(&body.len()) {
@@ -189,9 +200,9 @@ impl Scanner {
         }
     }
 
-    fn npm(&self, rel: &str, text: &str, out: &mut Vec<Report>) {
-        if rel.ends_with("package.json") || rel.ends_with("package-lock.json") {
-            for c in self.npm_xoauth.captures_iter(text) {
+    fn npm(&self, rel: &str, text: &str, hints: Hints, out: &mut Vec<Report>) {
+        if (rel.ends_with("package.json") || rel.ends_with("package-lock.json")) && hints.has(Literal::XOauth) {
+            for c in self.npm_xoauth.get().captures_iter(text) {
                 let (Some(all), Some(tok)) = (c.get(0), c.get(1)) else { continue };
                 out.push(Report {
                     rule: NPM,
@@ -199,8 +210,8 @@ impl Scanner {
                     range: (all.start(), all.start() + tok.len()),
                 });
             }
-        } else if rel.ends_with(".npmrc") {
-            for c in self.npm_auth_token.captures_iter(text) {
+        } else if rel.ends_with(".npmrc") && hints.has(Literal::AuthToken) {
+            for c in self.npm_auth_token.get().captures_iter(text) {
                 let (Some(all), Some(tok)) = (c.get(0), c.get(1)) else { continue };
                 out.push(Report {
                     rule: NPM,
@@ -218,7 +229,10 @@ impl Scanner {
         );
     }
 
-    fn basic_auth(&self, text: &str, out: &mut Vec<Report>) {
+    fn basic_auth(&self, text: &str, hints: Hints, out: &mut Vec<Report>) {
+        if !hints.has(Literal::Scheme) || !gate::credentials_after_scheme(text) {
+            return;
+        }
         const IGNORED: &[&str] = &[
             "localhost",
             "127.0.0.1",
@@ -240,7 +254,7 @@ impl Scanner {
             let lower = s.to_lowercase();
             IGNORED.iter().any(|p| lower.contains(&p.to_lowercase()))
         };
-        for c in self.basic_auth.captures_iter(text) {
+        for c in self.basic_auth.get().captures_iter(text) {
             let (Some(all), Some(user), Some(pass)) = (c.get(0), c.name("user"), c.name("password")) else { continue };
             let (user, pass) = (user.as_str(), pass.as_str());
             // The user and password classes hold no `$`, `{`, `%`: never variable-like here.
@@ -258,11 +272,16 @@ impl Scanner {
         }
     }
 
-    fn slack(&self, text: &str, out: &mut Vec<Report>) {
-        for m in self.slack_token.find_iter(text) {
-            out.push(Report { rule: SLACK, message: "Slack token", range: (m.start(), m.end()) });
+    fn slack(&self, text: &str, hints: Hints, out: &mut Vec<Report>) {
+        if hints.has(Literal::Xox) || hints.has(Literal::Xapp) {
+            for m in self.slack_token.get().find_iter(text) {
+                out.push(Report { rule: SLACK, message: "Slack token", range: (m.start(), m.end()) });
+            }
         }
-        for m in self.slack_webhook.find_iter(text) {
+        if !hints.has(Literal::SlackHook) {
+            return;
+        }
+        for m in self.slack_webhook.get().find_iter(text) {
             out.push(Report { rule: SLACK, message: "Slack incoming webhook URL", range: (m.start(), m.end()) });
         }
     }
@@ -286,13 +305,20 @@ impl Scanner {
         );
     }
 
-    fn database(&self, text: &str, out: &mut Vec<Report>) {
-        for (regex, message) in [
-            (&self.mongodb, "MongoDB connection string with a password"),
-            (&self.mysql, "MySQL connection string with a password"),
-            (&self.postgres, "PostgreSQL connection string with a password"),
+    fn database(&self, text: &str, hints: Hints, out: &mut Vec<Report>) {
+        for (regex, message, could) in [
+            (&self.mongodb, "MongoDB connection string with a password", hints.has(Literal::Mongo)),
+            (
+                &self.mysql,
+                "MySQL connection string with a password",
+                hints.has(Literal::MySql) || hints.has(Literal::MySqlX),
+            ),
+            (&self.postgres, "PostgreSQL connection string with a password", hints.has(Literal::Postgres)),
         ] {
-            for c in regex.captures_iter(text) {
+            if !could {
+                continue;
+            }
+            for c in regex.get().captures_iter(text) {
                 let (Some(all), Some(_), Some(pass)) = (c.get(0), c.name("user"), c.name("password")) else { continue };
                 if likely_real_db_password(pass.as_str()) {
                     out.push(Report { rule: DATABASE, message, range: (all.start(), all.end()) });
@@ -304,7 +330,7 @@ impl Scanner {
     /// `secretlint-disable…` comments: (start, end, rule or "*") ranges whose findings are dropped.
     fn disabled_ranges(&self, text: &str) -> Vec<(usize, usize, String)> {
         let mut ranges: Vec<(usize, Option<usize>, String)> = Vec::new();
-        for c in self.disable_comment.captures_iter(text) {
+        for c in self.disable_comment.get().captures_iter(text) {
             let (Some(all), Some(kind)) = (c.get(0), c.name("kind")) else { continue };
             let options = c.name("options").map_or("", |m| m.as_str());
             let rules_text = options.split_once("--").map_or(options, |(r, _)| r);

@@ -83,6 +83,15 @@ const SAMPLES: &[(&str, &str, &str, Option<&str>)] = &[
         Some("database-connection-string"),
     ),
     ("mysql", "a.env", "jdbc:mysql://app:Xk9vLq2w@db:3306/x", Some("database-connection-string")),
+    // The URL rules ignore case: the literal pre-check (secrets/gate.rs) must not skip these.
+    ("mysqlx-upper", "a.env", "URL=MySQLX://app:Xk9vLq2w@db:3306/x", Some("database-connection-string")),
+    ("postgres-upper", "a.env", "URL=PostgreSQL://app:Xk9vLq2w@db/prod", Some("database-connection-string")),
+    (
+        "mongodb-upper",
+        "a.env",
+        "URL=MONGODB://app:Xk9vLq2w@cluster0.example.net/db",
+        Some("database-connection-string"),
+    ),
     (
         "disable-next-line",
         "a.js",
