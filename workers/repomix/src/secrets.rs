@@ -307,13 +307,21 @@ impl Scanner {
 
     fn database(&self, text: &str, hints: Hints, out: &mut Vec<Report>) {
         for (regex, message, could) in [
-            (&self.mongodb, "MongoDB connection string with a password", hints.has(Literal::Mongo)),
+            (
+                &self.mongodb,
+                "MongoDB connection string with a password",
+                hints.has(Literal::Mongo) && gate::word_then(text, &gate::MONGO, gate::MONGO_TAILS),
+            ),
             (
                 &self.mysql,
                 "MySQL connection string with a password",
                 hints.has(Literal::MySql) || hints.has(Literal::MySqlX),
             ),
-            (&self.postgres, "PostgreSQL connection string with a password", hints.has(Literal::Postgres)),
+            (
+                &self.postgres,
+                "PostgreSQL connection string with a password",
+                hints.has(Literal::Postgres) && gate::word_then(text, &gate::POSTGRES, gate::POSTGRES_TAILS),
+            ),
         ] {
             if !could {
                 continue;

@@ -103,6 +103,31 @@ impl Lazy {
     }
 }
 
+/// Whether some ASCII-case-insensitive `word` in `text` is directly followed by one of `tails`
+/// (compared ASCII-case-insensitively): the database rules' `scheme://`, whose regexes cost
+/// 6-18 ms each to compile and whose scheme names turn up in prose and code often.
+pub fn word_then(text: &str, word: &'static LazyLock<AhoCorasick>, tails: &[&str]) -> bool {
+    let bytes = text.as_bytes();
+    word.find_iter(text).any(|m| {
+        let rest = &bytes[m.end()..];
+        tails.iter().any(|t| rest.get(..t.len()).is_some_and(|r| r.eq_ignore_ascii_case(t.as_bytes())))
+    })
+}
+
+fn ascii_ci(word: &str) -> AhoCorasick {
+    AhoCorasickBuilder::new().ascii_case_insensitive(true).build([word]).expect("a plain string")
+}
+
+/// `mongodb`, then `://` or the `+` of `+srv://`.
+pub static MONGO: LazyLock<AhoCorasick> = LazyLock::new(|| ascii_ci("mongodb"));
+/// Tails after [`MONGO`].
+pub const MONGO_TAILS: &[&str] = &["://", "+"];
+/// `tgre` of `postgres`, then `s` (or the long s `ſ` a case-insensitive `s` also matches) and
+/// `://` or `ql://`.
+pub static POSTGRES: LazyLock<AhoCorasick> = LazyLock::new(|| ascii_ci("tgre"));
+/// Tails after [`POSTGRES`].
+pub const POSTGRES_TAILS: &[&str] = &["s://", "sql://", "\u{17f}://", "\u{17f}ql://"];
+
 /// Whether some `://` is followed by `user:password@` as the basic-auth rule's classes allow
 /// (a superset of its matches: lengths and the host are left to the regex).
 pub fn credentials_after_scheme(text: &str) -> bool {
@@ -134,6 +159,11 @@ mod tests {
             assert!(!h.has(l), "{l:?}");
         }
         assert!(!Hints::of("").has(Literal::Scheme));
+        assert!(word_then("x = 'PostGreSQL://u:p@h'", &POSTGRES, POSTGRES_TAILS));
+        assert!(word_then("x = 'postgreſ://u:p@h'", &POSTGRES, POSTGRES_TAILS));
+        assert!(!word_then("the postgres docs, https://postgresql.org", &POSTGRES, POSTGRES_TAILS));
+        assert!(word_then("MONGODB+SRV://u:p@h", &MONGO, MONGO_TAILS));
+        assert!(!word_then("MongoDB is a database", &MONGO, MONGO_TAILS));
     }
 
     #[test]
