@@ -79,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (at.elapsed(), rel.as_str(), t.len())
         })
         .collect();
-    slow.sort_by(|a, b| b.0.cmp(&a.0));
+    slow.sort_by_key(|s| std::cmp::Reverse(s.0));
     for (d, rel, len) in slow.iter().take(5) {
         println!("{:>28}: {d:?} for {rel} ({len} bytes, tokens alone)", "slowest file");
     }
