@@ -151,11 +151,16 @@ async fn schemathesis_with_every_check_finds_nothing() {
     // operation keeps schemathesis's defaults.
     let config = server.dir.join("schemathesis.toml");
     let relaxed = "checks.positive_data_acceptance.expected-statuses = [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\"]";
+    // A schema-valid upload is any bytes: only a real component is accepted, so random ones
+    // are refused (422), and a digest refused repeatedly cools down (503).
+    let deploy = "checks.positive_data_acceptance.expected-statuses = [\"2xx\", \"400\", \"422\", \"429\", \"503\"]";
     std::fs::write(
         &config,
         format!(
             "[[operations]]\ninclude-operation-id = \"triggerPipeline\"\n{relaxed}\n\n\
-             [[operations]]\ninclude-operation-id = \"retryJob\"\n{relaxed}\n"
+             [[operations]]\ninclude-operation-id = \"retryJob\"\n{relaxed}\n\n\
+             [[operations]]\ninclude-operation-id = \"rollbackPipeline\"\n{relaxed}\n\n\
+             [[operations]]\ninclude-operation-id = \"deployComponent\"\n{deploy}\n"
         ),
     )
     .expect("write config");

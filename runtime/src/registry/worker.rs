@@ -86,6 +86,8 @@ pub struct ValidParams {
 pub struct Worker {
     /// Pipeline id.
     pub pipeline_id: String,
+    /// SHA-256 (hex) of its component: the version's identity.
+    pub digest: String,
     /// Its configuration.
     pub config: PipelineConfig,
     /// What the worker says about itself.
