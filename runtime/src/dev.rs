@@ -85,10 +85,11 @@ pub fn package_name(dir: &Path) -> Result<String> {
 /// Builds the crate for wasm32-wasip2; returns the component cargo reports.
 pub async fn build(dir: &Path, release: bool) -> Result<PathBuf> {
     let mut cmd = tokio::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.arg("build")
-        .arg("--manifest-path")
-        .arg(dir.join("Cargo.toml"))
-        .args(["--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"]);
+    cmd.arg("build").arg("--manifest-path").arg(dir.join("Cargo.toml")).args([
+        "--target",
+        "wasm32-wasip2",
+        "--message-format=json-render-diagnostics",
+    ]);
     if release {
         cmd.arg("--release");
     }
@@ -105,7 +106,8 @@ pub async fn build(dir: &Path, release: bool) -> Result<PathBuf> {
             continue;
         }
         let is_cdylib = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib"));
-        let wasm = msg["filenames"].as_array().into_iter().flatten().filter_map(Value::as_str).find(|f| f.ends_with(".wasm"));
+        let wasm =
+            msg["filenames"].as_array().into_iter().flatten().filter_map(Value::as_str).find(|f| f.ends_with(".wasm"));
         if let (true, Some(wasm)) = (is_cdylib, wasm) {
             component = Some(PathBuf::from(wasm));
         }

@@ -312,7 +312,9 @@ fn reload_on_sighup(path: PathBuf, registry: Arc<Registry>, shutdown: Cancellati
             .await;
             match loaded {
                 Ok(Ok(config)) => registry.reload(&config).await,
-                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: configuration refused; nothing changed"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "SIGHUP: configuration refused; nothing changed")
+                }
                 Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
             }
         }

@@ -241,11 +241,6 @@ impl Server {
         }
     }
 
-    /// The server process's id (for signals).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running server").id()
-    }
-
     /// The configuration file the server was started with.
     pub fn config_path(&self) -> &Path {
         &self.config_path

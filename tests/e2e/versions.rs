@@ -51,11 +51,7 @@ async fn versions(server: &Server, pipeline: &str) -> Value {
 /// Triggers `n` jobs, 16 at a time; returns their ids in trigger order.
 async fn trigger_many(server: &Server, pipeline: &str, n: usize) -> Vec<String> {
     use futures::StreamExt;
-    futures::stream::iter(0..n)
-        .map(|_| server.trigger_ok(pipeline, json!({})))
-        .buffered(16)
-        .collect()
-        .await
+    futures::stream::iter(0..n).map(|_| server.trigger_ok(pipeline, json!({}))).buffered(16).collect().await
 }
 
 #[tokio::test]
@@ -68,7 +64,10 @@ async fn a_thousand_jobs_cross_a_swap_each_recording_its_version_then_rollback_a
     // Deployed while the first half is still queued and running.
     let (status, body) = server.put_component("noop", v2.clone(), "application/wasm").await;
     assert_eq!(status, 201, "{body}\n{}", server.log());
-    assert_eq!((body["version"].as_str(), body["digest"].as_str(), body["new"].as_bool()), (Some("0.2.0"), Some(d2.as_str()), Some(true)));
+    assert_eq!(
+        (body["version"].as_str(), body["digest"].as_str(), body["new"].as_bool()),
+        (Some("0.2.0"), Some(d2.as_str()), Some(true))
+    );
     let after = trigger_many(&server, "noop", 500).await;
 
     eventually(Duration::from_secs(180), "1,000 jobs completed", || async {
@@ -122,7 +121,10 @@ async fn a_thousand_jobs_cross_a_swap_each_recording_its_version_then_rollback_a
         server.post("/api/pipelines/noop/trigger", json!({"parameters": {}, "version": "0.2.0"})).await;
     assert_eq!(status, 201, "{body}");
     let pinned = server.wait_job(body["jobId"].as_str().unwrap(), Duration::from_secs(30)).await;
-    assert_eq!((pinned["workerVersion"].as_str(), pinned["result"]["version"].as_str()), (Some("0.2.0"), Some("0.2.0")));
+    assert_eq!(
+        (pinned["workerVersion"].as_str(), pinned["result"]["version"].as_str()),
+        (Some("0.2.0"), Some("0.2.0"))
+    );
     let (status, body) = server.post("/api/pipelines/noop/trigger", json!({"version": "9.9.9"})).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("UNKNOWN_VERSION")), "{body}");
     assert!(body["error"].as_str().unwrap().contains("0.2.0"), "{body}");
@@ -180,7 +182,11 @@ async fn broken_components_are_refused_under_load_and_cool_down_alone() {
     }
     for id in &ids {
         let job = server.wait_job(id, Duration::from_secs(60)).await;
-        assert_eq!((job["status"].as_str(), job["workerVersion"].as_str()), (Some("completed"), Some("0.1.0")), "{job}");
+        assert_eq!(
+            (job["status"].as_str(), job["workerVersion"].as_str()),
+            (Some("completed"), Some("0.1.0")),
+            "{job}"
+        );
     }
     // The breaker of the broken digest opens (threshold 3) without touching the pipeline's.
     for _ in 0..2 {
@@ -191,7 +197,11 @@ async fn broken_components_are_refused_under_load_and_cool_down_alone() {
     assert_eq!((status, body["code"].as_str()), (503, Some("WORKER_COOLDOWN")), "{body}");
     assert_eq!(server.run("noop", json!({})).await["status"], "completed");
     let list = versions(&server, "noop").await;
-    assert_eq!((list["active"].as_str(), list["versions"].as_array().map(Vec::len)), (Some(d1.as_str()), Some(1)), "{list}");
+    assert_eq!(
+        (list["active"].as_str(), list["versions"].as_array().map(Vec::len)),
+        (Some(d1.as_str()), Some(1)),
+        "{list}"
+    );
     let (_, pipelines) = server.get("/api/pipelines").await;
     assert_ne!(pipelines["pipelines"][0]["status"], "cooldown", "{pipelines}");
     // Refused components are not kept.
@@ -308,11 +318,11 @@ async fn dev_rebuilds_and_deploys_an_edited_worker() {
     // The configured version registers first (so the deploy below is a second version).
     assert_eq!(server.run("hello-rs", json!({})).await["status"], "completed");
     let key = server.api_key.clone().unwrap_or_default();
-    // The scaffold test's target folder: dependencies compiled once for both.
-    let target = repo_root().join("target").join("scaffold-rust");
+    // A debug build (no LTO) keeps the loop quick; its own target folder, kept between runs.
+    let target = repo_root().join("target").join("dev-loop");
     let log = std::fs::File::create(server.state.join("dev.log")).unwrap();
     let mut dev = Command::new(env!("CARGO_BIN_EXE_alephauto"))
-        .args(["--server", &server.url, "dev", "--release"])
+        .args(["--server", &server.url, "dev"])
         .arg(&dir)
         .env("ALEPHAUTO_API_KEY", &key)
         .env("CARGO_TARGET_DIR", &target)

@@ -147,21 +147,24 @@ pub async fn check_host_and_origin(State(policy): State<Arc<EdgePolicy>>, req: R
     next.run(req).await
 }
 
-/// Middleware (on matched paths): a POST or PUT must say `application/json`, except the
-/// component upload, which must say `application/wasm` (and is the only route that may).
-/// POST is the only method a page can send cross-origin without a preflight (and every
-/// mutating route's but the upload); other methods pass, so a wrong one still meets the
-/// route's 405.
+/// Middleware (on matched paths): a POST must say `application/json`; the component upload
+/// (a PUT) must say `application/wasm`, the one route that takes anything else. POST is the
+/// only method a page can send cross-origin without a preflight (and every mutating route's
+/// but the upload); other methods pass, so a wrong one still meets the route's 405.
 pub async fn require_json(req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
-        let upload = req.method() == Method::PUT
-            && req.extensions().get::<MatchedPath>().is_some_and(|p| p.as_str() == super::versions::COMPONENT_ROUTE);
-        let wanted = if upload { super::versions::WASM_MEDIA_TYPE } else { "application/json" };
+    let upload_route =
+        req.extensions().get::<MatchedPath>().is_some_and(|p| p.as_str() == super::versions::COMPONENT_ROUTE);
+    let wanted = if upload_route {
+        (req.method() == Method::PUT).then_some(super::versions::WASM_MEDIA_TYPE)
+    } else {
+        (req.method() == Method::POST).then_some("application/json")
+    };
+    if let Some(wanted) = wanted {
         let media = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let essence = media.split(';').next().unwrap_or("").trim();
         if !essence.eq_ignore_ascii_case(wanted) {
             let got = if media.is_empty() { "no Content-Type".to_string() } else { format!("Content-Type {media:?}") };
-            let hint = if upload { "" } else { " (send {} for an empty body)" };
+            let hint = if upload_route { "" } else { " (send {} for an empty body)" };
             return refuse(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UNSUPPORTED_MEDIA_TYPE",

@@ -200,7 +200,7 @@ impl<X: Executor> Pipeline<'_, X> {
 
     /// Like [`Self::trigger`], on the registered worker `version` when one is pinned.
     pub async fn trigger_on(&self, params: Value, version: Option<&str>) -> Result<Job, TriggerError> {
-        self.queue.create_job(self.id, self.limits, params, version, "manual", "api", None).await
+        self.queue.create_job(self, params, version, "manual", "api", None).await
     }
 }
 
@@ -376,14 +376,14 @@ impl<X: Executor> Queue<X> {
     /// `params` are the job's parameters, without the keys the server sets.
     async fn create_job(
         &self,
-        pipeline: &str,
-        limits: &LaneLimits,
+        handle: &Pipeline<'_, X>,
         params: Value,
         version: Option<&str>,
         kind: &str,
         triggered_by: &str,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
+        let (pipeline, limits) = (handle.id, handle.limits);
         let inner = &self.inner;
         if !inner.accepting.load(Ordering::Acquire) {
             return Err(TriggerError::ShuttingDown);
@@ -401,11 +401,11 @@ impl<X: Executor> Queue<X> {
         let queue = self.clone();
         let (pipeline, kind, triggered_by) = (pipeline.to_string(), kind.to_string(), triggered_by.to_string());
         let retry_of = retry_of.cloned();
-        tokio::spawn(async move {
-            queue.enqueue(&pipeline, params, runs_on, &kind, &triggered_by, retry_of.as_ref()).await
-        })
-            .await
-            .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
+        tokio::spawn(
+            async move { queue.enqueue(&pipeline, params, runs_on, &kind, &triggered_by, retry_of.as_ref()).await },
+        )
+        .await
+        .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
     }
 
     /// Reserves room within the pipeline's cap, persists the job and hands it to the source
@@ -522,7 +522,7 @@ impl<X: Executor> Queue<X> {
             });
         }
         let pipeline = self.pipeline(&old.pipeline_id)?;
-        Ok(self.create_job(pipeline.id, pipeline.limits, job_params(&old.data), None, "retry", "retry", Some(&old)).await?)
+        Ok(self.create_job(&pipeline, job_params(&old.data), None, "retry", "retry", Some(&old)).await?)
     }
 
     /// Joins a cluster: jobs are claimed from the shared store instead of local lanes,

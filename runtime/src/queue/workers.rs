@@ -261,7 +261,12 @@ impl Executor for Workers {
         Ok(worker.validate(params).await?.params)
     }
 
-    async fn validate_on(&self, pipeline: &str, params: Value, version: Option<&str>) -> Result<Validated, TriggerError> {
+    async fn validate_on(
+        &self,
+        pipeline: &str,
+        params: Value,
+        version: Option<&str>,
+    ) -> Result<Validated, TriggerError> {
         let worker = self.registry.resolve(pipeline, version).await?;
         let params = worker.validate(params).await?.params;
         Ok(Validated {

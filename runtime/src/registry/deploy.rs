@@ -101,11 +101,13 @@ impl Registry {
             let versions = entry.versions.lock().map_err(|_| poisoned(id))?;
             let active = entry.loaded().unwrap_or(active);
             match version {
-                Some(v) => versions.by_version(v).map(|r| r.worker.clone()).ok_or_else(|| RegistryError::UnknownVersion {
-                    id: id.to_string(),
-                    version: v.to_string(),
-                    known: known(&versions),
-                })?,
+                Some(v) => {
+                    versions.by_version(v).map(|r| r.worker.clone()).ok_or_else(|| RegistryError::UnknownVersion {
+                        id: id.to_string(),
+                        version: v.to_string(),
+                        known: known(&versions),
+                    })?
+                }
                 None => versions.before(&active.digest).map(|r| r.worker.clone()).ok_or_else(|| {
                     RegistryError::NoPreviousVersion { id: id.to_string(), active: active.info.version.clone() }
                 })?,
@@ -197,7 +199,7 @@ impl Registry {
                 continue;
             };
             if let Ok(mut component) = entry.component.write() {
-                component.clone_from(&new.component);
+                *component = new.component.clone();
             }
             let Some(active) = entry.loaded() else {
                 // Not loaded yet: its first use loads the new file.

@@ -21,8 +21,8 @@ use anyhow::{Context, anyhow};
 use serde_json::Value;
 
 use self::breaker::BreakerSettings;
-use self::versions::{Breakers, CONFIG_KEY, ComponentStore, VersionList, VersionSource};
 use self::params::ParamSchema;
+use self::versions::{Breakers, CONFIG_KEY, ComponentStore, VersionList, VersionSource};
 use self::worker::{GitWorkflowInfo, Worker, WorkerInfo};
 use crate::config::{Config, PipelineConfig};
 use crate::sandbox::Sandbox;
@@ -132,11 +132,8 @@ impl Entry {
 
     /// Registers `worker` and, when `activate`, makes it the version new jobs run on.
     fn register(&self, id: &str, worker: Arc<Worker>, source: VersionSource, activate: bool) {
-        let active = if activate {
-            worker.digest.clone()
-        } else {
-            self.loaded().map(|w| w.digest.clone()).unwrap_or_default()
-        };
+        let active =
+            if activate { worker.digest.clone() } else { self.loaded().map(|w| w.digest.clone()).unwrap_or_default() };
         if let Ok(mut versions) = self.versions.lock() {
             for gone in versions.register(worker.clone(), source, &active) {
                 tracing::info!(pipeline = id, version = %gone.worker.info.version, digest = %gone.worker.digest, "dropped an old version");
@@ -529,8 +526,7 @@ impl Registry {
             .lock()
             .ok()
             .and_then(|b| {
-                b.get(CONFIG_KEY)
-                    .map(|b| (b.is_open(Instant::now()), b.failures(), b.last_error().map(str::to_string)))
+                b.get(CONFIG_KEY).map(|b| (b.is_open(Instant::now()), b.failures(), b.last_error().map(str::to_string)))
             })
             .unwrap_or((false, 0, None));
         let state = if worker.is_some() {
@@ -560,8 +556,14 @@ impl Registry {
         self.closed.store(true, Ordering::Release);
         for (id, entry) in &self.entries {
             let active = entry.ready.write().ok().and_then(|mut slot| slot.take());
-            let mut all: Vec<Arc<Worker>> =
-                entry.versions.lock().map(|mut v| v.take_all()).unwrap_or_default().into_iter().map(|r| r.worker).collect();
+            let mut all: Vec<Arc<Worker>> = entry
+                .versions
+                .lock()
+                .map(|mut v| v.take_all())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.worker)
+                .collect();
             if let Some(w) = active
                 && !all.iter().any(|v| v.digest == w.digest)
             {

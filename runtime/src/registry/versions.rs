@@ -174,9 +174,7 @@ impl Breakers {
     /// Ok when `key` may be tried now; otherwise how long until it may, and its last error.
     pub fn check(&self, key: &str, now: Instant) -> Result<(), (std::time::Duration, String)> {
         match self.map.get(key) {
-            Some((b, _)) => {
-                b.check(now).map_err(|wait| (wait, b.last_error().unwrap_or("unknown error").to_string()))
-            }
+            Some((b, _)) => b.check(now).map_err(|wait| (wait, b.last_error().unwrap_or("unknown error").to_string())),
             None => Ok(()),
         }
     }
@@ -185,8 +183,12 @@ impl Breakers {
     pub fn on_failure(&mut self, key: &str, now: Instant, error: String) {
         if !self.map.contains_key(key) && self.map.len() >= MAX_BREAKERS {
             // Forget the digest tried longest ago (never the configured component's).
-            let oldest =
-                self.map.iter().filter(|(k, _)| k.as_str() != CONFIG_KEY).min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone());
+            let oldest = self
+                .map
+                .iter()
+                .filter(|(k, _)| k.as_str() != CONFIG_KEY)
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 self.map.remove(&k);
             }

@@ -30,7 +30,7 @@ use crate::events::JobEvent;
 const MIGRATIONS: &[(i32, &str)] = &[
     (
         1,
-    "CREATE TABLE jobs (
+        "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         seq BIGSERIAL,
         pipeline_id TEXT NOT NULL,
