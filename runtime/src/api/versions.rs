@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, ApiPath, ErrorBody};
 use crate::domain::format_ts;
-use crate::registry::versions::{VersionInfo, VersionSource};
+use crate::registry::versions::VersionInfo;
 use crate::registry::worker::json_type;
 
 /// The path of the upload route (the edge lets `application/wasm` through here only).
@@ -107,7 +107,7 @@ pub async fn deploy(
     if body.is_empty() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "COMPONENT_REFUSED", "The body is empty"));
     }
-    let deployed = state.queue.registry().deploy(&id, body.to_vec(), VersionSource::Upload).await?;
+    let deployed = state.queue.deploy(&id, body.to_vec()).await?;
     let status = if deployed.new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(change(id, &deployed.worker, deployed.new))))
 }
@@ -135,7 +135,7 @@ pub async fn list(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
     }
     // The configured version registers when first loaded; start that, briefly.
     state.queue.start_loading(std::slice::from_ref(&id), crate::registry::LIST_GRACE).await;
-    let (active, versions) = state.queue.registry().versions(&id)?;
+    let (active, versions) = state.queue.versions(&id)?;
     Ok(Json(VersionList { pipeline_id: id, active, versions, timestamp: format_ts(&Utc::now()) }))
 }
 
@@ -185,7 +185,7 @@ pub async fn rollback(
         return Err(ApiError::bad_request("UNKNOWN_PIPELINE", format!("Unknown pipeline: {id}")));
     }
     let version = parse_rollback(&body)?;
-    let worker = state.queue.registry().rollback(&id, version.as_deref()).await?;
+    let worker = state.queue.rollback(&id, version.as_deref()).await?;
     Ok(Json(change(id, &worker, false)))
 }
 

@@ -20,6 +20,7 @@ pub mod retry;
 mod source;
 #[cfg(test)]
 mod tests;
+mod versions;
 mod workers;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
