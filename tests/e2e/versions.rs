@@ -194,7 +194,7 @@ async fn broken_components_are_refused_under_load_and_cool_down_alone() {
         assert_eq!(status, 422, "{body}");
     }
     let (status, body) = server.put_component("noop", bad_init.clone(), "application/wasm").await;
-    assert_eq!((status, body["code"].as_str()), (503, Some("WORKER_COOLDOWN")), "{body}");
+    assert_eq!((status, body["code"].as_str()), (429, Some("COMPONENT_COOLDOWN")), "{body}");
     assert_eq!(server.run("noop", json!({})).await["status"], "completed");
     let list = versions(&server, "noop").await;
     assert_eq!(

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, ApiPath, ErrorBody};
 use crate::domain::format_ts;
+use crate::registry::RegistryError;
 use crate::registry::versions::VersionInfo;
 use crate::registry::worker::json_type;
 
@@ -94,8 +95,8 @@ pub struct RollbackRequest {
         (status = 413, description = "Larger than server.max_component_bytes", body = ErrorBody),
         (status = 415, description = "Body is not application/wasm", body = ErrorBody),
         (status = 422, description = "Refused: not a component, or it failed to link, describe or init (the message says which); the active version keeps serving", body = ErrorBody),
-        (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody),
-        (status = 503, description = "This component is cooling down after failing repeatedly, or shutting down", body = ErrorBody)))]
+        (status = 429, description = "Rate limited, or this component was refused repeatedly and cools down (COMPONENT_COOLDOWN; see Retry-After)", body = ErrorBody),
+        (status = 503, description = "Shutting down", body = ErrorBody)))]
 pub async fn deploy(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -107,7 +108,21 @@ pub async fn deploy(
     if body.is_empty() {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "COMPONENT_REFUSED", "The body is empty"));
     }
-    let deployed = state.queue.deploy(&id, body.to_vec()).await?;
+    let deployed = state.queue.deploy(&id, body.to_vec()).await.map_err(|e| match e {
+        // The client's own component keeps failing: a 4xx (retry later), not the server's fault.
+        RegistryError::Cooldown { retry_after, last_error, .. } => ApiError {
+            retry_after: Some(retry_after.as_secs().max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "COMPONENT_COOLDOWN",
+                format!(
+                    "This component was refused repeatedly; retry in {}s (last error: {last_error})",
+                    retry_after.as_secs().max(1)
+                ),
+            )
+        },
+        other => other.into(),
+    })?;
     let status = if deployed.new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(change(id, &deployed.worker, deployed.new))))
 }
