@@ -442,7 +442,7 @@ impl Registry {
         let described = control.describe().await.map_err(|e| anyhow!("{e}")).context("calling describe")?;
         // What describe returned is checked (and the schema walked, within budgets) before
         // `init`: a worker whose self-description is over budget is never initialised.
-        check_described(&described)?;
+        worker::check_described(&described)?;
         let schema: Value = serde_json::from_str(&described.params_schema)
             .with_context(|| format!("worker {} declared a parameter schema that is not JSON", described.id))?;
         let paths = PathPlan::build(&schema)
@@ -593,31 +593,4 @@ fn check_key(id: &str, entry: &Entry, key: &str) -> Result<(), RegistryError> {
         retry_after,
         last_error,
     })
-}
-
-/// Refuses a self-description over the host's budgets (before anything walks or stores it).
-fn check_described(d: &crate::sandbox::Described) -> anyhow::Result<()> {
-    let fields = [
-        ("id", &d.id, MAX_LABEL_BYTES),
-        ("name", &d.name, MAX_LABEL_BYTES),
-        ("version", &d.version, MAX_LABEL_BYTES),
-        ("description", &d.description, MAX_DESCRIPTION_BYTES),
-        ("parameter schema", &d.params_schema, MAX_SCHEMA_BYTES),
-    ];
-    for (what, value, max) in fields {
-        if value.len() > max {
-            return Err(anyhow!(
-                "the worker's describe returned a {what} of {} bytes; the host limit is {max}",
-                value.len()
-            ));
-        }
-    }
-    if let Some(g) = &d.git_workflow
-        && (g.branch_prefix.len() > MAX_LABEL_BYTES || g.commit_title.len() > MAX_LABEL_BYTES)
-    {
-        return Err(anyhow!(
-            "the worker's describe returned a git workflow label over {MAX_LABEL_BYTES} bytes (host limit)"
-        ));
-    }
-    Ok(())
 }
