@@ -270,7 +270,7 @@
       createdAt: msg.createdAt || msg.timestamp, progress: { percent: 0, message: '' }, attempt: 1,
     };
     if (rank(job) === 2 && msg.type !== 'job:retrying' && !TERMINAL.has(msg.status)) return; // stale
-    for (const k of ['status', 'progress', 'result', 'error', 'git', 'data', 'createdAt', 'startedAt', 'completedAt', 'attempt']) {
+    for (const k of ['status', 'progress', 'result', 'error', 'git', 'data', 'createdAt', 'startedAt', 'completedAt', 'attempt', 'workerVersion', 'componentDigest']) {
       if (msg[k] !== undefined) job[k] = msg[k];
     }
     if (msg.type === 'job:started' && msg.progress === undefined) job.progress = { percent: 0, message: '' };
@@ -876,6 +876,10 @@
       h('dl', { class: 'facts' },
         fact('Pipeline', job.pipelineId),
         fact('Attempt', String(job.attempt ?? '—')),
+        fact('Worker version', job.workerVersion),
+        fact('Component', job.componentDigest
+          ? h('code', { id: 'job-digest', title: `sha256:${job.componentDigest}` }, `sha256:${String(job.componentDigest).slice(0, 12)}`)
+          : null),
         fact('Created', timeEl(job.createdAt, false)),
         fact('Started', job.startedAt ? timeEl(job.startedAt, false) : null),
         fact('Finished', job.completedAt ? timeEl(job.completedAt, false) : null),

@@ -93,6 +93,44 @@ pub enum Command {
         /// Follow the job live and exit non-zero unless it completes.
         #[arg(long)]
         wait: bool,
+        /// Run on this registered worker version instead of the active one (see `versions`).
+        #[arg(long, value_name = "VERSION")]
+        pin: Option<String>,
+    },
+    /// Deploy a component to a running pipeline (hot swap; the old version keeps serving if
+    /// the new one is refused).
+    Deploy {
+        /// Pipeline id.
+        pipeline: String,
+        /// The component (.wasm).
+        file: PathBuf,
+    },
+    /// List a pipeline's registered worker versions.
+    Versions {
+        /// Pipeline id.
+        pipeline: String,
+    },
+    /// Make an earlier worker version active again.
+    Rollback {
+        /// Pipeline id.
+        pipeline: String,
+        /// The version to go back to (default: the one registered before the active one).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+    },
+    /// Rebuild a Rust worker crate on every edit and deploy it into the running server.
+    Dev {
+        /// The worker crate's folder.
+        dir: PathBuf,
+        /// Pipeline to deploy to (default: the crate's package name).
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Build with --release.
+        #[arg(long)]
+        release: bool,
+        /// Build and deploy once, then exit.
+        #[arg(long)]
+        once: bool,
     },
     /// List pipelines.
     Pipelines,
@@ -227,8 +265,9 @@ pub fn resolve_api_key(given: Option<String>, config: &Path) -> Result<Option<St
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Serve { config, db, bind } = cli.command {
-        let config = Config::load_or_init(&config)?;
-        let mut opts = ServerOptions::new(config);
+        let loaded = Config::load_or_init(&config)?;
+        let mut opts = ServerOptions::new(loaded);
+        opts.config_path = Some(config);
         opts.db = db;
         opts.bind = bind;
         opts.api_key = cli.api_key;
@@ -249,10 +288,56 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let client = Client::new(&cli.server, api_key).map_err(|e| UsageError(format!("{e:#}")))?;
     match cli.command {
         Command::Serve { .. } | Command::NewWorker { .. } => unreachable!("handled above"),
-        Command::Trigger { pipeline, params, params_json, wait } => {
+        Command::Trigger { pipeline, params, params_json, wait, pin } => {
             let mut params = build_params(&params, params_json.as_deref())?;
             absolutize_paths(&client, &pipeline, &mut params).await?;
-            trigger(&client, &pipeline, params, wait).await
+            trigger(&client, &pipeline, params, pin, wait).await
+        }
+        Command::Deploy { pipeline, file } => {
+            let wasm = tokio::fs::read(&file).await.with_context(|| format!("reading {}", file.display()))?;
+            let v = client.put_wasm(&["api", "pipelines", &pipeline, "component"], wasm).await?;
+            println!(
+                "{pipeline}: version {} active (sha256 {})",
+                v["version"].as_str().unwrap_or("?"),
+                v["digest"].as_str().unwrap_or("?")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Versions { pipeline } => {
+            let v = client.get(&["api", "pipelines", &pipeline, "versions"], &[]).await?;
+            println!("{:<2} {:<16} {:<8} {:<25} SHA-256", "", "VERSION", "SOURCE", "REGISTERED");
+            for r in v["versions"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<2} {:<16} {:<8} {:<25} {}",
+                    if r["active"] == Value::Bool(true) { "*" } else { "" },
+                    r["version"].as_str().unwrap_or("?"),
+                    r["source"].as_str().unwrap_or("?"),
+                    r["registeredAt"].as_str().unwrap_or(""),
+                    r["digest"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rollback { pipeline, to } => {
+            let body = match to {
+                Some(v) => json!({ "version": v }),
+                None => json!({}),
+            };
+            let v = client.post(&["api", "pipelines", &pipeline, "rollback"], body).await?;
+            println!("{pipeline}: version {} active", v["version"].as_str().unwrap_or("?"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dev { dir, pipeline, release, once } => {
+            let opts = crate::dev::DevOptions {
+                dir,
+                pipeline,
+                release,
+                poll: std::time::Duration::from_millis(300),
+                debounce: std::time::Duration::from_millis(300),
+                once,
+            };
+            crate::dev::run(&client, opts).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Pipelines => {
             let v = client.get(&["api", "pipelines"], &[]).await?;
@@ -353,10 +438,14 @@ fn draw_bar(percent: u64, message: &str) {
     let _ = err.flush();
 }
 
-async fn trigger(client: &Client, pipeline: &str, params: Value, wait: bool) -> Result<ExitCode> {
+async fn trigger(client: &Client, pipeline: &str, params: Value, pin: Option<String>, wait: bool) -> Result<ExitCode> {
     // Subscribe first so no event of the new job can be missed.
     let mut feed = if wait { Some(client.subscribe_jobs().await?) } else { None };
-    let v = client.post(&["api", "pipelines", pipeline, "trigger"], json!({"parameters": params})).await?;
+    let mut body = json!({"parameters": params});
+    if let Some(version) = pin {
+        body["version"] = Value::String(version);
+    }
+    let v = client.post(&["api", "pipelines", pipeline, "trigger"], body).await?;
     let job_id = v["jobId"].as_str().unwrap_or_default().to_string();
     println!("{job_id}");
     let Some(feed) = feed.as_mut() else { return Ok(ExitCode::SUCCESS) };

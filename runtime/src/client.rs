@@ -108,6 +108,26 @@ impl Client {
         if let Some(body) = body {
             req = req.json(&body);
         }
+        self.send(method, &url, req).await
+    }
+
+    /// PUTs a component's bytes (`application/wasm`) to `segments`.
+    pub async fn put_wasm(&self, segments: &[&str], wasm: Vec<u8>) -> Result<Value> {
+        let url = self.url(segments, &[]);
+        let mut req = self
+            .http
+            .put(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+            // Compiling and initialising a large component takes a while.
+            .timeout(std::time::Duration::from_secs(180))
+            .body(wasm);
+        if let Some(key) = &self.api_key {
+            req = req.header(HeaderName::from_static(API_KEY_HEADER), key.clone());
+        }
+        self.send(Method::PUT, &url, req).await
+    }
+
+    async fn send(&self, method: Method, url: &Url, req: reqwest::RequestBuilder) -> Result<Value> {
         let res = req.send().await.map_err(|e| self.unreachable(error_chain(&e)))?;
         let status = res.status();
         let text = res.text().await.map_err(|e| self.unreachable(error_chain(&e)))?;

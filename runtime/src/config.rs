@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub require_key: bool,
     /// Largest accepted request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// Largest component `PUT /api/pipelines/{id}/component` accepts, in bytes (413 beyond).
+    pub max_component_bytes: usize,
     /// Host names (besides IP literals and `localhost`) the `Host` header may carry;
     /// anything else is refused (DNS rebinding).
     pub allowed_hosts: Vec<String>,
@@ -87,6 +89,8 @@ impl Default for ServerConfig {
             api_key: None,
             require_key: true,
             max_body_bytes: 1024 * 1024,
+            // A Python component is ~18 MB.
+            max_component_bytes: 64 * 1024 * 1024,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             header_read_timeout_secs: 10,
@@ -612,6 +616,9 @@ impl Config {
         }
         if self.server.ws_idle_timeout_secs < 3 {
             problems.push("server.ws_idle_timeout_secs must be at least 3".into());
+        }
+        if !(1024..=512 * 1024 * 1024).contains(&self.server.max_component_bytes) {
+            problems.push("server.max_component_bytes must be in 1024..=536870912".into());
         }
         if self.server.rate_limit.requests > 0 && self.server.rate_limit.window_secs == 0 {
             problems.push("server.rate_limit.window_secs must be at least 1".into());

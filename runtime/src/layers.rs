@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["registry"],
     &["queue"],
     &["api"],
-    &["server", "client", "scaffold"],
+    &["server", "client", "scaffold", "dev"],
     &["cli", "layers"],
 ];
 

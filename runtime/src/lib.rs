@@ -19,6 +19,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dev;
 pub mod domain;
 pub mod events;
 mod gitcli;

@@ -42,12 +42,14 @@ pub struct ServerOptions {
     pub bind: Option<String>,
     /// API key from the command line (wins over `ALEPHAUTO_API_KEY` and `server.api_key`).
     pub api_key: Option<String>,
+    /// The file `config` came from: re-read on SIGHUP (changed components are hot-swapped).
+    pub config_path: Option<PathBuf>,
 }
 
 impl ServerOptions {
     /// Options for `config` with everything else defaulted.
     pub fn new(config: Config) -> Self {
-        Self { config, db: None, bind: None, api_key: None }
+        Self { config, db: None, bind: None, api_key: None, config_path: None }
     }
 }
 
@@ -87,6 +89,7 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         tracing::debug!(limit, "descriptor limit");
     }
     let config = opts.config;
+    let config_path = opts.config_path;
     let bind = opts.bind.unwrap_or_else(|| config.server.bind.clone());
     let addr: SocketAddr = bind.parse().with_context(|| format!("invalid bind address {bind:?} (want IP:PORT)"))?;
 
@@ -163,6 +166,9 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     }
 
     let shutdown = CancellationToken::new();
+    if let Some(path) = config_path {
+        reload_on_sighup(path, registry.clone(), shutdown.clone());
+    }
     let state = AppState {
         queue: queue.clone(),
         started,
@@ -279,6 +285,40 @@ async fn serve(listener: TcpListener, app: axum::Router, header_read_timeout: Du
 fn default_node_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "node".into());
     format!("{host}-{}", std::process::id())
+}
+
+/// On each SIGHUP, re-reads the configuration file and hot-swaps every pipeline whose
+/// component changed (`Registry::reload`); a file that does not load is logged and nothing
+/// changes.
+fn reload_on_sighup(path: PathBuf, registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; configuration reload is off");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                got = hangups.recv() => if got.is_none() { return },
+            }
+            tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+            let loaded = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || Config::load_or_init(&path)
+            })
+            .await;
+            match loaded {
+                Ok(Ok(config)) => registry.reload(&config).await,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "SIGHUP: configuration refused; nothing changed")
+                }
+                Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+            }
+        }
+    });
 }
 
 /// Resolves on SIGINT or SIGTERM.

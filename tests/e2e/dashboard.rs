@@ -248,6 +248,8 @@ async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complet
                status: document.querySelector('#drawer .pill').dataset.status, \
                params: document.querySelector('#drawer-body').textContent, \
                injected: document.querySelectorAll('#drawer b').length, \
+               digest: document.getElementById('job-digest')?.textContent, \
+               digestTitle: document.getElementById('job-digest')?.title, \
                hash: location.hash })",
         )
         .await;
@@ -255,6 +257,11 @@ async fn a_browser_triggers_a_job_from_the_generated_form_and_watches_it_complet
     assert!(detail["result"].as_str().unwrap().contains("\"steps\": 5"), "{detail}");
     assert!(detail["params"].as_str().unwrap().contains("from the <b>browser</b>"), "{detail}");
     assert_eq!(detail["injected"], 0, "markup in data is never rendered");
+    // The version the job ran on: the worker's version and its component's digest.
+    assert!(detail["params"].as_str().unwrap().contains("Worker version0.1.0"), "{detail}");
+    let digest = job["componentDigest"].as_str().expect("digest recorded");
+    assert_eq!(detail["digest"].as_str(), Some(format!("sha256:{}", &digest[..12]).as_str()), "{detail}");
+    assert_eq!(detail["digestTitle"].as_str(), Some(format!("sha256:{digest}").as_str()), "{detail}");
     assert_eq!(detail["hash"], format!("#/job/{id}"));
     browser.screenshot(&artifacts.join("dashboard-job-detail.png")).await;
     browser.eval("document.getElementById('drawer-close').click()").await;

@@ -355,3 +355,29 @@ async fn both_backends_find_and_delete_jobs_past_retention_alike() {
         assert_eq!(page.total, 4, "{name}: counts follow the deletion");
     }
 }
+
+#[tokio::test]
+async fn both_backends_keep_the_worker_version_a_job_runs_on() {
+    for (name, store, _dir) in backends("versions").await {
+        let mut pinned = job("v", "p", 0);
+        pinned.worker_version = Some("1.2.0".into());
+        pinned.component_digest = Some("0f".repeat(32));
+        store.insert(&pinned).await.unwrap();
+        store.insert(&job("old", "p", 1)).await.unwrap();
+        assert!(store.mark_running("v", 1, Utc::now()).await.unwrap(), "{name}");
+        assert!(store.finish("v", 1, &done(JobStatus::Completed)).await.unwrap(), "{name}");
+        let got = store.get("v").await.unwrap().unwrap();
+        assert_eq!(got.worker_version.as_deref(), Some("1.2.0"), "{name}");
+        assert_eq!(got.component_digest, pinned.component_digest, "{name}");
+        // Jobs from before versions were recorded read back without them.
+        let old = store.get("old").await.unwrap().unwrap();
+        assert_eq!((old.worker_version, old.component_digest), (None, None), "{name}");
+        // Listings and recovery carry them too.
+        let page = store
+            .list(&JobFilter { pipeline_id: Some("p".into()), statuses: vec![], limit: 10, offset: 0, after: None })
+            .await
+            .unwrap();
+        let listed = page.jobs.iter().find(|j| j.id == "v").expect("listed");
+        assert_eq!(listed.worker_version.as_deref(), Some("1.2.0"), "{name}");
+    }
+}

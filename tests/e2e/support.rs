@@ -241,6 +241,25 @@ impl Server {
         }
     }
 
+    /// The configuration file the server was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// PUTs a component's bytes to `/api/pipelines/{pipeline}/component` with `content_type`.
+    pub async fn put_component(&self, pipeline: &str, bytes: Vec<u8>, content_type: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .put(format!("{}/api/pipelines/{pipeline}/component", self.url))
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .expect("PUT component");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     /// Starts the process again on the same config and database.
     pub fn restart(&mut self) {
         self.kill();

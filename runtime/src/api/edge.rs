@@ -8,7 +8,7 @@
 //!   (`Sec-Fetch-Site`). Allowed origins get CORS headers (tower-http's `CorsLayer`).
 //! - POSTs (every mutating route) must be `application/json` (415): no "simple"
 //!   cross-origin request (`text/plain`, forms) can reach a handler, even where `Origin`
-//!   is absent.
+//!   is absent. The one PUT, the component upload, must be `application/wasm`.
 //! - Mutating requests are rate limited per peer IP (429 + `Retry-After`).
 //! - Every request is answered within `request_timeout_secs` (408).
 
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -81,7 +81,7 @@ impl EdgePolicy {
         Some(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([Method::GET, Method::POST])
+                .allow_methods([Method::GET, Method::POST, Method::PUT])
                 .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, HeaderName::from_static("x-api-key")])
                 .max_age(Duration::from_secs(600)),
         )
@@ -147,19 +147,28 @@ pub async fn check_host_and_origin(State(policy): State<Arc<EdgePolicy>>, req: R
     next.run(req).await
 }
 
-/// Middleware (on matched paths): a POST must say `application/json`. POST is the only
-/// method a page can send cross-origin without a preflight (and every mutating route's);
-/// other methods pass, so a wrong one still meets the route's 405.
+/// Middleware (on matched paths): a POST must say `application/json`; the component upload
+/// (a PUT) must say `application/wasm`, the one route that takes anything else. POST is the
+/// only method a page can send cross-origin without a preflight (and every mutating route's
+/// but the upload); other methods pass, so a wrong one still meets the route's 405.
 pub async fn require_json(req: Request, next: Next) -> Response {
-    if req.method() == Method::POST {
+    let upload_route =
+        req.extensions().get::<MatchedPath>().is_some_and(|p| p.as_str() == super::versions::COMPONENT_ROUTE);
+    let wanted = if upload_route {
+        (req.method() == Method::PUT).then_some(super::versions::WASM_MEDIA_TYPE)
+    } else {
+        (req.method() == Method::POST).then_some("application/json")
+    };
+    if let Some(wanted) = wanted {
         let media = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let essence = media.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
+        if !essence.eq_ignore_ascii_case(wanted) {
             let got = if media.is_empty() { "no Content-Type".to_string() } else { format!("Content-Type {media:?}") };
+            let hint = if upload_route { "" } else { " (send {} for an empty body)" };
             return refuse(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UNSUPPORTED_MEDIA_TYPE",
-                format!("This route takes Content-Type: application/json (send {{}} for an empty body), got {got}"),
+                format!("This route takes Content-Type: {wanted}{hint}, got {got}"),
             );
         }
     }

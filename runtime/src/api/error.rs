@@ -247,6 +247,13 @@ impl From<RegistryError> for ApiError {
                 retry_after: Some(5),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN", message)
             },
+            RegistryError::Refused { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "COMPONENT_REFUSED", message)
+            }
+            RegistryError::UnknownVersion { .. } => ApiError::not_found("UNKNOWN_VERSION", message),
+            RegistryError::NoPreviousVersion { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "NO_PREVIOUS_VERSION", message)
+            }
         }
     }
 }

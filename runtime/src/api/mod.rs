@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod pipelines;
 pub mod query;
 pub mod service;
+pub mod versions;
 pub mod ws;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
     let policy = edge::EdgePolicy::new(server);
     let mut app = Router::new()
         .merge(pipelines::routes())
+        .merge(versions::routes(server.max_component_bytes))
         .merge(jobs::routes())
         .merge(artifacts::routes())
         .merge(service::routes())

@@ -28,6 +28,10 @@ pub struct TriggerRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
     pub parameters: Option<serde_json::Map<String, Value>>,
+    /// Pins a registered worker version (`GET /api/pipelines/{id}/versions`); omitted: the
+    /// active version. An unknown version is a 404 `UNKNOWN_VERSION`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Answer to a trigger.
@@ -258,6 +262,7 @@ pub struct ServiceStatus {
         and `/ws` need `X-API-Key` or `Authorization: Bearer`."),
     paths(
         super::pipelines::list, super::pipelines::trigger, super::pipelines::jobs,
+        super::versions::deploy, super::versions::list, super::versions::rollback,
         super::jobs::list, super::jobs::one, super::jobs::cancel, super::jobs::retry, super::jobs::logs,
         super::artifacts::list, super::artifacts::download, super::artifacts::reports,
         super::service::health, super::service::status, super::service::metrics, ws_doc,

@@ -83,10 +83,13 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<PipelineList>, A
     Ok(Json(PipelineList { pipelines: out, timestamp: format_ts(&Utc::now()) }))
 }
 
-/// Parses the trigger body: `{"parameters": {...}}`, parameters optional.
-fn parse_trigger_body(body: &Bytes) -> Result<Value, ApiError> {
+/// Longest pinned version accepted in a trigger.
+const MAX_VERSION_BYTES: usize = 200;
+
+/// Parses the trigger body: `{"parameters": {...}, "version": "1.2.0"}`, both optional.
+fn parse_trigger_body(body: &Bytes) -> Result<(Value, Option<String>), ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
+        return Ok((json!({}), None));
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("INVALID_JSON", format!("Malformed JSON body: {e}")))?;
@@ -96,20 +99,39 @@ fn parse_trigger_body(body: &Bytes) -> Result<Value, ApiError> {
             format!("Body must be a JSON object like {{\"parameters\": {{...}}}}, got {}", json_type(&value)),
         ));
     };
-    if let Some(k) = top.keys().find(|k| k.as_str() != "parameters") {
+    if let Some(k) = top.keys().find(|k| !matches!(k.as_str(), "parameters" | "version")) {
         return Err(ApiError::bad_request(
             "INVALID_BODY",
-            format!("Unknown field '{k}' in body; only 'parameters' is accepted"),
+            format!("Unknown field '{k}' in body; only 'parameters' and 'version' are accepted"),
         ));
     }
-    match top.remove("parameters") {
-        None => Ok(json!({})),
-        Some(Value::Object(p)) => Ok(Value::Object(p)),
-        Some(other) => Err(ApiError::bad_request(
-            "INVALID_PARAMETERS",
-            format!("'parameters' must be a JSON object, got {}", json_type(&other)),
-        )),
-    }
+    let version = match top.remove("version") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(v)) if !v.is_empty() && v.len() <= MAX_VERSION_BYTES => Some(v),
+        Some(Value::String(_)) => {
+            return Err(ApiError::bad_request(
+                "INVALID_BODY",
+                format!("'version' must be 1 to {MAX_VERSION_BYTES} bytes"),
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "INVALID_BODY",
+                format!("'version' must be a string, got {}", json_type(&other)),
+            ));
+        }
+    };
+    let params = match top.remove("parameters") {
+        None => json!({}),
+        Some(Value::Object(p)) => Value::Object(p),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "INVALID_PARAMETERS",
+                format!("'parameters' must be a JSON object, got {}", json_type(&other)),
+            ));
+        }
+    };
+    Ok((params, version))
 }
 
 /// Queues a job of a pipeline.
@@ -123,6 +145,7 @@ fn parse_trigger_body(body: &Bytes) -> Result<Value, ApiError> {
         (status = 400, description = "Unknown pipeline, malformed body, or parameters that fail the worker's schema or name a path outside the granted roots (the message names the field)", body = ErrorBody),
         (status = 401, description = "API key missing", body = ErrorBody),
         (status = 403, description = "API key wrong, or Origin/Host refused", body = ErrorBody),
+        (status = 404, description = "The pinned `version` is not registered", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
@@ -136,8 +159,8 @@ pub async fn trigger(
     // The pipeline is looked up once, before the body is read: an unknown id is the error
     // reported first.
     let pipeline = state.queue.pipeline(&id)?;
-    let params = parse_trigger_body(&body)?;
-    let job = pipeline.trigger(params).await?;
+    let (params, version) = parse_trigger_body(&body)?;
+    let job = pipeline.trigger_on(params, version.as_deref()).await?;
     Ok((
         StatusCode::CREATED,
         Json(TriggerResponse {
@@ -186,9 +209,16 @@ mod tests {
 
     #[test]
     fn trigger_bodies_are_checked_strictly() {
-        assert_eq!(parse_trigger_body(&Bytes::from_static(b"")).unwrap(), json!({}));
-        assert_eq!(parse_trigger_body(&Bytes::from_static(b"{}")).unwrap(), json!({}));
-        assert_eq!(parse_trigger_body(&Bytes::from_static(b"{\"parameters\":{\"a\":1}}")).unwrap(), json!({"a": 1}));
+        assert_eq!(parse_trigger_body(&Bytes::from_static(b"")).unwrap(), (json!({}), None));
+        assert_eq!(parse_trigger_body(&Bytes::from_static(b"{}")).unwrap(), (json!({}), None));
+        assert_eq!(
+            parse_trigger_body(&Bytes::from_static(b"{\"parameters\":{\"a\":1}}")).unwrap(),
+            (json!({"a": 1}), None)
+        );
+        assert_eq!(
+            parse_trigger_body(&Bytes::from_static(b"{\"version\":\"1.2.0\"}")).unwrap(),
+            (json!({}), Some("1.2.0".to_string()))
+        );
         for bad in [
             &b"{"[..],
             b"[]",
@@ -196,6 +226,8 @@ mod tests {
             b"{\"parameters\":[1]}",
             b"{\"parameters\":\"x\"}",
             b"{\"parameters\":null}",
+            b"{\"version\":1}",
+            b"{\"version\":\"\"}",
         ] {
             let err = parse_trigger_body(&Bytes::copy_from_slice(bad)).unwrap_err();
             assert_eq!(err.status, StatusCode::BAD_REQUEST, "{:?}", String::from_utf8_lossy(bad));

@@ -116,6 +116,12 @@ pub struct Job {
     pub retried_from: Option<String>,
     /// How many manual retries led to this job.
     pub retry_count: u32,
+    /// The worker version (its `describe` version) the job runs on, set at the trigger.
+    #[serde(default)]
+    pub worker_version: Option<String>,
+    /// SHA-256 (hex) of the component the job runs on, set at the trigger.
+    #[serde(default)]
+    pub component_digest: Option<String>,
 }
 
 impl Job {
@@ -136,6 +142,8 @@ impl Job {
             git: None,
             retried_from: None,
             retry_count: 0,
+            worker_version: None,
+            component_digest: None,
         }
     }
 }

@@ -49,12 +49,43 @@ impl Attempt<'_> {
     }
 }
 
+/// The worker version a job is triggered on (recorded on the job, and run on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunsOn {
+    /// What the worker's `describe` reports.
+    pub version: String,
+    /// SHA-256 (hex) of its component.
+    pub digest: String,
+}
+
+/// Trigger parameters as they will be stored, and the version they were checked by.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The parameters, defaults applied.
+    pub params: Value,
+    /// The worker version, when the executor has versions.
+    pub runs_on: Option<RunsOn>,
+}
+
 /// How a pipeline's attempts run, and how its trigger parameters are checked.
 ///
 /// Statically dispatched (`Queue<X>`): the queue's per-job path adds no allocation for it.
 pub trait Executor: Send + Sync + 'static {
     /// Checks a trigger's parameters for `pipeline`; returns them as they will be stored.
     fn validate(&self, pipeline: &str, params: Value) -> impl Future<Output = Result<Value, TriggerError>> + Send;
+
+    /// Checks a trigger's parameters with the pipeline's active version, or the registered
+    /// `version` a trigger pins; says which version the job will run on. An executor
+    /// without versions ignores `version`.
+    fn validate_on(
+        &self,
+        pipeline: &str,
+        params: Value,
+        version: Option<&str>,
+    ) -> impl Future<Output = Result<Validated, TriggerError>> + Send {
+        let _ = version;
+        async move { Ok(Validated { params: self.validate(pipeline, params).await?, runs_on: None }) }
+    }
 
     /// Runs one attempt.
     fn run(&self, attempt: Attempt<'_>) -> impl Future<Output = Outcome> + Send;

@@ -20,6 +20,7 @@ pub mod retry;
 mod source;
 #[cfg(test)]
 mod tests;
+mod versions;
 mod workers;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -41,7 +42,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::store::{JobStore, StoreError};
 
 pub use cluster::ClusterSettings;
-pub use executor::{Attempt, Executor, Outcome};
+pub use executor::{Attempt, Executor, Outcome, RunsOn, Validated};
 pub use workers::{NativeHandler, Workers};
 
 /// Queue-wide settings.
@@ -195,7 +196,12 @@ impl<X: Executor> Pipeline<'_, X> {
     /// Validates, persists and queues a job with `params` (keys the server sets are dropped
     /// from an object); returns it as stored.
     pub async fn trigger(&self, params: Value) -> Result<Job, TriggerError> {
-        self.queue.create_job(self.id, self.limits, params, "manual", "api", None).await
+        self.trigger_on(params, None).await
+    }
+
+    /// Like [`Self::trigger`], on the registered worker `version` when one is pinned.
+    pub async fn trigger_on(&self, params: Value, version: Option<&str>) -> Result<Job, TriggerError> {
+        self.queue.create_job(self, params, version, "manual", "api", None).await
     }
 }
 
@@ -371,13 +377,14 @@ impl<X: Executor> Queue<X> {
     /// `params` are the job's parameters, without the keys the server sets.
     async fn create_job(
         &self,
-        pipeline: &str,
-        limits: &LaneLimits,
+        handle: &Pipeline<'_, X>,
         params: Value,
+        version: Option<&str>,
         kind: &str,
         triggered_by: &str,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
+        let (pipeline, limits) = (handle.id, handle.limits);
         let inner = &self.inner;
         if !inner.accepting.load(Ordering::Acquire) {
             return Err(TriggerError::ShuttingDown);
@@ -389,15 +396,17 @@ impl<X: Executor> Queue<X> {
             return Err(TriggerError::Disabled(format!("Pipeline {pipeline} is disabled by configuration")));
         }
         let params = if params.is_object() { job_params(&params) } else { params };
-        let params = inner.executor.validate(pipeline, params).await?;
+        let Validated { params, runs_on } = inner.executor.validate_on(pipeline, params, version).await?;
         // Persisting and queueing must finish even when the caller goes away (an HTTP client
         // that disconnects drops its handler): otherwise a job could be stored but never queued.
         let queue = self.clone();
         let (pipeline, kind, triggered_by) = (pipeline.to_string(), kind.to_string(), triggered_by.to_string());
         let retry_of = retry_of.cloned();
-        tokio::spawn(async move { queue.enqueue(&pipeline, params, &kind, &triggered_by, retry_of.as_ref()).await })
-            .await
-            .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
+        tokio::spawn(
+            async move { queue.enqueue(&pipeline, params, runs_on, &kind, &triggered_by, retry_of.as_ref()).await },
+        )
+        .await
+        .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
     }
 
     /// Reserves room within the pipeline's cap, persists the job and hands it to the source
@@ -406,6 +415,7 @@ impl<X: Executor> Queue<X> {
         &self,
         pipeline: &str,
         params: Value,
+        runs_on: Option<RunsOn>,
         kind: &str,
         triggered_by: &str,
         retry_of: Option<&Job>,
@@ -415,7 +425,7 @@ impl<X: Executor> Queue<X> {
             inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
         let source = inner.source();
         source.reserve(inner, pipeline, lane).await?;
-        let result = self.persist_new(pipeline, params, kind, triggered_by, retry_of).await;
+        let result = self.persist_new(pipeline, params, runs_on, kind, triggered_by, retry_of).await;
         source.admitted(inner, pipeline, lane, result.as_ref().ok());
         result
     }
@@ -424,6 +434,7 @@ impl<X: Executor> Queue<X> {
         &self,
         pipeline: &str,
         params: Value,
+        runs_on: Option<RunsOn>,
         kind: &str,
         triggered_by: &str,
         retry_of: Option<&Job>,
@@ -443,6 +454,10 @@ impl<X: Executor> Queue<X> {
             if let Some(old) = retry_of {
                 job.retried_from = Some(old.id.clone());
                 job.retry_count = old.retry_count + 1;
+            }
+            if let Some(on) = &runs_on {
+                job.worker_version = Some(on.version.clone());
+                job.component_digest = Some(on.digest.clone());
             }
             match self.inner.store.insert(&job).await {
                 Ok(()) => {
@@ -508,7 +523,7 @@ impl<X: Executor> Queue<X> {
             });
         }
         let pipeline = self.pipeline(&old.pipeline_id)?;
-        Ok(self.create_job(pipeline.id, pipeline.limits, job_params(&old.data), "retry", "retry", Some(&old)).await?)
+        Ok(self.create_job(&pipeline, job_params(&old.data), None, "retry", "retry", Some(&old)).await?)
     }
 
     /// Joins a cluster: jobs are claimed from the shared store instead of local lanes,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::executor::{Attempt, Executor, Outcome};
+use super::executor::{Attempt, Executor, Outcome, RunsOn, Validated};
 use super::{TriggerError, outputs};
 use crate::domain::LogStream;
 use crate::domain::{FailureCode, job_params};
@@ -89,7 +89,12 @@ impl Workers {
 
     async fn run_in_worker(&self, attempt: Attempt<'_>) -> Outcome {
         let job = attempt.job;
-        let worker = match self.registry.get_worker(&job.pipeline_id).await {
+        // The version the job was triggered on; jobs from before versions use the active one.
+        let worker = match &job.component_digest {
+            Some(digest) => self.registry.worker_for(&job.pipeline_id, digest).await,
+            None => self.registry.get_worker(&job.pipeline_id).await,
+        };
+        let worker = match worker {
             Ok(w) => w,
             Err(e) => return Outcome::Failed(failure(FailureCode::WorkerUnavailable, e.to_string(), true)),
         };
@@ -254,6 +259,20 @@ impl Executor for Workers {
     async fn validate(&self, pipeline: &str, params: Value) -> Result<Value, TriggerError> {
         let worker = self.registry.get_worker(pipeline).await?;
         Ok(worker.validate(params).await?.params)
+    }
+
+    async fn validate_on(
+        &self,
+        pipeline: &str,
+        params: Value,
+        version: Option<&str>,
+    ) -> Result<Validated, TriggerError> {
+        let worker = self.registry.resolve(pipeline, version).await?;
+        let params = worker.validate(params).await?.params;
+        Ok(Validated {
+            params,
+            runs_on: Some(RunsOn { version: worker.info.version.clone(), digest: worker.digest.clone() }),
+        })
     }
 
     async fn run(&self, attempt: Attempt<'_>) -> Outcome {

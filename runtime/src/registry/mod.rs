@@ -4,8 +4,12 @@
 //! `shutdown` calls every loaded guest's `shutdown` and drops the workers.
 
 pub mod breaker;
+mod deploy;
 mod params;
+pub mod versions;
 pub mod worker;
+
+pub use self::deploy::Deployed;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,8 +20,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use serde_json::Value;
 
-use self::breaker::{Breaker, BreakerSettings};
+use self::breaker::BreakerSettings;
 use self::params::ParamSchema;
+use self::versions::{Breakers, CONFIG_KEY, ComponentStore, VersionList, VersionSource};
 use self::worker::{GitWorkflowInfo, Worker, WorkerInfo};
 use crate::config::{Config, PipelineConfig};
 use crate::sandbox::Sandbox;
@@ -75,13 +80,46 @@ pub enum RegistryError {
     /// The registry is shutting down.
     #[error("the runtime is shutting down")]
     ShuttingDown,
+    /// A deployed component failed to compile, link, describe or initialise; nothing changed.
+    #[error("Component refused for pipeline {id}: {message}")]
+    Refused {
+        /// Pipeline id.
+        id: String,
+        /// What failed.
+        message: String,
+    },
+    /// No registered version of the pipeline reports that version.
+    #[error("Pipeline {id} has no version {version}; registered: {}", known.join(", "))]
+    UnknownVersion {
+        /// Pipeline id.
+        id: String,
+        /// The version asked for.
+        version: String,
+        /// The registered versions.
+        known: Vec<String>,
+    },
+    /// A rollback without a target, but nothing was registered before the active version.
+    #[error("Pipeline {id} has no version registered before the active one ({active})")]
+    NoPreviousVersion {
+        /// Pipeline id.
+        id: String,
+        /// The active version.
+        active: String,
+    },
 }
 
 struct Entry {
     config: PipelineConfig,
+    /// The configured component file (a reload may point it elsewhere).
+    component: RwLock<PathBuf>,
+    /// The active version: what new jobs run on.
     ready: RwLock<Option<Arc<Worker>>>,
+    /// Serialises initialisations and deploys of this pipeline.
     init_lock: tokio::sync::Mutex<()>,
-    breaker: Mutex<Breaker>,
+    /// Every registered version (the active one included).
+    versions: Mutex<VersionList>,
+    /// A breaker per component digest, and one for the configured file.
+    breakers: Mutex<Breakers>,
     init_attempts: AtomicU64,
     /// Whether an initialisation is under way.
     initialising: AtomicBool,
@@ -90,6 +128,20 @@ struct Entry {
 impl Entry {
     fn loaded(&self) -> Option<Arc<Worker>> {
         self.ready.read().ok().and_then(|r| r.clone())
+    }
+
+    /// Registers `worker` and, when `activate`, makes it the version new jobs run on.
+    fn register(&self, id: &str, worker: Arc<Worker>, source: VersionSource, activate: bool) {
+        let active =
+            if activate { worker.digest.clone() } else { self.loaded().map(|w| w.digest.clone()).unwrap_or_default() };
+        if let Ok(mut versions) = self.versions.lock() {
+            for gone in versions.register(worker.clone(), source, &active) {
+                tracing::info!(pipeline = id, version = %gone.worker.info.version, digest = %gone.worker.digest, "dropped an old version");
+            }
+        }
+        if activate && let Ok(mut slot) = self.ready.write() {
+            *slot = Some(worker);
+        }
     }
 }
 
@@ -178,6 +230,8 @@ pub struct Registry {
     closed: AtomicBool,
     /// The runtime's own folders and files (`Config::protected_paths`) no grant may reach.
     protected: Vec<PathBuf>,
+    /// Components by digest, under the data folder.
+    store: ComponentStore,
 }
 
 impl std::fmt::Debug for Registry {
@@ -197,9 +251,11 @@ impl Registry {
                     id.clone(),
                     Entry {
                         config: p.clone(),
+                        component: RwLock::new(p.component.clone()),
                         ready: RwLock::new(None),
                         init_lock: tokio::sync::Mutex::new(()),
-                        breaker: Mutex::new(Breaker::new(breaker)),
+                        versions: Mutex::new(VersionList::default()),
+                        breakers: Mutex::new(Breakers::new(breaker)),
                         init_attempts: AtomicU64::new(0),
                         initialising: AtomicBool::new(false),
                     },
@@ -213,6 +269,7 @@ impl Registry {
             max_log_bytes: config.runtime.max_log_bytes,
             closed: AtomicBool::new(false),
             protected,
+            store: ComponentStore::new(config.runtime.data_dir.join("components")),
         }
     }
 
@@ -283,19 +340,26 @@ impl Registry {
         }
         entry.initialising.store(true, Ordering::Release);
         let _initialising = Initialising(&entry.initialising);
-        let created = tokio::time::timeout(CREATE_TIMEOUT, self.init_worker(id, &entry.config))
-            .await
-            .unwrap_or_else(|_| Err(anyhow!("did not finish within {} s", CREATE_TIMEOUT.as_secs())));
-        match created {
+        let component = entry.component.read().map(|c| c.clone()).unwrap_or_else(|_| entry.config.component.clone());
+        let created = async {
+            let wasm = tokio::fs::read(&component)
+                .await
+                .with_context(|| format!("reading component {}", component.display()))?;
+            let wasm = Arc::new(wasm);
+            let label = component.display().to_string();
+            let worker = self.create(id, &entry.config, wasm.clone(), &label).await?;
+            // Kept by digest, so a job triggered on this version can run after a reload.
+            self.keep(id, &worker.digest, wasm).await;
+            Ok::<_, anyhow::Error>(worker)
+        };
+        match created.await {
             Ok(mut worker) => {
                 worker.init_time = started.elapsed();
                 let worker = Arc::new(worker);
-                if let Ok(mut b) = entry.breaker.lock() {
-                    b.on_success();
+                if let Ok(mut b) = entry.breakers.lock() {
+                    b.on_success(CONFIG_KEY);
                 }
-                if let Ok(mut slot) = entry.ready.write() {
-                    *slot = Some(worker.clone());
-                }
+                entry.register(id, worker.clone(), VersionSource::Config, true);
                 tracing::info!(
                     pipeline = id,
                     ms = worker.init_time.as_millis() as u64,
@@ -307,8 +371,8 @@ impl Registry {
             Err(e) => {
                 let message = format!("{e:#}");
                 tracing::error!(pipeline = id, error = %message, "worker initialisation failed");
-                if let Ok(mut b) = entry.breaker.lock() {
-                    b.on_failure(Instant::now(), message.clone());
+                if let Ok(mut b) = entry.breakers.lock() {
+                    b.on_failure(CONFIG_KEY, Instant::now(), message.clone());
                 }
                 Err(RegistryError::InitFailed { id: id.to_string(), message })
             }
@@ -324,7 +388,7 @@ impl Registry {
             let Some(entry) = self.entries.get(id) else {
                 continue;
             };
-            let cooling = entry.breaker.lock().map(|b| b.is_open(Instant::now())).unwrap_or(true);
+            let cooling = entry.breakers.lock().map(|b| b.check(CONFIG_KEY, Instant::now()).is_err()).unwrap_or(true);
             if cooling
                 || entry.loaded().is_some()
                 || entry.initialising.load(Ordering::Acquire)
@@ -347,26 +411,38 @@ impl Registry {
     }
 
     fn check_breaker(&self, id: &str, entry: &Entry) -> Result<(), RegistryError> {
-        let breaker = entry
-            .breaker
-            .lock()
-            .map_err(|_| RegistryError::InitFailed { id: id.to_string(), message: "breaker lock poisoned".into() })?;
-        breaker.check(Instant::now()).map_err(|retry_after| RegistryError::Cooldown {
-            id: id.to_string(),
-            retry_after,
-            last_error: breaker.last_error().unwrap_or("unknown error").to_string(),
-        })
+        check_key(id, entry, CONFIG_KEY)
     }
 
-    async fn init_worker(&self, id: &str, config: &PipelineConfig) -> anyhow::Result<Worker> {
-        let (pre, loaded) = self.sandbox.load(&config.component).await?;
+    /// Creates a worker from `wasm` within [`CREATE_TIMEOUT`]: compile, link, `describe`, `init`.
+    async fn create(
+        &self,
+        id: &str,
+        config: &PipelineConfig,
+        wasm: Arc<Vec<u8>>,
+        label: &str,
+    ) -> anyhow::Result<Worker> {
+        tokio::time::timeout(CREATE_TIMEOUT, self.init_worker(id, config, wasm, label))
+            .await
+            .unwrap_or_else(|_| Err(anyhow!("did not finish within {} s", CREATE_TIMEOUT.as_secs())))
+    }
+
+    async fn init_worker(
+        &self,
+        id: &str,
+        config: &PipelineConfig,
+        wasm: Arc<Vec<u8>>,
+        label: &str,
+    ) -> anyhow::Result<Worker> {
+        let digest = versions::digest_of(&wasm);
+        let (pre, loaded) = self.sandbox.load_bytes(wasm, label).await?;
         let journal = Journal::new(self.max_log_bytes, 0);
         let mut control =
             self.sandbox.control(&pre, (config.memory_mb as usize) << 20, INIT_TIMEOUT, journal.clone()).await?;
         let described = control.describe().await.map_err(|e| anyhow!("{e}")).context("calling describe")?;
         // What describe returned is checked (and the schema walked, within budgets) before
         // `init`: a worker whose self-description is over budget is never initialised.
-        check_described(&described)?;
+        worker::check_described(&described)?;
         let schema: Value = serde_json::from_str(&described.params_schema)
             .with_context(|| format!("worker {} declared a parameter schema that is not JSON", described.id))?;
         let paths = PathPlan::build(&schema)
@@ -413,6 +489,7 @@ impl Registry {
         let takes_paths = !paths.is_empty();
         Ok(Worker {
             pipeline_id: id.to_string(),
+            digest,
             wants_output,
             takes_paths,
             config: config.clone(),
@@ -445,9 +522,12 @@ impl Registry {
         let entry = self.entries.get(id)?;
         let worker = entry.loaded();
         let (cooling_down, failures, last_error) = entry
-            .breaker
+            .breakers
             .lock()
-            .map(|b| (b.is_open(Instant::now()), b.failures(), b.last_error().map(str::to_string)))
+            .ok()
+            .and_then(|b| {
+                b.get(CONFIG_KEY).map(|b| (b.is_open(Instant::now()), b.failures(), b.last_error().map(str::to_string)))
+            })
             .unwrap_or((false, 0, None));
         let state = if worker.is_some() {
             WorkerState::Ready
@@ -475,42 +555,42 @@ impl Registry {
     pub async fn shutdown(&self) {
         self.closed.store(true, Ordering::Release);
         for (id, entry) in &self.entries {
-            let worker = entry.ready.write().ok().and_then(|mut slot| slot.take());
-            let Some(worker) = worker else { continue };
-            let control = worker.control.lock().await.take();
-            if let Some(mut control) = control {
-                match control.shutdown(Duration::from_secs(10)).await {
-                    Ok(()) => tracing::info!(pipeline = %id, "worker shut down"),
-                    Err(e) => tracing::warn!(pipeline = %id, error = %e, "worker shutdown failed"),
+            let active = entry.ready.write().ok().and_then(|mut slot| slot.take());
+            let mut all: Vec<Arc<Worker>> = entry
+                .versions
+                .lock()
+                .map(|mut v| v.take_all())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.worker)
+                .collect();
+            if let Some(w) = active
+                && !all.iter().any(|v| v.digest == w.digest)
+            {
+                all.push(w);
+            }
+            for worker in all {
+                let control = worker.control.lock().await.take();
+                if let Some(mut control) = control {
+                    match control.shutdown(Duration::from_secs(10)).await {
+                        Ok(()) => tracing::info!(pipeline = %id, version = %worker.info.version, "worker shut down"),
+                        Err(e) => tracing::warn!(pipeline = %id, error = %e, "worker shutdown failed"),
+                    }
                 }
             }
         }
     }
 }
 
-/// Refuses a self-description over the host's budgets (before anything walks or stores it).
-fn check_described(d: &crate::sandbox::Described) -> anyhow::Result<()> {
-    let fields = [
-        ("id", &d.id, MAX_LABEL_BYTES),
-        ("name", &d.name, MAX_LABEL_BYTES),
-        ("version", &d.version, MAX_LABEL_BYTES),
-        ("description", &d.description, MAX_DESCRIPTION_BYTES),
-        ("parameter schema", &d.params_schema, MAX_SCHEMA_BYTES),
-    ];
-    for (what, value, max) in fields {
-        if value.len() > max {
-            return Err(anyhow!(
-                "the worker's describe returned a {what} of {} bytes; the host limit is {max}",
-                value.len()
-            ));
-        }
-    }
-    if let Some(g) = &d.git_workflow
-        && (g.branch_prefix.len() > MAX_LABEL_BYTES || g.commit_title.len() > MAX_LABEL_BYTES)
-    {
-        return Err(anyhow!(
-            "the worker's describe returned a git workflow label over {MAX_LABEL_BYTES} bytes (host limit)"
-        ));
-    }
-    Ok(())
+/// Refuses an attempt while the breaker of `key` (a digest, or [`CONFIG_KEY`]) is open.
+fn check_key(id: &str, entry: &Entry, key: &str) -> Result<(), RegistryError> {
+    let breakers = entry
+        .breakers
+        .lock()
+        .map_err(|_| RegistryError::InitFailed { id: id.to_string(), message: "breaker lock poisoned".into() })?;
+    breakers.check(key, Instant::now()).map_err(|(retry_after, last_error)| RegistryError::Cooldown {
+        id: id.to_string(),
+        retry_after,
+        last_error,
+    })
 }

@@ -86,6 +86,8 @@ pub struct ValidParams {
 pub struct Worker {
     /// Pipeline id.
     pub pipeline_id: String,
+    /// SHA-256 (hex) of its component: the version's identity.
+    pub digest: String,
     /// Its configuration.
     pub config: PipelineConfig,
     /// What the worker says about itself.
@@ -192,4 +194,32 @@ fn apply_defaults(schema: &Value, params: &mut Value) {
             obj.insert(name.clone(), default.clone());
         }
     }
+}
+
+/// Refuses a self-description over the host's budgets (before anything walks or stores it).
+pub(super) fn check_described(d: &crate::sandbox::Described) -> anyhow::Result<()> {
+    let fields = [
+        ("id", &d.id, super::MAX_LABEL_BYTES),
+        ("name", &d.name, super::MAX_LABEL_BYTES),
+        ("version", &d.version, super::MAX_LABEL_BYTES),
+        ("description", &d.description, super::MAX_DESCRIPTION_BYTES),
+        ("parameter schema", &d.params_schema, super::MAX_SCHEMA_BYTES),
+    ];
+    for (what, value, max) in fields {
+        if value.len() > max {
+            return Err(anyhow::anyhow!(
+                "the worker's describe returned a {what} of {} bytes; the host limit is {max}",
+                value.len()
+            ));
+        }
+    }
+    if let Some(g) = &d.git_workflow
+        && (g.branch_prefix.len() > super::MAX_LABEL_BYTES || g.commit_title.len() > super::MAX_LABEL_BYTES)
+    {
+        return Err(anyhow::anyhow!(
+            "the worker's describe returned a git workflow label over {} bytes (host limit)",
+            super::MAX_LABEL_BYTES
+        ));
+    }
+    Ok(())
 }

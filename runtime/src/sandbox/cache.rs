@@ -167,9 +167,14 @@ impl ComponentCache {
 
     /// Loads `path`, from the cache when possible; compiling is blocking work.
     pub fn load(&self, engine: &Engine, path: &Path) -> Result<Loaded> {
-        let start = Instant::now();
         let wasm = std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?;
-        let name = self.entry_name(&wasm);
+        self.load_bytes(engine, &wasm, &path.display().to_string())
+    }
+
+    /// Loads the component `wasm` (named `label` in messages), from the cache when possible.
+    pub fn load_bytes(&self, engine: &Engine, wasm: &[u8], label: &str) -> Result<Loaded> {
+        let start = Instant::now();
+        let name = self.entry_name(wasm);
         let entry = self.dir.join(&name);
         // Read into memory, verify, then deserialise those same bytes: mapping the file
         // (`deserialize_file`) would load whatever is on disk after the check.
@@ -188,16 +193,16 @@ impl ComponentCache {
                 },
                 Err(why) => tracing::warn!(
                     entry = %entry.display(),
-                    component = %path.display(),
+                    component = %label,
                     "refusing to load cache entry: {why}; recompiling"
                 ),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(entry = %entry.display(), error = %e, "cannot read cache entry; recompiling"),
         }
-        let component = Component::new(engine, &wasm)
+        let component = Component::new(engine, wasm)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("compiling component {}", path.display()))?;
+            .with_context(|| format!("compiling component {label}"))?;
         let bytes = component.serialize().map_err(anyhow::Error::from).context("serialising compiled component")?;
         let sealed = self.seal(&name, bytes);
         // Write then rename, so a concurrent reader never sees half a file.

@@ -250,21 +250,28 @@ impl Sandbox {
 
     /// Loads (from the cache when possible) and pre-links a component.
     pub async fn load(&self, path: &Path) -> Result<(WorkerPre, Loaded)> {
+        let wasm = tokio::fs::read(path).await.with_context(|| format!("reading component {}", path.display()))?;
+        self.load_bytes(Arc::new(wasm), &path.display().to_string()).await
+    }
+
+    /// Compiles (or loads from the cache) the component `wasm`, named `label` in messages,
+    /// and links it.
+    pub async fn load_bytes(&self, wasm: Arc<Vec<u8>>, label: &str) -> Result<(WorkerPre, Loaded)> {
         let engine = self.engine.clone();
         let cache = self.cache.clone();
-        let owned = path.to_path_buf();
+        let owned = label.to_string();
         // Compilation is CPU-bound: keep it off the async workers.
-        let loaded = tokio::task::spawn_blocking(move || cache.load(&engine, &owned))
+        let loaded = tokio::task::spawn_blocking(move || cache.load_bytes(&engine, &wasm, &owned))
             .await
             .context("component loader task failed")??;
         let instance_pre = self
             .linker
             .instantiate_pre(&loaded.component)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("linking {} (does it target the alephauto:worker world?)", path.display()))?;
+            .with_context(|| format!("linking {label} (does it target the alephauto:worker world?)"))?;
         let pre = PipelineWorkerPre::new(instance_pre)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} does not export the alephauto:worker/worker interface", path.display()))?;
+            .with_context(|| format!("{label} does not export the alephauto:worker/worker interface"))?;
         Ok((pre, loaded))
     }
 

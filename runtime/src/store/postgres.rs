@@ -27,9 +27,10 @@ use crate::events::JobEvent;
 
 /// Versioned migrations, applied in order under an advisory lock so nodes starting
 /// together do not race.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE jobs (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         seq BIGSERIAL,
         pipeline_id TEXT NOT NULL,
@@ -64,10 +65,18 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         fields JSONB,
         PRIMARY KEY (job_id, seq)
     );",
-)];
+    ),
+    // The worker version and component digest a job runs on (hot swap keeps several).
+    (
+        5,
+        "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS worker_version TEXT;
+        ALTER TABLE jobs ADD COLUMN IF NOT EXISTS component_digest TEXT",
+    ),
+];
 
 const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
-    progress_percent, progress_message, result, error, git, retried_from, retry_count";
+    progress_percent, progress_message, result, error, git, retried_from, retry_count, \
+    worker_version, component_digest";
 
 /// Advisory lock key of the maintenance leader (arbitrary constant: "alephaut").
 const LEADER_LOCK: i64 = 0x616c_6570_6861_7574;
@@ -262,6 +271,8 @@ fn to_job(row: &Row) -> StoreResult<Job> {
         git: parse_json(json_opt(12))?,
         retried_from: row.get(13),
         retry_count: row.get::<_, i32>(14) as u32,
+        worker_version: row.get(15),
+        component_digest: row.get(16),
     })
 }
 
@@ -280,7 +291,7 @@ impl JobStore for PostgresStore {
         let res = client
             .execute(
                 &format!(
-                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
+                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)"
                 ),
                 &[
                     &job.id,
@@ -298,6 +309,8 @@ impl JobStore for PostgresStore {
                     &json(&job.git)?,
                     &job.retried_from,
                     &(job.retry_count as i32),
+                    &job.worker_version,
+                    &job.component_digest,
                 ],
             )
             .await;
@@ -437,7 +450,7 @@ impl JobStore for PostgresStore {
         };
         let page = &rows[..rows.len().min(filter.limit as usize)];
         let next = match (rows.len() > page.len(), page.last()) {
-            (true, Some(last)) => Some(Cursor::new(&last.get(4), last.get(15))),
+            (true, Some(last)) => Some(Cursor::new(&last.get(4), last.get(17))),
             _ => None,
         };
         Ok(JobPage { jobs: page.iter().map(to_job).collect::<StoreResult<_>>()?, total: total as u64, next })

@@ -36,6 +36,8 @@ pub(super) fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<anyhow::Resu
     let message: String = r.get(9)?;
     let retried_from: Option<String> = r.get(13)?;
     let retry_count: u32 = r.get(14)?;
+    let worker_version: Option<String> = r.get(15)?;
+    let component_digest: Option<String> = r.get(16)?;
     Ok((|| {
         Ok(Job {
             status: JobStatus::parse(&status).ok_or_else(|| anyhow!("bad status {status:?} for job {id}"))?,
@@ -50,6 +52,8 @@ pub(super) fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<anyhow::Resu
             git: parse_json(git)?,
             retried_from,
             retry_count,
+            worker_version,
+            component_digest,
             pipeline_id,
             id,
         })
@@ -62,7 +66,7 @@ pub(super) fn get_job(conn: &Connection, id: &str) -> anyhow::Result<Option<Job>
 }
 
 /// Column index of the `rowid` a listing selects after `JOB_COLUMNS`.
-const ROWID: usize = 15;
+const ROWID: usize = 17;
 
 /// The query of a listing page: SQL and its arguments (limit and offset last). It asks for one
 /// row more than the page, which tells whether another page follows.
@@ -147,6 +151,8 @@ struct JobJson<'a> {
     git: Option<&'a RawValue>,
     retried_from: Option<&'a str>,
     retry_count: u32,
+    worker_version: Option<&'a str>,
+    component_digest: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -199,6 +205,8 @@ pub(super) fn list_json(conn: &Connection, filter: &JobFilter, total: u64) -> an
             git: raw(r, 12)?,
             retried_from: text(r, 13)?,
             retry_count: r.get(14)?,
+            worker_version: text(r, 15)?,
+            component_digest: text(r, 16)?,
         };
         serde_json::to_writer(&mut out, &job)?;
         count += 1;

@@ -106,6 +106,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // A re-queued job's backoff (microseconds since the Unix epoch; NULL: runnable now), so a
     // restart waits out what is left of it, as a cluster's claims do.
     (7, "ALTER TABLE jobs ADD COLUMN run_after INTEGER"),
+    // The worker version and component digest a job runs on (hot swap keeps several).
+    (
+        11,
+        "ALTER TABLE jobs ADD COLUMN worker_version TEXT;
+        ALTER TABLE jobs ADD COLUMN component_digest TEXT;",
+    ),
 ];
 
 /// The predicate of `jobs_active`.
@@ -150,16 +156,17 @@ impl StatusIndex {
 macro_rules! job_columns {
     () => {
         "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
-         progress_percent, progress_message, result, error, git, retried_from, retry_count"
+         progress_percent, progress_message, result, error, git, retried_from, retry_count, \
+         worker_version, component_digest"
     };
 }
 pub(super) const JOB_COLUMNS: &str = job_columns!();
 /// How many columns `JOB_COLUMNS` lists: the index of the first column a query adds after them.
-pub(super) const JOB_COLUMN_COUNT: usize = 15;
+pub(super) const JOB_COLUMN_COUNT: usize = 17;
 pub(super) const INSERT_JOB: &str = concat!(
     "INSERT INTO jobs (",
     job_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
 );
 
 pub(super) fn open_connection(path: &Path) -> anyhow::Result<Connection> {

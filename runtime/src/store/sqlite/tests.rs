@@ -182,6 +182,8 @@ async fn the_json_listing_is_exactly_the_serialised_jobs() {
     full.data = json!({"path": "/tmp/a \"quoted\" \u{e9}", "n": [1, 2.5, null], "nested": {"b": true}});
     full.retried_from = Some("older".into());
     full.retry_count = 2;
+    full.worker_version = Some("1.2.0".into());
+    full.component_digest = Some("ab".repeat(32));
     full.created_at = Utc::now() - chrono::Duration::seconds(5);
     store.insert(&full).await.unwrap();
     store.insert(&job("plain")).await.unwrap();

@@ -47,6 +47,8 @@ pub(super) struct NewRow {
     git: Option<String>,
     retried_from: Option<String>,
     retry_count: u32,
+    worker_version: Option<String>,
+    component_digest: Option<String>,
 }
 
 impl NewRow {
@@ -67,6 +69,8 @@ impl NewRow {
             git: opt_json(&job.git)?,
             retried_from: job.retried_from.clone(),
             retry_count: job.retry_count,
+            worker_version: job.worker_version.clone(),
+            component_digest: job.component_digest.clone(),
         })
     }
 }
@@ -358,6 +362,8 @@ fn insert_job(tx: &Connection, row: &NewRow) -> StoreResult<()> {
         row.git,
         row.retried_from,
         row.retry_count,
+        row.worker_version,
+        row.component_digest,
     ]);
     match res {
         Ok(_) => Ok(()),
