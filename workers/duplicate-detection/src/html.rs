@@ -136,12 +136,12 @@ fn group(b: &mut String, d: &Duplicate, repos: &[(String, PathBuf)], excerpts: b
     let sug = suggest(d);
     let _ = writeln!(
         b,
-        "<p><b>{}</b> ({} priority, {} complexity, {} risk): {} Target: <code>{}</code>.</p>",
+        "<p><b>{}</b> ({} priority, {} complexity, {} risk): {}. Target: <code>{}</code>.</p>",
         html::escape(sug.strategy),
         html::escape(sug.priority),
         html::escape(sug.complexity),
         html::escape(sug.migration_risk),
-        html::escape(&sug.message),
+        html::escape(sug.message.trim_end_matches('.')),
         html::escape(&sug.target_location)
     );
     let shown = if excerpts { EXCERPT_COPIES.min(d.occurrences.len()) } else { 0 };
