@@ -553,6 +553,7 @@ async fn a_workers_html_report_renders_in_the_sandboxed_frame_and_planted_markup
     assert_eq!(inside["origin"], "null", "the frame has an opaque origin");
     assert_eq!(browser.eval("document.body.dataset.pwned ?? 'no'").await, "no");
     assert_eq!(browser.eval("document.title").await, title);
+    browser.eval("document.querySelector('iframe.artifact-frame').scrollIntoView()").await;
     browser.screenshot(&artifacts_dir().join("dashboard-report-frame.png")).await;
     browser.assert_no_page_errors();
 }

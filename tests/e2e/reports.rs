@@ -15,13 +15,16 @@ use crate::support::{Server, git, write_tree};
 /// A duplicated block whose string holds a planted script.
 const BLOCK: &str = "function render(rows) {\n  const head = \"<script>document.title='PWNED'</script>\";\n  let out = head;\n  for (const r of rows) {\n    out += '<td>' + r.name + '</td>';\n  }\n  return out;\n}\n";
 
+/// A hostile repository folder name (no slash: one folder).
+const REPO_NAME: &str = "<svg onload=alert(7)>shop";
+
 /// A hostile file name (no slash, so a real file).
 const EVIL_NAME: &str = "<img src=x onerror=alert(1)>.js";
 
 /// A repository named with markup, two copies of [`BLOCK`] (one under [`EVIL_NAME`]), committed
 /// on 2024-03-05 by one author.
 fn hostile_repo(root: &Path) -> std::path::PathBuf {
-    let repo = root.join("code").join("<b>shop</b>");
+    let repo = root.join("code").join(REPO_NAME);
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
     write_tree(&repo, &[("a.js", BLOCK), (EVIL_NAME, BLOCK), ("README.md", "# Shop\n")]);
@@ -64,7 +67,7 @@ async fn report_of(server: &Server, pipeline: &str, params: Value, report: &str)
     assert_eq!(Some(html.len() as u64), entry["size"].as_u64(), "{pipeline}: the listed size");
     assert!(html.starts_with("<!doctype html>"), "{pipeline}: {html}");
     // Self-contained and inert: no markup from the repository, nothing loaded, nothing run.
-    for forbidden in ["<script", "<img", "<b>shop", "<link", "src=\"http", "href=\"http", "@import", "url("] {
+    for forbidden in ["<script", "<img", "<svg onload", "<link", "src=\"http", "href=\"http", "@import", "url("] {
         assert!(!html.contains(forbidden), "{pipeline}: {forbidden} in its report:\n{html}");
     }
     // The report is listed among the reports across jobs too.
@@ -97,7 +100,7 @@ async fn each_worker_writes_an_escaped_self_contained_html_report_served_as_html
     assert!(html.matches("<figure class=\"side\">").count() >= 2, "{html}");
     assert!(html.contains("const head = &quot;&lt;script&gt;document.title=&#39;PWNED&#39;&lt;/script&gt;&quot;;"));
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;.js:1-"), "{html}");
-    assert!(html.contains("&lt;b&gt;shop&lt;/b&gt;"), "{html}");
+    assert!(html.contains("&lt;svg onload=alert(7)&gt;shop"), "{html}");
 
     let (job, html) = report_of(
         &server,
@@ -113,7 +116,7 @@ async fn each_worker_writes_an_escaped_self_contained_html_report_served_as_html
         assert!(html.contains(&format!("<figure data-chart=\"{chart}.svg\">\n<svg xmlns=")), "{chart} inline");
     }
     assert!(html.contains("<title>2024-03-05: 1</title>"), "the daily timeline: {html}");
-    assert!(html.contains("<td>&lt;b&gt;shop&lt;/b&gt;</td><td class=\"num\">1</td>"), "{html}");
+    assert!(html.contains("<td>&lt;svg onload=alert(7)&gt;shop</td><td class=\"num\">1</td>"), "{html}");
     assert!(html.contains("<td>Dev</td><td>dev@example.com</td><td class=\"num\">1</td>"), "{html}");
 
     let (job, html) = report_of(&server, "repomix", json!({"sourceDir": p(&repo)}), "repomix-report.html").await;
