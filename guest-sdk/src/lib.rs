@@ -8,6 +8,7 @@
 //! - `context`: [`Context`] (progress, log, grants, cancel, exec bit) and [`Reporter`].
 //! - `git`: typed wrappers over the host's read-only git queries.
 //! - `walk`: `.gitignore`-aware tree walking that never follows symlinks nor enters `.git`.
+//! - `html`: escaping and the self-contained page shell of HTML reports (no script, inline CSS).
 //! - `lang`, `time`: extension → language, and UTC civil dates (no tz database in a guest).
 //! - `error`: [`JobError`] and [`ResultExt`].
 //! - `testing` (feature `testing`): the contract check every worker's tests run, fixture files.
@@ -19,6 +20,7 @@ pub mod bindings;
 mod context;
 mod error;
 mod git;
+pub mod html;
 pub mod lang;
 pub mod params;
 #[cfg(any(test, feature = "testing"))]

@@ -131,11 +131,17 @@ impl Browser {
     /// Sends a command (to the page once attached) and waits for its answer,
     /// noting page errors among the events that arrive meanwhile.
     pub async fn send(&mut self, method: &str, params: Value) -> Value {
+        let session = self.session.clone();
+        self.send_in(&session, method, params).await
+    }
+
+    /// Sends a command to `session` (`""`: the browser itself) and waits for its answer.
+    pub async fn send_in(&mut self, session: &str, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
-        if !self.session.is_empty() {
-            msg["sessionId"] = json!(self.session);
+        if !session.is_empty() {
+            msg["sessionId"] = json!(session);
         }
         self.ws.send(Message::Text(msg.to_string().into())).await.expect("send to DevTools");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -217,6 +223,49 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Evaluates `expr` inside the page's frame whose URL ends with `url_suffix` (DevTools
+    /// evaluates even where the frame's sandbox keeps the page's own scripts off); `None` while
+    /// no such frame exists. A cross-process frame is reached through its own target, an
+    /// in-process one through an isolated world.
+    pub async fn frame_eval(&mut self, url_suffix: &str, expr: &str) -> Option<Value> {
+        let targets = self.send_in("", "Target.getTargets", json!({})).await;
+        let oopif = targets["targetInfos"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["type"] == "iframe" && t["url"].as_str().is_some_and(|u| u.ends_with(url_suffix)));
+        let params = json!({"expression": expr, "returnByValue": true});
+        let r = if let Some(t) = oopif {
+            let attached =
+                self.send_in("", "Target.attachToTarget", json!({"targetId": t["targetId"], "flatten": true})).await;
+            let session = attached["sessionId"].as_str().expect("sessionId").to_string();
+            self.send_in(&session, "Runtime.evaluate", params).await
+        } else {
+            let tree = self.send("Page.getFrameTree", json!({})).await;
+            let mut stack = vec![tree["frameTree"].clone()];
+            let mut found = None;
+            while let Some(node) = stack.pop() {
+                if node["frame"]["url"].as_str().is_some_and(|u| u.ends_with(url_suffix))
+                    && node["frame"]["parentId"].is_string()
+                {
+                    found = node["frame"]["id"].as_str().map(str::to_string);
+                    break;
+                }
+                stack.extend(node["childFrames"].as_array().into_iter().flatten().cloned());
+            }
+            let frame = found?;
+            let world =
+                self.send("Page.createIsolatedWorld", json!({"frameId": frame, "worldName": "e2e-probe"})).await;
+            let mut params = params;
+            params["contextId"] = world["executionContextId"].clone();
+            self.send("Runtime.evaluate", params).await
+        };
+        if let Some(ex) = r.get("exceptionDetails") {
+            panic!("frame script failed: {expr}\n{ex}");
+        }
+        Some(r["result"]["value"].clone())
     }
 
     pub async fn screenshot(&mut self, path: &std::path::Path) {

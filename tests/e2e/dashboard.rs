@@ -491,3 +491,76 @@ async fn the_trigger_form_covers_every_schema_field_kind() {
     assert_eq!(shown["imgs"], 1, "only the logo; nothing injected");
     browser.assert_no_page_errors();
 }
+
+/// A duplicated block whose string holds the script a hostile repository would plant.
+const PLANTED: &str = "function render(rows) {\n  const head = \"<script>document.title='PWNED';parent.document.body.dataset.pwned='1'</script>\";\n  let out = head;\n  for (const r of rows) {\n    out += '<td>' + r.name + '</td>';\n  }\n  return out;\n}\n";
+
+/// A real worker's HTML report (duplicate-detection over a repository with a planted script and
+/// a hostile file name) shown in the job drawer's frame: its text is there and visible, the
+/// planted markup is text (no script or image element exists), and nothing touched the page.
+#[tokio::test]
+async fn a_workers_html_report_renders_in_the_sandboxed_frame_and_planted_markup_stays_text() {
+    let Some(mut browser) = Browser::launch().await else { return };
+    let server = Server::start(&crate::pipelines::config(&["duplicate-detection"]));
+    let repo = server.dir.join("code/shop");
+    crate::support::write_tree(&repo, &[("a.js", PLANTED), ("<img src=x onerror=alert(1)>.js", PLANTED)]);
+    let job = server
+        .run(
+            "duplicate-detection",
+            json!({"repositoryPath": repo.display().to_string(), "minTokens": 20, "minLines": 4}),
+        )
+        .await;
+    assert_eq!(job["status"], "completed", "{job}\n{}", server.log());
+    let id = job["id"].as_str().unwrap();
+
+    browser.goto(&server.dashboard_url).await;
+    browser.wait_for("document.getElementById('conn').dataset.state === 'live'", 60).await;
+    let title = browser.eval("document.title").await;
+    browser.eval(&format!("location.hash = '#/job/{id}'")).await;
+    browser.wait_for("document.querySelector('[data-preview=\"duplicate-report.html\"]') !== null", 30).await;
+    browser.eval("document.querySelector('[data-preview=\"duplicate-report.html\"]').click()").await;
+    let frame = browser
+        .wait_for(
+            "(() => { const f = document.querySelector('iframe.artifact-frame'); \
+              return f ? { sandbox: f.getAttribute('sandbox'), src: f.getAttribute('src'), \
+              height: f.getBoundingClientRect().height } : null })()",
+            10,
+        )
+        .await;
+    assert_eq!(frame["sandbox"], "", "a frame with no permissions: {frame}");
+    assert!(frame["src"].as_str().unwrap().ends_with(&format!("/api/jobs/{id}/artifacts/duplicate-report.html")));
+    assert!(frame["height"].as_f64().unwrap() > 100.0, "the frame is shown: {frame}");
+
+    // Inside the frame (read over DevTools: the page itself cannot reach an opaque origin).
+    let probe = "(() => { const h = document.querySelector('h1'); const code = document.querySelector('.side pre'); \
+        return h && code ? { h1: h.textContent, visible: h.getBoundingClientRect().height > 0 && \
+        getComputedStyle(h).visibility === 'visible', code: code.textContent, \
+        loc: [...document.querySelectorAll('.side figcaption')].map(f => f.textContent).join(' '), \
+        scripts: document.querySelectorAll('script').length, images: document.querySelectorAll('img').length, \
+        title: document.title, origin: window.origin, cards: document.querySelectorAll('.card').length } : null })()";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let inside = loop {
+        match browser.frame_eval("/artifacts/duplicate-report.html", probe).await {
+            Some(v) if !v.is_null() => break v,
+            seen => assert!(Instant::now() < deadline, "the report never rendered in its frame: {seen:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(inside["h1"], "Duplicate code report", "{inside}");
+    assert_eq!(inside["visible"], true, "{inside}");
+    assert!(inside["cards"].as_u64().unwrap() >= 8, "the totals are shown: {inside}");
+    let code = inside["code"].as_str().unwrap();
+    assert!(
+        code.contains("<script>document.title='PWNED';parent.document.body.dataset.pwned='1'</script>"),
+        "{inside}"
+    );
+    assert!(inside["loc"].as_str().unwrap().contains("<img src=x onerror=alert(1)>.js:"), "{inside}");
+    assert_eq!((inside["scripts"].as_u64(), inside["images"].as_u64()), (Some(0), Some(0)), "markup became elements");
+    assert_eq!(inside["title"], "Duplicate code report", "the planted script ran: {inside}");
+    assert_eq!(inside["origin"], "null", "the frame has an opaque origin");
+    assert_eq!(browser.eval("document.body.dataset.pwned ?? 'no'").await, "no");
+    assert_eq!(browser.eval("document.title").await, title);
+    browser.eval("document.querySelector('iframe.artifact-frame').scrollIntoView()").await;
+    browser.screenshot(&artifacts_dir().join("dashboard-report-frame.png")).await;
+    browser.assert_no_page_errors();
+}

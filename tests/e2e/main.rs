@@ -24,6 +24,7 @@ mod hostile_schema;
 mod pipelines;
 mod polyglot;
 mod registry;
+mod reports;
 mod skeleton;
 mod store_backends;
 mod versions;

@@ -120,7 +120,7 @@ async fn git_activity_reports_commits_in_the_window_and_writes_reports_and_chart
     assert_eq!(langs, vec![("Python".into(), 2), ("Rust".into(), 2), ("Markdown".into(), 1)], "{r}");
     assert_eq!(r["errors"], json!([]));
 
-    // Reports in the job's output folder: JSON, Markdown and three SVG charts.
+    // Reports in the job's output folder: HTML, JSON, Markdown and five SVG charts.
     let out = server.data_dir().join("outputs").join(job["id"].as_str().unwrap());
     let paths = &r["reportPaths"];
     let report: Value = serde_json::from_str(&read(paths["json"].as_str().unwrap())).unwrap();
@@ -129,7 +129,7 @@ async fn git_activity_reports_commits_in_the_window_and_writes_reports_and_chart
     assert!(md.contains("2024-03-01 to 2024-04-30"), "{md}");
     assert!(md.contains("alpha") && md.contains("beta"), "{md}");
     let charts: Vec<&str> = paths["charts"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert_eq!(charts.len(), 3, "{paths}");
+    assert_eq!(charts.len(), 5, "{paths}");
     for chart in &charts {
         assert!(Path::new(chart).starts_with(&out), "{chart}");
         let svg = read(chart);
@@ -139,6 +139,20 @@ async fn git_activity_reports_commits_in_the_window_and_writes_reports_and_chart
     assert!(monthly.contains("2024-03") && monthly.contains("2024-04"), "{monthly}");
     let top = read(charts.iter().find(|c| c.ends_with("top-repositories.svg")).unwrap());
     assert!(top.contains("alpha") && top.contains("beta"), "{top}");
+    // Per author and per week: a@example.com made two of the four, b and c one each.
+    let authors: Vec<(&str, u64)> = r["authors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["email"].as_str().unwrap(), a["commits"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(authors, vec![("a@example.com", 2), ("b@example.com", 1), ("c@example.com", 1)], "{r}");
+    assert_eq!(r["commitsByWeek"].as_array().unwrap().iter().map(|w| w["commits"].as_u64().unwrap()).sum::<u64>(), 4);
+    assert_eq!(r["commitsByDay"][0], json!({"date": "2024-03-05", "commits": 1}));
+    let timeline = read(charts.iter().find(|c| c.ends_with("commit-timeline.svg")).unwrap());
+    assert!(timeline.contains("Commits per week"), "a 61-day window is charted per week: {timeline}");
+    let html = read(paths["html"].as_str().unwrap());
+    assert!(html.contains("<figure data-chart=\"top-authors.svg\">\n<svg"), "charts inline: {html}");
 }
 
 #[tokio::test]
@@ -163,7 +177,7 @@ async fn git_activity_json_only_without_charts_for_listed_repositories() {
     let mut written: Vec<String> =
         std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     written.sort();
-    assert_eq!(written, vec!["git-activity-report.json"]);
+    assert_eq!(written, vec!["git-activity-report.html", "git-activity-report.json"]);
 
     // A window of N days ending now sees none of these 2024 commits.
     let recent = run_ok(&server, "git-activity", json!({"repositories": [p(&alpha)], "days": 30}), "0 commits").await;

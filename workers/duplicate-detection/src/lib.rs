@@ -3,11 +3,13 @@
 //! `tokenize` lexes each supported language into tokens, `source` loads files and folds
 //! identifiers and literals where the mode asks for it, `detect` finds token clones (rolling
 //! hashes of `minTokens`-token windows, extended into maximal clone classes), `structural`
-//! groups whole functions of the same shape, `suggest` proposes a consolidation per group, and
-//! `report` pages the result and writes the full JSON and Markdown reports.
+//! groups whole functions of the same shape, `suggest` proposes a consolidation per group,
+//! `report` pages the result and writes the full JSON and Markdown reports, and `html` the HTML
+//! report (copies side by side).
 
 mod detect;
 mod functions;
+mod html;
 mod report;
 mod source;
 mod structural;
@@ -122,8 +124,8 @@ impl Worker for DuplicateDetection {
             name: "Duplicate code detection".into(),
             description: "Finds duplicated code inside one repository or across several: token clones (renamed \
                           copies too, in structural mode) and whole functions of the same shape, ranked by size x \
-                          occurrences, each with a consolidation suggestion; pages the result and writes full JSON \
-                          and Markdown reports."
+                          occurrences, each with a consolidation suggestion; pages the result and writes full JSON, \
+                          Markdown and HTML reports (copies side by side)."
                 .into(),
             git_workflow: Some(GitWorkflow {
                 branch_prefix: "consolidate".into(),
@@ -174,8 +176,8 @@ impl Worker for DuplicateDetection {
         };
         let found = scan(p.scan_type, &repos, &opts, ctx)?;
         ctx.progress(95, "writing reports");
-        let paths = write_reports(p.scan_type, &repos, &found, &opts, ctx.output_dir())?;
         let mut result = result(p.scan_type, &repos, &found, &opts);
+        let paths = write_reports(p.scan_type, &repos, &found, &opts, &result["page"], ctx.output_dir())?;
         result["duration"] = serde_json::json!(started.elapsed().as_millis() as u64);
         result["reportPaths"] = paths;
         ctx.progress(100, "scan complete");

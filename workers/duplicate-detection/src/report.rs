@@ -181,13 +181,14 @@ fn page_result(scan_type: ScanType, repos: &[(String, PathBuf)], s: &Scan, o: &S
     v
 }
 
-/// Writes the full reports (every group, not a page) into `out`: `duplicate-report.json`
-/// and `.md`; returns their paths.
+/// Writes the full reports (every group, not a page) into `out`: `duplicate-report.json`,
+/// `.md` and `.html` (which also says what `page`, the job result's page, holds); returns their paths.
 pub fn write_reports(
     scan_type: ScanType,
     repos: &[(String, PathBuf)],
     s: &Scan,
     o: &ScanOptions,
+    page: &Value,
     out: &Path,
 ) -> Result<Value, JobError> {
     let all = ScanOptions { offset: 0, limit: usize::MAX, ..*o };
@@ -200,7 +201,14 @@ pub fn write_reports(
     let body = serde_json::to_string_pretty(&full).or_fail("serialising the report")?;
     fs::write(&json_path, body).or_fail_with(|| format!("writing {}", json_path.display()))?;
     fs::write(&md_path, markdown(&full)).or_fail_with(|| format!("writing {}", md_path.display()))?;
-    Ok(json!({"json": json_path.to_string_lossy(), "markdown": md_path.to_string_lossy()}))
+    let html_path = out.join("duplicate-report.html");
+    let html = crate::html::render(scan_type, repos, s, o, page);
+    fs::write(&html_path, html).or_fail_with(|| format!("writing {}", html_path.display()))?;
+    Ok(json!({
+        "json": json_path.to_string_lossy(),
+        "markdown": md_path.to_string_lossy(),
+        "html": html_path.to_string_lossy(),
+    }))
 }
 
 fn table(s: &mut String, title: &str, groups: &Value) {
@@ -329,7 +337,8 @@ mod tests {
         assert_eq!(v["stats"]["duplicatedLines"], 12);
 
         let out = tempfile::tempdir().expect("tempdir");
-        let paths = write_reports(ScanType::InterProject, &repos, &s, &opts(50, 0), out.path()).expect("reports");
+        let paths =
+            write_reports(ScanType::InterProject, &repos, &s, &opts(50, 0), &v["page"], out.path()).expect("reports");
         let md = fs::read_to_string(paths["markdown"].as_str().expect("path")).expect("read");
         assert!(md.contains("one:app/io.py:2-7<br>two:src/files.py:1-6"), "{md}");
         assert!(md.contains("one:app/io.py:2-7 `load`"), "{md}");
@@ -362,7 +371,8 @@ mod tests {
         assert_eq!(last["page"]["nextOffset"], Value::Null);
         assert_eq!(last["suggestions"][0]["duplicateId"], "dup-11");
         let out = tempfile::tempdir().expect("tempdir");
-        let paths = write_reports(ScanType::IntraProject, &repos, &s, &opts(5, 0), out.path()).expect("reports");
+        let paths = write_reports(ScanType::IntraProject, &repos, &s, &opts(5, 0), &first["page"], out.path())
+            .expect("reports");
         let full: Value =
             serde_json::from_str(&fs::read_to_string(paths["json"].as_str().expect("p")).expect("read")).expect("json");
         assert_eq!(full["duplicates"].as_array().map(Vec::len), Some(12));

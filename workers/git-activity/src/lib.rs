@@ -1,8 +1,9 @@
-//! git-activity: commit activity over a window across repositories, as JSON and Markdown reports
-//! with SVG charts in the job's output directory.
+//! git-activity: commit activity over a window across repositories, as an HTML report (charts
+//! inline), JSON and Markdown reports and SVG charts in the job's output directory.
 //!
-//! Only `collect` needs the host's git capability; `report` (from commits) and `render` are pure.
+//! Only `run` needs the host's git capability; `report` (from commits), `render` and `html` are pure.
 
+mod html;
 mod render;
 mod report;
 mod window;
@@ -12,8 +13,8 @@ use std::path::{Path, PathBuf};
 use alephauto_guest::{Context, GitError, JobError, Worker, WorkerInfo, export_worker, params, schemars, time};
 use serde::Deserialize;
 
-pub use render::{OutputFormat, write_outputs};
-pub use report::{RepoCommits, Report, build_report};
+pub use render::{OutputFormat, charts, write_outputs};
+pub use report::{AuthorStats, DayCount, RepoCommits, Report, WeekCount, build_report};
 pub use window::{ReportType, Window, resolve_window};
 
 /// Job parameters. The schema says what `run` requires, so the host refuses at trigger a
@@ -88,8 +89,9 @@ impl Worker for GitActivity {
             version: env!("CARGO_PKG_VERSION").into(),
             name: "Git activity report".into(),
             description: "Reports commit activity over a window (weekly, monthly, custom or N days) across \
-                          repositories: totals, commits per month and per repository, language distribution, \
-                          with JSON/Markdown reports and SVG charts in the output directory."
+                          repositories: totals, commits per day, week and month, per repository and per author, \
+                          language distribution, with an HTML report (charts inline), JSON/Markdown reports and \
+                          SVG charts in the output directory."
                 .into(),
             git_workflow: None,
         }

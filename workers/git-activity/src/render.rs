@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use alephauto_guest::{JobError, ResultExt, schemars};
+use alephauto_guest::{JobError, ResultExt, html, schemars, time};
 use serde::{Deserialize, Serialize};
 
 use crate::report::Report;
@@ -32,40 +32,81 @@ pub struct ReportPaths {
     /// The Markdown report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub markdown: Option<String>,
+    /// The HTML report, charts inline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
     /// SVG charts.
     pub charts: Vec<String>,
 }
 
-/// Writes the chosen formats (and charts) into `out`.
-pub fn write_outputs(report: &Report, out: &Path, format: OutputFormat, charts: bool) -> Result<ReportPaths, JobError> {
+/// The charts of a report: `(file name, SVG)`, in the order the HTML report shows them.
+pub fn charts(report: &Report) -> Vec<(&'static str, String)> {
+    let monthly: Vec<(String, f64)> =
+        report.commits_by_month.iter().map(|m| (m.month.clone(), m.commits as f64)).collect();
+    let repos: Vec<(String, f64)> = report
+        .repositories
+        .iter()
+        .filter(|r| r.commits > 0)
+        .take(10)
+        .map(|r| (r.name.clone(), r.commits as f64))
+        .collect();
+    let authors: Vec<(String, f64)> =
+        report.authors.iter().take(10).map(|a| (a.name.clone(), a.commits as f64)).collect();
+    let langs: Vec<(String, f64)> =
+        report.languages.iter().take(10).map(|l| (l.language.clone(), l.percentage)).collect();
+    vec![
+        ("commit-timeline.svg", timeline(report)),
+        ("monthly-commits.svg", bar_chart("Commits per month", &monthly, "")),
+        ("top-repositories.svg", bar_chart("Top repositories by commits", &repos, "")),
+        ("top-authors.svg", bar_chart("Top authors by commits", &authors, "")),
+        ("language-distribution.svg", bar_chart("Language distribution (file changes)", &langs, "%")),
+    ]
+}
+
+/// Windows of at most this many days are charted per day, longer ones per week.
+const DAILY_UP_TO: i64 = 31;
+
+/// Commits per day (every day of a short window) or per week (a longer one), as columns.
+fn timeline(report: &Report) -> String {
+    let p = &report.period;
+    if p.days <= DAILY_UP_TO {
+        let per_day: std::collections::HashMap<&str, usize> =
+            report.commits_by_day.iter().map(|d| (d.date.as_str(), d.commits)).collect();
+        let first = p.since.div_euclid(86_400);
+        let last = (p.until - 1).div_euclid(86_400).max(first);
+        let data: Vec<(String, f64)> = (first..=last)
+            .map(|day| {
+                let date = time::format_date(day * 86_400);
+                let n = per_day.get(date.as_str()).copied().unwrap_or(0);
+                (date, n as f64)
+            })
+            .collect();
+        column_chart("Commits per day", &data)
+    } else {
+        let data: Vec<(String, f64)> =
+            report.commits_by_week.iter().map(|w| (w.week.clone(), w.commits as f64)).collect();
+        column_chart("Commits per week (weeks start on Monday)", &data)
+    }
+}
+
+/// Writes the HTML report (always), the chosen formats and the charts into `out`.
+pub fn write_outputs(
+    report: &Report,
+    out: &Path,
+    format: OutputFormat,
+    charts_on: bool,
+) -> Result<ReportPaths, JobError> {
     let mut paths = ReportPaths::default();
     let write = |name: &str, body: &str| -> Result<String, JobError> {
         let p = out.join(name);
         fs::write(&p, body).or_fail_with(|| format!("writing {}", p.display()))?;
         Ok(p.to_string_lossy().into_owned())
     };
-    let mut chart_names = Vec::new();
-    if charts {
-        let monthly: Vec<(String, f64)> =
-            report.commits_by_month.iter().map(|m| (m.month.clone(), m.commits as f64)).collect();
-        let repos: Vec<(String, f64)> = report
-            .repositories
-            .iter()
-            .filter(|r| r.commits > 0)
-            .take(10)
-            .map(|r| (r.name.clone(), r.commits as f64))
-            .collect();
-        let langs: Vec<(String, f64)> =
-            report.languages.iter().take(10).map(|l| (l.language.clone(), l.percentage)).collect();
-        for (name, title, data, unit) in [
-            ("monthly-commits.svg", "Commits per month", monthly, ""),
-            ("top-repositories.svg", "Top repositories by commits", repos, ""),
-            ("language-distribution.svg", "Language distribution (file changes)", langs, "%"),
-        ] {
-            paths.charts.push(write(name, &bar_chart(title, &data, unit))?);
-            chart_names.push(name);
-        }
+    let drawn = if charts_on { charts(report) } else { Vec::new() };
+    for (name, svg) in &drawn {
+        paths.charts.push(write(name, svg)?);
     }
+    let chart_names: Vec<&str> = drawn.iter().map(|c| c.0).collect();
     if matches!(format, OutputFormat::Json | OutputFormat::Both) {
         let body = serde_json::to_string_pretty(report).or_fail("serialising the report")?;
         paths.json = Some(write("git-activity-report.json", &body)?);
@@ -73,6 +114,7 @@ pub fn write_outputs(report: &Report, out: &Path, format: OutputFormat, charts: 
     if matches!(format, OutputFormat::Markdown | OutputFormat::Both) {
         paths.markdown = Some(write("git-activity-report.md", &markdown(report, &chart_names))?);
     }
+    paths.html = Some(write("git-activity-report.html", &crate::html::render(report, &drawn))?);
     Ok(paths)
 }
 
@@ -136,7 +178,7 @@ fn md_cell(s: &str) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    html::escape(s)
 }
 
 /// A horizontal bar chart, one bar per `(label, value)`; an empty data set says so.
@@ -175,6 +217,60 @@ pub fn bar_chart(title: &str, data: &[(String, f64)], unit: &str) -> String {
     s
 }
 
+/// A column chart over time, one column per `(label, value)`; a few labels under the axis.
+pub fn column_chart(title: &str, data: &[(String, f64)]) -> String {
+    const W: f64 = 640.0;
+    const H: f64 = 260.0;
+    const LEFT: f64 = 40.0;
+    const TOP: f64 = 40.0;
+    const BOTTOM: f64 = 220.0;
+    let max = data.iter().map(|d| d.1).fold(0.0_f64, f64::max);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" \
+         font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n\
+         <text x=\"10\" y=\"24\" font-size=\"16\" font-weight=\"bold\">{}</text>\n\
+         <line x1=\"{LEFT}\" y1=\"{BOTTOM}\" x2=\"{}\" y2=\"{BOTTOM}\" stroke=\"#999999\"/>\n\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{max}</text>\n",
+        xml(title),
+        W - 10.0,
+        LEFT - 4.0,
+        TOP + 4.0
+    );
+    if max == 0.0 {
+        s.push_str("<text x=\"50\" y=\"130\" fill=\"#666666\">No activity in this period</text>\n");
+    }
+    let n = data.len().max(1);
+    let slot = (W - 10.0 - LEFT) / n as f64;
+    // About eight labels, whatever the number of columns.
+    let every = n.div_ceil(8);
+    for (i, (label, value)) in data.iter().enumerate() {
+        let x = LEFT + slot * i as f64;
+        let h = if max > 0.0 { (BOTTOM - TOP) * value / max } else { 0.0 };
+        if h > 0.0 {
+            let _ = writeln!(
+                s,
+                "<rect class=\"bar\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"#4e79a7\">\
+                 <title>{}: {value}</title></rect>",
+                x + slot * 0.1,
+                BOTTOM - h,
+                slot * 0.8,
+                xml(label)
+            );
+        }
+        if i % every == 0 {
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                x + slot / 2.0,
+                BOTTOM + 16.0,
+                xml(label.get(5..).filter(|_| n <= 31).unwrap_or(label))
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,7 +280,7 @@ mod tests {
     fn writes_reports_and_charts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let paths = write_outputs(&sample(), dir.path(), OutputFormat::Both, true).expect("write");
-        assert_eq!(paths.charts.len(), 3);
+        assert_eq!(paths.charts.len(), 5);
         let md = fs::read_to_string(paths.markdown.expect("markdown")).expect("read");
         assert!(md.contains("| alpha | 2 | 14 | 3 | 3 | 2024-02-02 |"));
         assert!(md.contains("| 2024-02 | 2 |"));
@@ -203,7 +299,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let paths = write_outputs(&sample(), dir.path(), OutputFormat::Json, false).expect("write");
         assert!(paths.markdown.is_none() && paths.charts.is_empty());
-        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
+        assert!(paths.html.is_some(), "the HTML report is always written");
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 2);
         assert!(bar_chart("Empty <x>", &[], "").contains("No activity"));
     }
 }

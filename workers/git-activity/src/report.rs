@@ -47,6 +47,42 @@ pub struct MonthCount {
     pub commits: usize,
 }
 
+/// Commits on one day (UTC).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DayCount {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// Commits.
+    pub commits: usize,
+}
+
+/// Commits in one week (Monday to Sunday, UTC).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WeekCount {
+    /// The week's Monday, `YYYY-MM-DD`.
+    pub week: String,
+    /// Commits.
+    pub commits: usize,
+}
+
+/// One author's activity (authors are told apart by e-mail).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorStats {
+    /// Name on the author's newest commit.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+    /// Distinct commits (per repository).
+    pub commits: usize,
+    /// Lines added.
+    pub lines_added: u64,
+    /// Lines deleted.
+    pub lines_deleted: u64,
+    /// Repositories the author committed to.
+    pub repositories: usize,
+}
+
 /// One repository's activity.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -93,10 +129,50 @@ pub struct Report {
     pub totals: Totals,
     /// Commits per month, oldest first.
     pub commits_by_month: Vec<MonthCount>,
+    /// Commits per day, days with commits only, oldest first.
+    pub commits_by_day: Vec<DayCount>,
+    /// Commits per week, every week the window touches (zeros too), oldest first.
+    pub commits_by_week: Vec<WeekCount>,
+    /// Authors, most commits first.
+    pub authors: Vec<AuthorStats>,
     /// Repositories, most commits first.
     pub repositories: Vec<RepoStats>,
     /// Languages, most file changes first.
     pub languages: Vec<LanguageStats>,
+}
+
+const DAY: i64 = 86_400;
+
+/// One author's running totals while the report is built.
+struct Person<'a> {
+    /// Time of the newest commit seen, whose name is kept.
+    newest: i64,
+    name: &'a str,
+    commits: usize,
+    added: u64,
+    deleted: u64,
+    /// Indexes of the repositories committed to.
+    repositories: BTreeSet<usize>,
+}
+
+/// Days since the epoch of the Monday starting the week of `day` (1970-01-01 was a Thursday).
+fn monday(day: i64) -> i64 {
+    day - (day + 3).rem_euclid(7)
+}
+
+/// Every week from the one holding the window's first day to the one holding its last, with
+/// the commits of `days` (day number → commits) that fall in each.
+fn weeks(window: &Window, days: &BTreeMap<i64, usize>) -> Vec<WeekCount> {
+    let first = monday(window.since.div_euclid(DAY));
+    let last = monday((window.until - 1).div_euclid(DAY)).max(first);
+    let mut out = Vec::new();
+    let mut week = first;
+    while week <= last {
+        let commits = days.range(week..week + 7).map(|(_, n)| n).sum();
+        out.push(WeekCount { week: time::format_date(week * DAY), commits });
+        week += 7;
+    }
+    out
 }
 
 /// Aggregates commits into the report.
@@ -105,8 +181,10 @@ pub fn build_report(window: &Window, repos: &[RepoCommits]) -> Report {
     let mut months: BTreeMap<String, usize> = BTreeMap::new();
     let mut languages: HashMap<&'static str, (usize, u64)> = HashMap::new();
     let mut all_authors: HashSet<&str> = HashSet::new();
+    let mut days: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut people: HashMap<&str, Person> = HashMap::new();
     let mut stats = Vec::with_capacity(repos.len());
-    for repo in repos {
+    for (repo_index, repo) in repos.iter().enumerate() {
         let mut seen: HashSet<&str> = HashSet::new();
         let mut files: BTreeSet<&str> = BTreeSet::new();
         let mut authors: HashSet<&str> = HashSet::new();
@@ -127,8 +205,24 @@ pub fn build_report(window: &Window, repos: &[RepoCommits]) -> Report {
             authors.insert(c.author_email.as_str());
             all_authors.insert(c.author_email.as_str());
             *months.entry(time::format_month(c.timestamp)).or_default() += 1;
+            *days.entry(c.timestamp.div_euclid(DAY)).or_default() += 1;
+            let person = people.entry(c.author_email.as_str()).or_insert_with(|| Person {
+                newest: i64::MIN,
+                name: "",
+                commits: 0,
+                added: 0,
+                deleted: 0,
+                repositories: BTreeSet::new(),
+            });
+            if c.timestamp >= person.newest {
+                (person.newest, person.name) = (c.timestamp, c.author_name.as_str());
+            }
+            person.commits += 1;
+            person.repositories.insert(repo_index);
             for f in &c.files {
                 let (a, d) = (u64::from(f.added.unwrap_or(0)), u64::from(f.deleted.unwrap_or(0)));
+                person.added += a;
+                person.deleted += d;
                 s.lines_added += a;
                 s.lines_deleted += d;
                 files.insert(f.path.as_str());
@@ -161,10 +255,28 @@ pub fn build_report(window: &Window, repos: &[RepoCommits]) -> Report {
         })
         .collect();
     langs.sort_by(|a, b| b.file_changes.cmp(&a.file_changes).then_with(|| a.language.cmp(&b.language)));
+    let mut authors: Vec<AuthorStats> = people
+        .into_iter()
+        .map(|(email, p)| AuthorStats {
+            name: p.name.to_owned(),
+            email: email.to_owned(),
+            commits: p.commits,
+            lines_added: p.added,
+            lines_deleted: p.deleted,
+            repositories: p.repositories.len(),
+        })
+        .collect();
+    authors.sort_by(|a, b| b.commits.cmp(&a.commits).then_with(|| a.email.cmp(&b.email)));
     Report {
         period: window.clone(),
         totals,
         commits_by_month: months.into_iter().map(|(month, commits)| MonthCount { month, commits }).collect(),
+        commits_by_week: weeks(window, &days),
+        commits_by_day: days
+            .into_iter()
+            .map(|(day, commits)| DayCount { date: time::format_date(day * DAY), commits })
+            .collect(),
+        authors,
         repositories: stats,
         languages: langs,
     }
@@ -242,5 +354,21 @@ pub(crate) mod tests {
         let total_pct: f64 = r.languages.iter().map(|l| l.percentage).sum();
         assert!((total_pct - 100.0).abs() < 0.5);
         assert!(r.languages.iter().any(|l| l.language == "Other" && l.lines_changed == 0));
+        assert_eq!(
+            r.commits_by_day,
+            vec![
+                DayCount { date: "2024-01-02".into(), commits: 1 },
+                DayCount { date: "2024-02-02".into(), commits: 2 }
+            ]
+        );
+        // 2024-01-01 was a Monday; the window ends on Thursday 2024-02-29: nine weeks.
+        assert_eq!(r.commits_by_week.len(), 9);
+        assert_eq!(r.commits_by_week[0], WeekCount { week: "2024-01-01".into(), commits: 1 });
+        assert_eq!(r.commits_by_week[4], WeekCount { week: "2024-01-29".into(), commits: 2 });
+        assert_eq!(r.commits_by_week[8].week, "2024-02-26");
+        assert_eq!(r.commits_by_week.iter().map(|w| w.commits).sum::<usize>(), 3);
+        let x = &r.authors[0];
+        assert_eq!((x.email.as_str(), x.commits, x.repositories, x.lines_added, x.lines_deleted), ("x@e", 2, 2, 18, 7));
+        assert_eq!((r.authors[1].email.as_str(), r.authors[1].commits), ("y@e", 1));
     }
 }

@@ -7,6 +7,7 @@
 
 mod compress;
 mod pack;
+mod report;
 mod secrets;
 mod select;
 mod tokens;
@@ -16,7 +17,8 @@ use std::path::Path;
 use alephauto_guest::{Context, JobError, Worker, WorkerInfo, export_worker, schemars};
 use serde::Deserialize;
 
-pub use pack::{Options, Outcome, Style, pack};
+pub use pack::{FileStat, Options, Outcome, Style, pack};
+pub use report::REPORT_FILE;
 pub use secrets::{Finding, Scanner};
 pub use select::{Selection, compare_paths};
 pub use tokens::Counter;

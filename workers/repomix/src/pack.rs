@@ -8,6 +8,7 @@ use alephauto_guest::{JobError, Level, Reporter, ResultExt, schemars};
 use serde::{Deserialize, Serialize};
 
 use crate::compress;
+use crate::report;
 use crate::secrets::{Finding, Scanner};
 use crate::select::{self, Selection, SkipReason};
 use crate::tokens::Counter;
@@ -98,6 +99,8 @@ pub struct Outcome {
     pub source_dir: String,
     /// The file written.
     pub output_file: String,
+    /// The HTML summary written beside it (`repomix-report.html`).
+    pub report_file: String,
     /// Output style.
     pub style: Style,
     /// Whether contents were compressed to signatures and structure.
@@ -267,10 +270,10 @@ pub fn pack(source: &Path, out_dir: &Path, opts: &Options, r: &dyn Reporter) -> 
     let mut top = stats.clone();
     top.sort_by(|a, b| b.tokens.cmp(&a.tokens).then_with(|| b.chars.cmp(&a.chars)).then_with(|| a.path.cmp(&b.path)));
     top.truncate(opts.top_files);
-    r.progress(100, &format!("packed {} files", stats.len()));
-    Ok(Outcome {
+    let mut outcome = Outcome {
         source_dir: source.to_string_lossy().into_owned(),
         output_file: out_path.to_string_lossy().into_owned(),
+        report_file: String::new(),
         style: opts.style,
         compressed: opts.compress,
         files: stats.len(),
@@ -284,7 +287,10 @@ pub fn pack(source: &Path, out_dir: &Path, opts: &Options, r: &dyn Reporter) -> 
         skipped_files: skipped.iter().map(|s| s.path.clone()).collect(),
         skipped,
         suspicious_files: suspicious,
-    })
+    };
+    outcome.report_file = report::write_html(&outcome, out_dir)?;
+    r.progress(100, &format!("packed {} files", outcome.files));
+    Ok(outcome)
 }
 
 const PURPOSE: &str = "This file is a merged representation of the repository's text files, packed into a single \

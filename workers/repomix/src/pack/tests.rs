@@ -85,3 +85,36 @@ fn tree_nests_directories() {
     let t = tree(&["a.txt", "src/lib.rs", "src/x/y.rs", "z/q.rs"]);
     assert_eq!(t, "a.txt\nsrc/\n  lib.rs\n  x/\n    y.rs\nz/\n  q.rs\n");
 }
+
+#[test]
+fn the_html_report_summarises_the_pack_and_escapes_hostile_names() {
+    let src = fixture();
+    put(src.path(), "<script>alert(1)<!--.js", b"console.log('<script>alert(2)</script>');\n");
+    put(
+        src.path(),
+        "<img src=x onerror=alert(3)>.py",
+        b"aws_secret_access_key = \"abcdefghijABCDEFGHIJ0123456789abcdefghij\"\n",
+    );
+    let out = tempfile::tempdir().expect("tempdir");
+    let outcome = pack(src.path(), out.path(), &opts(Style::Xml), &Silent).expect("pack");
+    assert!(outcome.report_file.ends_with("repomix-report.html"), "{}", outcome.report_file);
+    let html = fs::read_to_string(&outcome.report_file).expect("read report");
+    assert!(html.starts_with("<!doctype html>"));
+    // Structure: the summary cards and every table, with the figures of the result.
+    assert!(html.contains(&format!("<b>{}</b><span>files packed</span>", outcome.files)), "{html}");
+    assert!(html.contains(&format!("<b>{}</b><span>tokens (o200k, whole output)</span>", outcome.total_tokens)));
+    assert!(html.contains("<b>1</b><span>left out: secrets</span>"), "{html}");
+    for heading in ["Largest files", "Most tokens", "Left out: secrets", "Left out: binary, too large or not UTF-8"] {
+        assert!(html.contains(&format!("<h2>{heading}</h2>")), "{heading}");
+    }
+    let biggest = &outcome.largest_files[0];
+    let cell = alephauto_guest::html::escape(&biggest.path);
+    assert!(html.contains(&format!("<td>{cell}</td><td class=\"num\">{}</td>", biggest.bytes)), "{html}");
+    assert!(html.contains("<td>logo.png</td><td>binary-extension</td>"), "{html}");
+    // Hostile names are text, never markup; nothing can run or load.
+    assert!(html.contains("<td>&lt;script&gt;alert(1)&lt;!--.js</td>"), "{html}");
+    assert!(html.contains("<td>&lt;img src=x onerror=alert(3)&gt;.py</td><td>line 1: "), "{html}");
+    for forbidden in ["<script", "<img", "<!--", "alert(2)"] {
+        assert!(!html.contains(forbidden), "{forbidden} in the report");
+    }
+}
