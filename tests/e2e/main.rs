@@ -24,5 +24,6 @@ mod hostile_schema;
 mod pipelines;
 mod polyglot;
 mod registry;
+mod runs;
 mod skeleton;
 mod store_backends;

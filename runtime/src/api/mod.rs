@@ -7,10 +7,12 @@ pub mod auth;
 pub mod dashboard;
 pub mod edge;
 pub mod error;
+pub mod inventories;
 pub mod jobs;
 pub mod openapi;
 pub mod pipelines;
 pub mod query;
+pub mod runs;
 pub mod service;
 pub mod ws;
 
@@ -40,6 +42,8 @@ pub struct AppState {
     pub ws: Arc<ws::WsLimits>,
     /// Jobs' output folders, read by the artifact routes.
     pub outputs: Arc<crate::artifacts::OutputFolders>,
+    /// Inventories and fan-out runs.
+    pub runs: crate::runs::Runs,
 }
 
 /// The whole HTTP application. Layers, outermost first: errors as JSON, request timeout,
@@ -51,6 +55,8 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
         .merge(pipelines::routes())
         .merge(jobs::routes())
         .merge(artifacts::routes())
+        .merge(runs::routes())
+        .merge(inventories::routes())
         .merge(service::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

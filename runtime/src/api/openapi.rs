@@ -261,9 +261,11 @@ pub struct ServiceStatus {
         super::jobs::list, super::jobs::one, super::jobs::cancel, super::jobs::retry, super::jobs::logs,
         super::artifacts::list, super::artifacts::download, super::artifacts::reports,
         super::service::health, super::service::status, super::service::metrics, ws_doc,
+        super::runs::start, super::runs::list, super::runs::one, super::runs::cancel,
+        super::inventories::list, super::inventories::create, super::inventories::one, super::inventories::remove,
     ),
     components(schemas(ErrorBody, Job, LogEntry)),
-    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "service")),
+    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "service"), (name = "runs")),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

@@ -195,7 +195,34 @@ impl<X: Executor> Pipeline<'_, X> {
     /// Validates, persists and queues a job with `params` (keys the server sets are dropped
     /// from an object); returns it as stored.
     pub async fn trigger(&self, params: Value) -> Result<Job, TriggerError> {
-        self.queue.create_job(self.id, self.limits, params, "manual", "api", None).await
+        self.queue.create_job(self.id, self.limits, params, Origin::new("manual", "api"), None).await
+    }
+
+    /// Like `trigger`, for a job started on someone's behalf: its id reads
+    /// `<pipeline>-<kind>-<ms>`, its data carries `triggeredBy` and the server-set `marks`
+    /// (e.g. `runId`, one of `RESERVED_KEYS`).
+    pub async fn trigger_as(
+        &self,
+        params: Value,
+        kind: &str,
+        triggered_by: &str,
+        marks: Map<String, Value>,
+    ) -> Result<Job, TriggerError> {
+        let origin = Origin { kind: kind.into(), triggered_by: triggered_by.into(), marks };
+        self.queue.create_job(self.id, self.limits, params, origin, None).await
+    }
+}
+
+/// Who a job is created for: the kind in its id, its `triggeredBy`, and server-set data keys.
+struct Origin {
+    kind: String,
+    triggered_by: String,
+    marks: Map<String, Value>,
+}
+
+impl Origin {
+    fn new(kind: &str, triggered_by: &str) -> Self {
+        Self { kind: kind.into(), triggered_by: triggered_by.into(), marks: Map::new() }
     }
 }
 
@@ -374,8 +401,7 @@ impl<X: Executor> Queue<X> {
         pipeline: &str,
         limits: &LaneLimits,
         params: Value,
-        kind: &str,
-        triggered_by: &str,
+        origin: Origin,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
         let inner = &self.inner;
@@ -393,9 +419,9 @@ impl<X: Executor> Queue<X> {
         // Persisting and queueing must finish even when the caller goes away (an HTTP client
         // that disconnects drops its handler): otherwise a job could be stored but never queued.
         let queue = self.clone();
-        let (pipeline, kind, triggered_by) = (pipeline.to_string(), kind.to_string(), triggered_by.to_string());
+        let pipeline = pipeline.to_string();
         let retry_of = retry_of.cloned();
-        tokio::spawn(async move { queue.enqueue(&pipeline, params, &kind, &triggered_by, retry_of.as_ref()).await })
+        tokio::spawn(async move { queue.enqueue(&pipeline, params, origin, retry_of.as_ref()).await })
             .await
             .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
     }
@@ -406,8 +432,7 @@ impl<X: Executor> Queue<X> {
         &self,
         pipeline: &str,
         params: Value,
-        kind: &str,
-        triggered_by: &str,
+        origin: Origin,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
         let inner = &self.inner;
@@ -415,7 +440,7 @@ impl<X: Executor> Queue<X> {
             inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
         let source = inner.source();
         source.reserve(inner, pipeline, lane).await?;
-        let result = self.persist_new(pipeline, params, kind, triggered_by, retry_of).await;
+        let result = self.persist_new(pipeline, params, origin, retry_of).await;
         source.admitted(inner, pipeline, lane, result.as_ref().ok());
         result
     }
@@ -424,15 +449,17 @@ impl<X: Executor> Queue<X> {
         &self,
         pipeline: &str,
         params: Value,
-        kind: &str,
-        triggered_by: &str,
+        origin: Origin,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
+        let Origin { kind, triggered_by, marks } = origin;
+        let (kind, triggered_by) = (kind.as_str(), triggered_by.as_str());
         let now = Utc::now();
         let mut data = match params {
             Value::Object(map) => map,
             _ => Map::new(),
         };
+        data.extend(marks);
         data.insert("triggeredBy".into(), Value::String(triggered_by.into()));
         data.insert("triggeredAt".into(), Value::String(format_ts(&now)));
         let data = Value::Object(data);
@@ -508,7 +535,8 @@ impl<X: Executor> Queue<X> {
             });
         }
         let pipeline = self.pipeline(&old.pipeline_id)?;
-        Ok(self.create_job(pipeline.id, pipeline.limits, job_params(&old.data), "retry", "retry", Some(&old)).await?)
+        let params = job_params(&old.data);
+        Ok(self.create_job(pipeline.id, pipeline.limits, params, Origin::new("retry", "retry"), Some(&old)).await?)
     }
 
     /// Joins a cluster: jobs are claimed from the shared store instead of local lanes,

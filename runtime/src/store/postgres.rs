@@ -27,9 +27,10 @@ use crate::events::JobEvent;
 
 /// Versioned migrations, applied in order under an advisory lock so nodes starting
 /// together do not race.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE jobs (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         seq BIGSERIAL,
         pipeline_id TEXT NOT NULL,
@@ -64,7 +65,10 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         fields JSONB,
         PRIMARY KEY (job_id, seq)
     );",
-)];
+    ),
+    // Fan-out runs, their targets and API-created inventories (`store::postgres_runs`).
+    (3, super::postgres_runs::MIGRATION),
+];
 
 const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
     progress_percent, progress_message, result, error, git, retried_from, retry_count";
@@ -178,6 +182,11 @@ impl PostgresStore {
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| backend(anyhow!("PostgreSQL pool: {e}")))
+    }
+
+    /// The connection pool, shared with the other stores on this database (`postgres_runs`).
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     async fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {
