@@ -81,6 +81,9 @@ impl Running {
     }
 }
 
+/// The job store, the cluster view of it (PostgreSQL only), and the run store on the same database.
+type Stores = (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn RunStore>);
+
 /// Builds everything and starts listening; `signal` resolving starts the shutdown.
 pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send + 'static) -> Result<Running> {
     let started = Instant::now();
@@ -106,18 +109,17 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let key = auth::resolve_key(opts.api_key.as_deref(), &config.server, &data_dir, addr.ip().is_loopback())?;
     let api_key: Option<Arc<str>> = key.key().map(Arc::from);
     let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
-    let (store, cluster, run_store): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn RunStore>) =
-        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            let pg = Arc::new(PostgresStore::connect(&db).await?);
-            let runs = Arc::new(PostgresRunStore::new(&pg));
-            (pg.clone(), Some(pg), runs)
-        } else {
-            let path = PathBuf::from(&db);
-            let jobs = Arc::new(SqliteStore::open(&path)?);
-            // Opened after the job store, which created and migrated the file.
-            let runs = Arc::new(SqliteRunStore::open(&path).context("opening the run store")?);
-            (jobs, None, runs)
-        };
+    let (store, cluster, run_store): Stores = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let pg = Arc::new(PostgresStore::connect(&db).await?);
+        let runs = Arc::new(PostgresRunStore::new(&pg));
+        (pg.clone(), Some(pg), runs)
+    } else {
+        let path = PathBuf::from(&db);
+        let jobs = Arc::new(SqliteStore::open(&path)?);
+        // Opened after the job store, which created and migrated the file.
+        let runs = Arc::new(SqliteRunStore::open(&path).context("opening the run store")?);
+        (jobs, None, runs)
+    };
     let git_settings = GitSettings {
         timeout: Duration::from_secs(config.git.command_timeout_secs),
         max_output: config.git.max_output_bytes,
