@@ -19,6 +19,8 @@ use crate::domain::{Job, JobStatus, LogEntry};
 
 /// Pattern of a job id (`domain::is_valid_job_id`).
 const JOB_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,100}$";
+/// Pattern of an inventory name (`config::inventory::is_valid_name`).
+const INVENTORY_NAME_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
 
 /// Body of a trigger request. Any other top-level key is refused.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -327,6 +329,12 @@ pub fn document(pipeline_ids: &[String]) -> Value {
                             || (p["name"] == "pipelineId" && p["in"] == "query");
                     if is_pipeline && !ids.is_empty() {
                         p["schema"] = serde_json::json!({"type": "string", "enum": ids});
+                    }
+                    if path.starts_with("/api/runs/{id}") && p["name"] == "id" && p["in"] == "path" {
+                        p["schema"] = serde_json::json!({"type": "string", "pattern": JOB_ID_PATTERN});
+                    }
+                    if path.starts_with("/api/inventories/{name}") && p["name"] == "name" && p["in"] == "path" {
+                        p["schema"] = serde_json::json!({"type": "string", "pattern": INVENTORY_NAME_PATTERN});
                     }
                     if path.starts_with("/api/jobs/{id}") && p["name"] == "id" && p["in"] == "path" {
                         p["schema"] = serde_json::json!({"type": "string", "pattern": JOB_ID_PATTERN});

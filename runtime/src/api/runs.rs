@@ -60,7 +60,7 @@ pub struct StartRunRequest {
     pub path_parameter: Option<String>,
     /// A repeated key returns the run started with it (200) instead of starting another.
     #[serde(default)]
-    #[schema(max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub dedupe_key: Option<String>,
 }
 
@@ -332,6 +332,8 @@ pub async fn one(State(state): State<AppState>, ApiPath(id): ApiPath<String>) ->
 /// Cancels a run: its queued and running jobs are cancelled and no more are created.
 #[utoipa::path(post, path = "/api/runs/{id}/cancel", tag = "runs", operation_id = "cancelRun",
     params(("id" = String, Path, description = "Run id")),
+    request_body(content = Object, content_type = "application/json",
+        description = "`{}`: actions take a JSON body (a page cannot send one cross-origin without a preflight)"),
     security(("apiKey" = []), ("bearer" = [])),
     responses((status = 200, description = "The run after the cancel (cancelling twice changes nothing)", body = RunDetailDto),
         (status = 400, description = "Malformed run id", body = ErrorBody),
@@ -339,6 +341,7 @@ pub async fn one(State(state): State<AppState>, ApiPath(id): ApiPath<String>) ->
         (status = 403, description = "API key wrong, or Origin/Host refused", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn cancel(
