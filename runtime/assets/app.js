@@ -1197,6 +1197,99 @@
     if (first) first.focus();
   }
 
+  // ---------------------------------------------------------------- runs
+
+  // Fan-out runs: the newest runs with their aggregate progress; a row opens the run's
+  // targets with each job's status. Polled while runs are active, reloaded on job events.
+  const runsView = { open: new Set(), details: new Map(), timer: null, loading: false };
+
+  function runProgress(run) {
+    const pct = clampPct(run.percent);
+    const fill = h('div', { class: `bar-fill ${run.status}` });
+    fill.style.width = `${pct}%`;
+    const c = run.counts || {};
+    return h('div', { class: 'progress' },
+      h('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct }, fill),
+      h('span', { class: 'progress-text', dataset: { runProgress: run.id } },
+        `${pct}% · ${c.completed || 0} ok, ${c.failed || 0} failed, ${c.refused || 0} refused, ${c.cancelled || 0} cancelled of ${run.total}`));
+  }
+
+  function runTargets(detail) {
+    const rows = (detail.targets || []).map((t) => h('tr', { dataset: { runTarget: t.path } },
+      h('td', { class: 'mono' }, t.path),
+      h('td', null, t.jobId ? h('a', { href: `#/job/${encodeURIComponent(t.jobId)}`, class: 'mono' }, t.jobId) : '—'),
+      h('td', null, t.status ? pill(t.status) : pill('refused')),
+      h('td', { class: 'muted' }, t.refused || (t.completedAt ? fmtTime(t.completedAt) : ''))));
+    return h('table', { class: 'jobs run-targets' },
+      h('thead', null, h('tr', null, h('th', null, 'Target'), h('th', null, 'Job'), h('th', null, 'Status'), h('th', null, ''))),
+      h('tbody', null, rows));
+  }
+
+  async function cancelRun(id) {
+    if (!window.confirm(`Cancel run ${id} and its queued and running jobs?`)) return;
+    try {
+      await mutate('POST', `/api/runs/${encodeURIComponent(id)}/cancel`);
+      toast(`Cancelled run ${id}`);
+    } catch (e) {
+      toast(`Cancel failed: ${e.message}`, 'error');
+    }
+    loadRuns();
+  }
+
+  function renderRuns(page) {
+    const body = $('runs').querySelector('tbody');
+    const runs = page.runs || [];
+    $('runs-empty').hidden = runs.length > 0;
+    $('runs-count').textContent = page.total ? `${runs.length} of ${page.total}` : '';
+    const rows = [];
+    for (const run of runs) {
+      const active = !['completed', 'partial', 'failed', 'cancelled'].includes(run.status);
+      const toggle = () => {
+        if (runsView.open.has(run.id)) runsView.open.delete(run.id); else runsView.open.add(run.id);
+        loadRuns();
+      };
+      rows.push(h('tr', { class: 'run-row', dataset: { runId: run.id, runStatus: run.status } },
+        h('td', null, h('button', { type: 'button', class: 'btn btn-small btn-ghost-dark mono', onclick: toggle, 'aria-expanded': runsView.open.has(run.id) ? 'true' : 'false' }, run.id)),
+        h('td', null, run.pipelineId),
+        h('td', null, run.inventory),
+        h('td', null, pill(run.status)),
+        h('td', { class: 'col-progress' }, runProgress(run)),
+        h('td', null, timeEl(run.createdAt, true)),
+        h('td', null, active && run.status !== 'cancelled'
+          ? h('button', { type: 'button', class: 'btn btn-small btn-danger', dataset: { cancelRun: run.id }, onclick: () => cancelRun(run.id) }, 'Cancel')
+          : null)));
+      const detail = runsView.details.get(run.id);
+      if (runsView.open.has(run.id) && detail) {
+        rows.push(h('tr', { class: 'run-detail', dataset: { runDetail: run.id } }, h('td', { colspan: 7 }, runTargets(detail))));
+      }
+    }
+    body.replaceChildren(...rows);
+  }
+
+  async function loadRuns() {
+    if (runsView.loading) return;
+    runsView.loading = true;
+    try {
+      const page = await api('GET', '/api/runs?limit=10');
+      for (const id of runsView.open) {
+        try {
+          runsView.details.set(id, await api('GET', `/api/runs/${encodeURIComponent(id)}`));
+        } catch (_) {
+          runsView.open.delete(id);
+        }
+      }
+      renderRuns(page);
+      const busy = (page.runs || []).some((r) => ['starting', 'queued', 'running'].includes(r.status));
+      clearTimeout(runsView.timer);
+      runsView.timer = setTimeout(loadRuns, busy ? 1000 : 5000);
+    } catch (e) {
+      clearTimeout(runsView.timer);
+      runsView.timer = setTimeout(loadRuns, 5000);
+    } finally {
+      runsView.loading = false;
+    }
+  }
+
   // ---------------------------------------------------------------- wiring
 
   function route() {
@@ -1241,6 +1334,7 @@
     resync();
     connectWs();
     route();
+    loadRuns();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);

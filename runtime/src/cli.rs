@@ -13,6 +13,10 @@ use crate::client::{Client, ClientError};
 use crate::config::Config;
 use crate::server::{self, ServerOptions};
 
+mod runs;
+
+pub use runs::{InventoriesCommand, RunsCommand};
+
 /// The exit codes of client commands (documented in `--help` and the README).
 pub mod exit {
     /// Done.
@@ -171,6 +175,18 @@ pub enum Command {
     Retry {
         /// Job id.
         id: String,
+    },
+    /// Fan-out runs over inventories: list, show, start, cancel.
+    Runs {
+        /// What to do with runs.
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Inventories of targets: list, show.
+    Inventories {
+        /// What to do with inventories.
+        #[command(subcommand)]
+        command: InventoriesCommand,
     },
     /// Scaffold a hello-world pipeline worker that builds and runs as it is.
     NewWorker {
@@ -394,6 +410,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", v["jobId"].as_str().unwrap_or("?"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Runs { command } => runs::runs(&client, command).await,
+        Command::Inventories { command } => runs::inventories(&client, command).await,
     }
 }
 

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+pub mod inventory;
+
+pub use inventory::{DiscoverConfig, InventoryConfig, TargetKind};
+
 /// The eight pipelines that ship with the runtime, in display order.
 pub const BUILTIN_PIPELINES: [&str; 8] = [
     "duplicate-detection",
@@ -44,6 +48,9 @@ pub struct Config {
     /// Pipeline id → definition.
     #[serde(default)]
     pub pipelines: BTreeMap<String, PipelineConfig>,
+    /// Inventory name → targets a run fans out over (read-only over the API).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inventories: BTreeMap<String, InventoryConfig>,
 }
 
 /// HTTP server settings.
@@ -357,6 +364,7 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             git: GitConfig::default(),
             pipelines,
+            inventories: BTreeMap::new(),
         }
     }
 }
@@ -570,6 +578,9 @@ impl Config {
             p.component = abs(&p.component);
             p.roots = p.roots.iter().map(|r| abs(r)).collect();
         }
+        for inv in self.inventories.values_mut() {
+            inv.resolve_paths(abs);
+        }
     }
 
     /// Checks every setting and reports all problems at once.
@@ -600,6 +611,12 @@ impl Config {
             if p.memory_mb == 0 || p.memory_mb > 4096 {
                 problems.push(format!("pipelines.{id}.memory_mb must be in 1..=4096"));
             }
+        }
+        for (name, inv) in &self.inventories {
+            if !inventory::is_valid_name(name) {
+                problems.push(format!("inventory name {name:?} must match [a-z0-9][a-z0-9-]{{0,62}}"));
+            }
+            problems.extend(inv.problems(&format!("inventories.{name}")));
         }
         for id in &self.runtime.warm_up {
             if !self.pipelines.contains_key(id) {

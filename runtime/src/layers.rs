@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["sandbox", "gitflow", "retention"],
     &["registry"],
     &["queue"],
+    &["runs"],
     &["api"],
     &["server", "client", "scaffold", "dev"],
     &["cli", "layers"],

@@ -11,6 +11,7 @@
 //! - [`gitflow`]: the host-side git workflow around a job; `gitcli`: the host's one git process runner.
 //! - [`store`]: durable job storage (SQLite, PostgreSQL).
 //! - [`events`]: the lifecycle event bus.
+//! - [`runs`]: inventories of targets and fan-out runs (one job per target, grouped under a run id).
 //! - [`api`]: the axum HTTP API and WebSocket feed.
 //! - [`server`]: wiring and graceful shutdown; [`cli`] and [`client`]: the command line.
 
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod queue;
 pub mod registry;
 pub mod retention;
+pub mod runs;
 pub mod sandbox;
 pub mod scaffold;
 pub mod server;

@@ -28,7 +28,10 @@ use crate::sandbox::Sandbox;
 use crate::sandbox::capabilities::git::GitSettings;
 use crate::sandbox::engine::EngineSettings;
 use crate::store::postgres::PostgresStore;
+use crate::store::postgres_runs::PostgresRunStore;
+use crate::store::runs::RunStore;
 use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::runs::SqliteRunStore;
 use crate::store::{ClusterStore, JobStore};
 
 /// How to run the service.
@@ -80,6 +83,9 @@ impl Running {
     }
 }
 
+/// The job store, the cluster view of it (PostgreSQL only), and the run store on the same database.
+type Stores = (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn RunStore>);
+
 /// Builds everything and starts listening; `signal` resolving starts the shutdown.
 pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send + 'static) -> Result<Running> {
     let started = Instant::now();
@@ -106,13 +112,17 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let key = auth::resolve_key(opts.api_key.as_deref(), &config.server, &data_dir, addr.ip().is_loopback())?;
     let api_key: Option<Arc<str>> = key.key().map(Arc::from);
     let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
-    let (store, cluster): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>) =
-        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            let pg = Arc::new(PostgresStore::connect(&db).await?);
-            (pg.clone(), Some(pg))
-        } else {
-            (Arc::new(SqliteStore::open(&PathBuf::from(&db))?), None)
-        };
+    let (store, cluster, run_store): Stores = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let pg = Arc::new(PostgresStore::connect(&db).await?);
+        let runs = Arc::new(PostgresRunStore::new(&pg));
+        (pg.clone(), Some(pg), runs)
+    } else {
+        let path = PathBuf::from(&db);
+        let jobs = Arc::new(SqliteStore::open(&path)?);
+        // Opened after the job store, which created and migrated the file.
+        let runs = Arc::new(SqliteRunStore::open(&path).context("opening the run store")?);
+        (jobs, None, runs)
+    };
     let git_settings = GitSettings {
         timeout: Duration::from_secs(config.git.command_timeout_secs),
         max_output: config.git.max_output_bytes,
@@ -176,6 +186,7 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         shutdown: shutdown.clone(),
         ws: api::ws::WsLimits::new(&config.server),
         outputs: Arc::new(crate::artifacts::OutputFolders::new(&data_dir.join("outputs"))),
+        runs: crate::runs::Runs::new(queue.clone(), run_store, &config),
     };
     let policies: std::collections::BTreeMap<_, _> =
         config.pipelines.iter().filter_map(|(id, p)| p.retention.map(|r| (id.clone(), r))).collect();

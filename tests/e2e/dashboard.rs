@@ -564,3 +564,59 @@ async fn a_workers_html_report_renders_in_the_sandboxed_frame_and_planted_markup
     browser.screenshot(&artifacts_dir().join("dashboard-report-frame.png")).await;
     browser.assert_no_page_errors();
 }
+
+#[tokio::test]
+async fn the_runs_panel_shows_a_runs_progress_and_jobs_and_cancels_it() {
+    let Some(mut browser) = Browser::launch().await else { return };
+    let server =
+        Server::start(&format!("{}[inventories.three]\npaths = [\"ROOT/a\", \"ROOT/b\", \"ROOT/c\"]\n", fixtures()));
+    for d in ["a", "b", "c"] {
+        std::fs::create_dir_all(server.dir.join(d)).unwrap();
+    }
+    let (status, run) = server
+        .post(
+            "/api/pipelines/echo/runs",
+            json!({"inventory": "three", "pathParameter": "inputDir", "parameters": {"sleepMs": 30000, "steps": 30}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["run"]["id"].as_str().unwrap().to_string();
+    browser.goto(&server.dashboard_url).await;
+    let row = format!("tr[data-run-id=\"{id}\"]");
+    // echo runs two at once: the run is running, one of three jobs waits.
+    browser.wait_for(&format!("document.querySelector('{row}')?.dataset.runStatus === 'running'"), 60).await;
+    browser
+        .wait_for(&format!("document.querySelector('{row} [data-run-progress]')?.textContent.includes('of 3')"), 10)
+        .await;
+    browser.eval(&format!("document.querySelector('{row} button').click()")).await;
+    let detail = format!("tr[data-run-detail=\"{id}\"]");
+    let statuses = browser
+        .wait_for(
+            &format!(
+                "(() => {{ const s = [...document.querySelectorAll('{detail} tbody .pill')].map(p => p.dataset.status).sort().join(); \
+                 return s === 'queued,running,running' ? s : null; }})()"
+            ),
+            30,
+        )
+        .await;
+    assert_eq!(statuses, "queued,running,running");
+    let links =
+        browser.eval(&format!("document.querySelectorAll('{detail} a[href^=\"#/job/echo-run-\"]').length")).await;
+    assert_eq!(links, 3);
+    browser
+        .eval(&format!("window.confirm = () => true; document.querySelector('{row} [data-cancel-run]').click()"))
+        .await;
+    browser.wait_for(&format!("document.querySelector('{row}')?.dataset.runStatus === 'cancelled'"), 30).await;
+    browser
+        .wait_for(
+            &format!(
+                "[...document.querySelectorAll('{detail} tbody .pill')].every(p => p.dataset.status === 'cancelled')"
+            ),
+            30,
+        )
+        .await;
+    assert!(browser.eval(&format!("document.querySelector('{row} [data-cancel-run]') === null")).await == json!(true));
+    let (_, after) = server.get(&format!("/api/runs/{id}")).await;
+    assert_eq!(after["run"]["counts"]["cancelled"], 3, "{after}");
+    browser.screenshot(&artifacts_dir().join("dashboard-runs.png")).await;
+}

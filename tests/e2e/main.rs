@@ -25,6 +25,7 @@ mod pipelines;
 mod polyglot;
 mod registry;
 mod reports;
+mod runs;
 mod skeleton;
 mod store_backends;
 mod versions;

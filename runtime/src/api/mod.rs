@@ -7,10 +7,12 @@ pub mod auth;
 pub mod dashboard;
 pub mod edge;
 pub mod error;
+pub mod inventories;
 pub mod jobs;
 pub mod openapi;
 pub mod pipelines;
 pub mod query;
+pub mod runs;
 pub mod service;
 pub mod versions;
 pub mod ws;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub ws: Arc<ws::WsLimits>,
     /// Jobs' output folders, read by the artifact routes.
     pub outputs: Arc<crate::artifacts::OutputFolders>,
+    /// Inventories and fan-out runs.
+    pub runs: crate::runs::Runs,
 }
 
 /// The whole HTTP application. Layers, outermost first: errors as JSON, request timeout,
@@ -53,6 +57,8 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
         .merge(versions::routes(server.max_component_bytes))
         .merge(jobs::routes())
         .merge(artifacts::routes())
+        .merge(runs::routes())
+        .merge(inventories::routes())
         .merge(service::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

@@ -19,6 +19,8 @@ use crate::domain::{Job, JobStatus, LogEntry};
 
 /// Pattern of a job id (`domain::is_valid_job_id`).
 const JOB_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,100}$";
+/// Pattern of an inventory name (`config::inventory::is_valid_name`).
+const INVENTORY_NAME_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
 
 /// Body of a trigger request. Any other top-level key is refused.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -266,9 +268,11 @@ pub struct ServiceStatus {
         super::jobs::list, super::jobs::one, super::jobs::cancel, super::jobs::retry, super::jobs::logs,
         super::artifacts::list, super::artifacts::download, super::artifacts::reports,
         super::service::health, super::service::status, super::service::metrics, ws_doc,
+        super::runs::start, super::runs::list, super::runs::one, super::runs::cancel,
+        super::inventories::list, super::inventories::create, super::inventories::one, super::inventories::remove,
     ),
     components(schemas(ErrorBody, Job, LogEntry)),
-    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "service")),
+    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "service"), (name = "runs")),
     modifiers(&Security),
 )]
 pub struct ApiDoc;
@@ -330,6 +334,12 @@ pub fn document(pipeline_ids: &[String]) -> Value {
                             || (p["name"] == "pipelineId" && p["in"] == "query");
                     if is_pipeline && !ids.is_empty() {
                         p["schema"] = serde_json::json!({"type": "string", "enum": ids});
+                    }
+                    if path.starts_with("/api/runs/{id}") && p["name"] == "id" && p["in"] == "path" {
+                        p["schema"] = serde_json::json!({"type": "string", "pattern": JOB_ID_PATTERN});
+                    }
+                    if path.starts_with("/api/inventories/{name}") && p["name"] == "name" && p["in"] == "path" {
+                        p["schema"] = serde_json::json!({"type": "string", "pattern": INVENTORY_NAME_PATTERN});
                     }
                     if path.starts_with("/api/jobs/{id}") && p["name"] == "id" && p["in"] == "path" {
                         p["schema"] = serde_json::json!({"type": "string", "pattern": JOB_ID_PATTERN});

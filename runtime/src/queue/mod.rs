@@ -201,7 +201,34 @@ impl<X: Executor> Pipeline<'_, X> {
 
     /// Like [`Self::trigger`], on the registered worker `version` when one is pinned.
     pub async fn trigger_on(&self, params: Value, version: Option<&str>) -> Result<Job, TriggerError> {
-        self.queue.create_job(self, params, version, "manual", "api", None).await
+        self.queue.create_job(self, params, version, Origin::new("manual", "api"), None).await
+    }
+
+    /// Like `trigger`, for a job started on someone's behalf: its id reads
+    /// `<pipeline>-<kind>-<ms>`, its data carries `triggeredBy` and the server-set `marks`
+    /// (e.g. `runId`, one of `RESERVED_KEYS`).
+    pub async fn trigger_as(
+        &self,
+        params: Value,
+        kind: &str,
+        triggered_by: &str,
+        marks: Map<String, Value>,
+    ) -> Result<Job, TriggerError> {
+        let origin = Origin { kind: kind.into(), triggered_by: triggered_by.into(), marks };
+        self.queue.create_job(self, params, None, origin, None).await
+    }
+}
+
+/// Who a job is created for: the kind in its id, its `triggeredBy`, and server-set data keys.
+struct Origin {
+    kind: String,
+    triggered_by: String,
+    marks: Map<String, Value>,
+}
+
+impl Origin {
+    fn new(kind: &str, triggered_by: &str) -> Self {
+        Self { kind: kind.into(), triggered_by: triggered_by.into(), marks: Map::new() }
     }
 }
 
@@ -380,8 +407,7 @@ impl<X: Executor> Queue<X> {
         handle: &Pipeline<'_, X>,
         params: Value,
         version: Option<&str>,
-        kind: &str,
-        triggered_by: &str,
+        origin: Origin,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
         let (pipeline, limits) = (handle.id, handle.limits);
@@ -400,13 +426,11 @@ impl<X: Executor> Queue<X> {
         // Persisting and queueing must finish even when the caller goes away (an HTTP client
         // that disconnects drops its handler): otherwise a job could be stored but never queued.
         let queue = self.clone();
-        let (pipeline, kind, triggered_by) = (pipeline.to_string(), kind.to_string(), triggered_by.to_string());
+        let pipeline = pipeline.to_string();
         let retry_of = retry_of.cloned();
-        tokio::spawn(
-            async move { queue.enqueue(&pipeline, params, runs_on, &kind, &triggered_by, retry_of.as_ref()).await },
-        )
-        .await
-        .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
+        tokio::spawn(async move { queue.enqueue(&pipeline, params, runs_on, origin, retry_of.as_ref()).await })
+            .await
+            .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
     }
 
     /// Reserves room within the pipeline's cap, persists the job and hands it to the source
@@ -416,8 +440,7 @@ impl<X: Executor> Queue<X> {
         pipeline: &str,
         params: Value,
         runs_on: Option<RunsOn>,
-        kind: &str,
-        triggered_by: &str,
+        origin: Origin,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
         let inner = &self.inner;
@@ -425,7 +448,7 @@ impl<X: Executor> Queue<X> {
             inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
         let source = inner.source();
         source.reserve(inner, pipeline, lane).await?;
-        let result = self.persist_new(pipeline, params, runs_on, kind, triggered_by, retry_of).await;
+        let result = self.persist_new(pipeline, params, runs_on, origin, retry_of).await;
         source.admitted(inner, pipeline, lane, result.as_ref().ok());
         result
     }
@@ -435,15 +458,17 @@ impl<X: Executor> Queue<X> {
         pipeline: &str,
         params: Value,
         runs_on: Option<RunsOn>,
-        kind: &str,
-        triggered_by: &str,
+        origin: Origin,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
+        let Origin { kind, triggered_by, marks } = origin;
+        let (kind, triggered_by) = (kind.as_str(), triggered_by.as_str());
         let now = Utc::now();
         let mut data = match params {
             Value::Object(map) => map,
             _ => Map::new(),
         };
+        data.extend(marks);
         data.insert("triggeredBy".into(), Value::String(triggered_by.into()));
         data.insert("triggeredAt".into(), Value::String(format_ts(&now)));
         let data = Value::Object(data);
@@ -523,7 +548,7 @@ impl<X: Executor> Queue<X> {
             });
         }
         let pipeline = self.pipeline(&old.pipeline_id)?;
-        Ok(self.create_job(&pipeline, job_params(&old.data), None, "retry", "retry", Some(&old)).await?)
+        Ok(self.create_job(&pipeline, job_params(&old.data), None, Origin::new("retry", "retry"), Some(&old)).await?)
     }
 
     /// Joins a cluster: jobs are claimed from the shared store instead of local lanes,

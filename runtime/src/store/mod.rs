@@ -7,6 +7,8 @@
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod postgres;
+pub mod postgres_runs;
+pub mod runs;
 pub mod sqlite;
 
 use async_trait::async_trait;

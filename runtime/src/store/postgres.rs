@@ -66,6 +66,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
         PRIMARY KEY (job_id, seq)
     );",
     ),
+    // Fan-out runs, their targets and API-created inventories (`store::postgres_runs`).
+    (3, super::postgres_runs::MIGRATION),
     // The worker version and component digest a job runs on (hot swap keeps several).
     (
         5,
@@ -187,6 +189,11 @@ impl PostgresStore {
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| backend(anyhow!("PostgreSQL pool: {e}")))
+    }
+
+    /// The connection pool, shared with the other stores on this database (`postgres_runs`).
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     async fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {

@@ -30,6 +30,7 @@ use crate::domain::{Job, JobFailure, LogEntry, Progress};
 mod checkpoint;
 mod counts;
 mod read;
+pub mod runs;
 mod schema;
 mod writer;
 

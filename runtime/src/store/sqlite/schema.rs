@@ -106,6 +106,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // A re-queued job's backoff (microseconds since the Unix epoch; NULL: runnable now), so a
     // restart waits out what is left of it, as a cluster's claims do.
     (7, "ALTER TABLE jobs ADD COLUMN run_after INTEGER"),
+    // Fan-out runs (`store::runs`): a run, one row per target (its job or its refusal), and
+    // the inventories created over the API. No foreign key to jobs: retention may prune them.
+    (9, super::runs::MIGRATION),
     // The worker version and component digest a job runs on (hot swap keeps several).
     (
         11,
