@@ -181,6 +181,18 @@ fn main() -> Result<()> {
         (10_000, 50_000, 8, 1_000, 3, 20_000, 1_000, 5, 1_000, 10_000, 50)
     };
 
+    // Section 7: no-op rounds (size, cap), waiting rounds (size, cap), repetitions.
+    let sizes = if args.smoke {
+        cluster::Sizes { n: n_pg, conc, n_wait: 20, wait_cap: 8, reps: 1 }
+    } else {
+        cluster::Sizes {
+            n: args.pg_jobs.unwrap_or(n_pg),
+            conc: args.pg_conc.unwrap_or(64),
+            n_wait: 4_000,
+            wait_cap: 128,
+            reps: 3,
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut report = Report::default();
     if args.only_tools {
@@ -195,13 +207,6 @@ fn main() -> Result<()> {
     if args.only_pg {
         let dir = tempfile::tempdir()?;
         eprintln!("7. cluster mode (PostgreSQL)");
-        let sizes = cluster::Sizes {
-            n: args.pg_jobs.unwrap_or(n_pg),
-            conc: args.pg_conc.unwrap_or(64),
-            n_wait: 4_000,
-            wait_cap: 128,
-            reps: 3,
-        };
         if let Some(ours) = rt.block_on(cluster::run(&mut report, sizes, dir.path()))?
             && args.peers
         {
@@ -222,17 +227,6 @@ fn main() -> Result<()> {
         rt.block_on(queue::run(&mut report, n, if args.smoke { 1 } else { 5 }, conc, lat_rate, lat_secs))?;
     if args.pg {
         eprintln!("7. cluster mode (PostgreSQL)");
-        let sizes = if args.smoke {
-            cluster::Sizes { n: n_pg, conc, n_wait: 20, wait_cap: 8, reps: 1 }
-        } else {
-            cluster::Sizes {
-                n: args.pg_jobs.unwrap_or(n_pg),
-                conc: args.pg_conc.unwrap_or(64),
-                n_wait: 4_000,
-                wait_cap: 128,
-                reps: 3,
-            }
-        };
         if let Some(ours) = rt.block_on(cluster::run(&mut report, sizes, queue_dir.path()))?
             && args.peers
         {

@@ -359,17 +359,18 @@ async fn both_backends_find_and_delete_jobs_past_retention_alike() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_claims_across_pipelines_hold_every_cap_under_concurrent_claimers() {
     let url = pg_schema_url("claim_many");
-    let nodes: Vec<Arc<PostgresStore>> = futures::future::join_all((0..4).map(|_| PostgresStore::connect(&url)))
-        .await
-        .into_iter()
-        .map(|s| Arc::new(s.unwrap()))
-        .collect();
+    let mut nodes: Vec<Arc<PostgresStore>> = Vec::new();
+    for _ in 0..4 {
+        nodes.push(Arc::new(PostgresStore::connect(&url).await.unwrap()));
+    }
     // 300 jobs inserted at once (one group-committed batch or a few); a repeated id in a
     // batch is a duplicate, not a second row.
     let ids: Vec<(String, &str)> = (0..300).map(|i| (format!("m{i:03}"), if i % 3 == 0 { "b" } else { "a" })).collect();
-    let inserted = futures::future::join_all(ids.iter().map(|(id, p)| nodes[0].insert(&job(id, p, 0)))).await;
+    let jobs: Vec<Job> = ids.iter().map(|(id, p)| job(id, p, 0)).collect();
+    let inserted = futures::future::join_all(jobs.iter().map(|j| nodes[0].insert(j))).await;
     assert!(inserted.iter().all(Result::is_ok), "{inserted:?}");
-    let (first, again) = tokio::join!(nodes[1].insert(&job("dup", "a", 0)), nodes[1].insert(&job("dup", "a", 0)));
+    let (dup1, dup2) = (job("dup", "a", 0), job("dup", "a", 0));
+    let (first, again) = tokio::join!(nodes[1].insert(&dup1), nodes[1].insert(&dup2));
     assert!(
         matches!((&first, &again), (Ok(()), Err(StoreError::Duplicate(_))) | (Err(StoreError::Duplicate(_)), Ok(()))),
         "{first:?} {again:?}"
@@ -414,10 +415,9 @@ async fn postgres_claims_across_pipelines_hold_every_cap_under_concurrent_claime
                     tokio::task::yield_now().await;
                     continue;
                 }
-                let finished = futures::future::join_all(
-                    claimed.iter().map(|j| store.finish(&j.id, j.attempt, &done(JobStatus::Completed))),
-                )
-                .await;
+                let outcome = done(JobStatus::Completed);
+                let finished =
+                    futures::future::join_all(claimed.iter().map(|j| store.finish(&j.id, j.attempt, &outcome))).await;
                 for (j, f) in claimed.iter().zip(finished) {
                     assert!(f.unwrap(), "{} finished once", j.id);
                     mine.push(j.id.clone());
