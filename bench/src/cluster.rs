@@ -186,7 +186,7 @@ pub async fn run(report: &mut Report, sizes: Sizes, dir: &Path) -> Result<Option
     let wtwo = rates(&wait[1], n_wait, |r| r.burn);
     report.add(
         S,
-        &format!("burn-down, {} ms waiting worker, one node", WAIT.wait_ms),
+        format!("burn-down, {} ms waiting worker, one node", WAIT.wait_ms),
         fmt_rate(median(&wone), "jobs/s"),
         format!(
             "median of {reps} rounds ({}); {} jobs of the echo fixture sleeping {} ms on its WASI clock, cluster-wide cap {wait_cap} \
@@ -200,7 +200,7 @@ pub async fn run(report: &mut Report, sizes: Sizes, dir: &Path) -> Result<Option
     );
     report.add(
         S,
-        &format!("burn-down, {} ms waiting worker, two nodes", WAIT.wait_ms),
+        format!("burn-down, {} ms waiting worker, two nodes", WAIT.wait_ms),
         fmt_rate(median(&wtwo), "jobs/s"),
         format!(
             "median of {reps} rounds ({}); max running seen {} (cap {wait_cap}); jobs per node in the last round {}; each job \
@@ -212,7 +212,7 @@ pub async fn run(report: &mut Report, sizes: Sizes, dir: &Path) -> Result<Option
     );
     report.add(
         S,
-        &format!("two nodes ÷ one node, {} ms waiting worker", WAIT.wait_ms),
+        format!("two nodes ÷ one node, {} ms waiting worker", WAIT.wait_ms),
         format!("{:.2}×", median(&wtwo) / median(&wone)),
         "both nodes run in this process on the same 2 cores, and the cap is cluster-wide: a node that keeps the cap \
          full alone leaves the second nothing to add",

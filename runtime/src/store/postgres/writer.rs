@@ -58,6 +58,13 @@ const FINISH: &str = "WITH logs AS (
     UNION ALL
     SELECT NULL FROM unnest($16::text[]) WITH ORDINALITY AS e(payload, n) CROSS JOIN LATERAL pg_notify($15, e.payload) AS s";
 
+/// Where a waiting caller's answer goes.
+type Reply<T> = oneshot::Sender<StoreResult<T>>;
+/// A queued insert.
+type InsertOp = (Box<Job>, Reply<()>);
+/// A queued outcome: job id, attempt, outcome.
+type FinishOp = (String, u32, Box<Finish>, Reply<bool>);
+
 /// One write for the writer task.
 enum Op {
     Insert(Box<Job>, oneshot::Sender<StoreResult<()>>),
@@ -141,8 +148,8 @@ async fn run(pool: Pool, channels: Channels, mut rx: mpsc::Receiver<Op>) {
 #[derive(Default)]
 struct Batch {
     insert_ids: HashSet<String>,
-    inserts: Vec<(Box<Job>, oneshot::Sender<StoreResult<()>>)>,
-    finishes: Vec<(String, u32, Box<Finish>, oneshot::Sender<StoreResult<bool>>)>,
+    inserts: Vec<InsertOp>,
+    finishes: Vec<FinishOp>,
     logs: Vec<(String, LogEntry)>,
     events: Vec<(String, Box<JobEvent>)>,
     flushes: Vec<oneshot::Sender<()>>,
@@ -229,7 +236,7 @@ impl Batch {
 
 async fn write_inserts(
     client: &deadpool_postgres::Object,
-    inserts: &[(Box<Job>, oneshot::Sender<StoreResult<()>>)],
+    inserts: &[InsertOp],
     wake: &str,
 ) -> anyhow::Result<HashSet<String>> {
     if inserts.is_empty() {
@@ -266,7 +273,7 @@ async fn write_inserts(
 
 async fn write_finishes(
     client: &deadpool_postgres::Object,
-    finishes: &[(String, u32, Box<Finish>, oneshot::Sender<StoreResult<bool>>)],
+    finishes: &[FinishOp],
     logs: &[(String, LogEntry)],
     events: &[(String, Box<JobEvent>)],
     channel: &str,
