@@ -74,6 +74,10 @@ node_tools() {
         # is still exact (package.json) and locked (package-lock.json).
         (cd bench && npm install --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.bench-installed-lock)
     fi
+    # Section 7's PostgreSQL peers (graphile-worker, pg-boss), pinned in their own package.json.
+    if [ ! -d bench/peers/pg-node/node_modules/pg-boss ] || ! cmp -s bench/peers/pg-node/package-lock.json bench/peers/pg-node/node_modules/.bench-installed-lock; then
+        (cd bench/peers/pg-node && npm install --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.bench-installed-lock)
+    fi
     if [ "$polyglot" = 1 ]; then ./scripts/build-polyglot.sh; fi
 }
 background="guest components, Node tools, "
@@ -95,14 +99,15 @@ effectum_pid=$!
 # The guest components are only needed by the table, not by the compiler: built beside the
 # host build instead of in the runtime's build script, so the runtime crate (the start of the
 # build's single-crate tail) does not wait for them. Same commands and target folder as
-# runtime/build.rs. The table runs three components: repomix,
-# duplicate-detection and the no-op test fixture (the HTTP section configures every built-in
+# runtime/build.rs. The table runs four components: repomix,
+# duplicate-detection, the no-op test fixture and the echo fixture (section 7's waiting jobs) (the HTTP section configures every built-in
 # pipeline, but workers load lazily and it triggers only the no-op one); the other six
 # workers would cost ~8 CPU-s more.
 guests() {
     cargo build --release --target wasm32-wasip2 --manifest-path workers/Cargo.toml --target-dir target/wasm \
         -p repomix -p duplicate-detection
-    cargo build --release --target wasm32-wasip2 --manifest-path tests/fixtures/Cargo.toml --target-dir target/wasm -p fixture-noop
+    cargo build --release --target wasm32-wasip2 --manifest-path tests/fixtures/Cargo.toml --target-dir target/wasm \
+        -p fixture-noop -p fixture-echo
 }
 guests >target/bench/prepare-guests.log 2>&1 &
 guests_pid=$!

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bench [--smoke] [--polyglot] [--skip-instantiate] [--skip-peers] [--skip-http] [--skip-tools] [--only-tools]
-//!       [--skip-pg] [--wrk PATH] [--node-modules DIR] [--alephauto PATH] [--out FILE] [--write-doc FILE]
+//!       [--skip-pg] [--only-pg] [--pg-jobs N] [--pg-conc N] [--wrk PATH] [--node-modules DIR] [--alephauto PATH] [--out FILE] [--write-doc FILE]
 //! ```
 //!
 //! `--smoke` runs every in-process part with tiny sizes and skips the peers, wrk, jscpd and
@@ -12,7 +12,8 @@
 //! from rotting). PostgreSQL: `ALEPHAUTO_BENCH_PG` (else `ALEPHAUTO_TEST_PG`, else
 //! postgres://postgres@127.0.0.1:5432/test). `--polyglot` adds section 1's and section 4's
 //! one-job-at-a-time rows for the JavaScript and Python components (`scripts/build-polyglot.sh`
-//! builds them). `--only-tools` runs section 5 alone and prints its rows.
+//! builds them). `--only-tools` runs section 5 alone and prints its rows; `--only-pg` runs
+//! section 7 alone (`--pg-jobs`, `--pg-conc`: its no-op rounds' size and cap, default 10,000 and 64).
 
 mod cluster;
 mod corpus;
@@ -20,6 +21,7 @@ mod dupes;
 mod http;
 mod instantiate;
 mod peers;
+mod pg_peers;
 mod queue;
 mod repomix;
 mod report;
@@ -57,6 +59,12 @@ struct Args {
     http: bool,
     tools: bool,
     pg: bool,
+    /// Only section 7 (cluster mode on PostgreSQL).
+    only_pg: bool,
+    /// Section 7's no-op jobs per round (default 10,000).
+    pg_jobs: Option<usize>,
+    /// Section 7's cluster-wide slots for the no-op rounds (default 64).
+    pg_conc: Option<usize>,
     /// Only section 5 (the pipelines against the Node tools).
     only_tools: bool,
     wrk: Option<String>,
@@ -76,6 +84,9 @@ fn parse_args() -> Result<Args> {
         http: true,
         tools: true,
         pg: true,
+        only_pg: false,
+        pg_jobs: None,
+        pg_conc: None,
         only_tools: false,
         wrk: None,
         node_modules: root.join("bench/node_modules"),
@@ -95,6 +106,9 @@ fn parse_args() -> Result<Args> {
             "--skip-tools" => a.tools = false,
             "--skip-pg" => a.pg = false,
             "--only-tools" => a.only_tools = true,
+            "--only-pg" => a.only_pg = true,
+            "--pg-jobs" => a.pg_jobs = Some(value("--pg-jobs")?.parse().context("--pg-jobs")?),
+            "--pg-conc" => a.pg_conc = Some(value("--pg-conc")?.parse().context("--pg-conc")?),
             "--wrk" => a.wrk = Some(value("--wrk")?),
             "--node-modules" => a.node_modules = PathBuf::from(value("--node-modules")?),
             "--alephauto" => a.alephauto = PathBuf::from(value("--alephauto")?),
@@ -164,9 +178,21 @@ fn main() -> Result<()> {
     let (iters, n, conc, lat_rate, lat_secs, n_eff, n_apalis, wrk_secs, poly_iters, n_pg, seq_jobs) = if args.smoke {
         (200, 300, 8, 200, 1, 0, 0, 0, 0, 50, 5)
     } else {
-        (10_000, 50_000, 8, 1_000, 3, 20_000, 1_000, 5, 1_000, 2_000, 50)
+        (10_000, 50_000, 8, 1_000, 3, 20_000, 1_000, 5, 1_000, 10_000, 50)
     };
 
+    // Section 7: no-op rounds (size, cap), waiting rounds (size, cap), repetitions.
+    let sizes = if args.smoke {
+        cluster::Sizes { n: n_pg, conc, n_wait: 20, wait_cap: 8, reps: 1 }
+    } else {
+        cluster::Sizes {
+            n: args.pg_jobs.unwrap_or(n_pg),
+            conc: args.pg_conc.unwrap_or(64),
+            n_wait: 4_000,
+            wait_cap: 128,
+            reps: 3,
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut report = Report::default();
     if args.only_tools {
@@ -178,6 +204,17 @@ fn main() -> Result<()> {
     let machine = machine();
     eprintln!("alephauto-bench ({profile}{}) on {machine}", if args.smoke { ", smoke" } else { "" });
 
+    if args.only_pg {
+        let dir = tempfile::tempdir()?;
+        eprintln!("7. cluster mode (PostgreSQL)");
+        if let Some(ours) = rt.block_on(cluster::run(&mut report, sizes, dir.path()))?
+            && args.peers
+        {
+            rt.block_on(pg_peers::run(&mut report, ours, sizes.n, sizes.conc, sizes.reps))?;
+        }
+        println!("Machine: {machine}. Build: {profile}.\n{}", report.markdown());
+        return Ok(());
+    }
     if args.instantiate {
         eprintln!("1. instantiation");
         rt.block_on(instantiate::run(&mut report, iters))?;
@@ -190,7 +227,12 @@ fn main() -> Result<()> {
         rt.block_on(queue::run(&mut report, n, if args.smoke { 1 } else { 5 }, conc, lat_rate, lat_secs))?;
     if args.pg {
         eprintln!("7. cluster mode (PostgreSQL)");
-        rt.block_on(cluster::run(&mut report, n_pg, conc, queue_dir.path()))?;
+        if let Some(ours) = rt.block_on(cluster::run(&mut report, sizes, queue_dir.path()))?
+            && args.peers
+        {
+            eprintln!("7. PostgreSQL peers");
+            rt.block_on(pg_peers::run(&mut report, ours, sizes.n, sizes.conc, sizes.reps))?;
+        }
     }
     if args.peers {
         eprintln!("3. peers");

@@ -75,16 +75,28 @@ pub fn noop_pipeline(max_concurrent: usize) -> PipelineConfig {
     p
 }
 
-/// Triggers `n` jobs from `conc` tasks; returns the elapsed time.
+/// Triggers `n` no-op jobs from `conc` tasks; returns the elapsed time.
 pub async fn trigger_all(queue: &Queue, n: usize, conc: usize) -> Result<Duration> {
+    trigger_all_with(queue, "noop", &json!({}), n, conc).await
+}
+
+/// Triggers `n` jobs of `pipeline` with `params` from `conc` tasks; returns the elapsed time.
+pub async fn trigger_all_with(
+    queue: &Queue,
+    pipeline: &str,
+    params: &serde_json::Value,
+    n: usize,
+    conc: usize,
+) -> Result<Duration> {
     let started = Instant::now();
     let tasks: Vec<_> = (0..conc)
         .map(|t| {
             let queue = queue.clone();
+            let (pipeline, params) = (pipeline.to_string(), params.clone());
             let share = n / conc + usize::from(t < n % conc);
             tokio::spawn(async move {
                 for _ in 0..share {
-                    queue.trigger("noop", json!({})).await?;
+                    queue.trigger(&pipeline, params.clone()).await?;
                 }
                 anyhow::Ok(())
             })

@@ -381,3 +381,89 @@ async fn both_backends_keep_the_worker_version_a_job_runs_on() {
         assert_eq!(listed.worker_version.as_deref(), Some("1.2.0"), "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_across_pipelines_hold_every_cap_under_concurrent_claimers() {
+    let url = pg_schema_url("claim_many");
+    let mut nodes: Vec<Arc<PostgresStore>> = Vec::new();
+    for _ in 0..4 {
+        nodes.push(Arc::new(PostgresStore::connect(&url).await.unwrap()));
+    }
+    // 300 jobs inserted at once (one group-committed batch or a few); a repeated id in a
+    // batch is a duplicate, not a second row.
+    let ids: Vec<(String, &str)> = (0..300).map(|i| (format!("m{i:03}"), if i % 3 == 0 { "b" } else { "a" })).collect();
+    let jobs: Vec<Job> = ids.iter().map(|(id, p)| job(id, p, 0)).collect();
+    let inserted = futures::future::join_all(jobs.iter().map(|j| nodes[0].insert(j))).await;
+    assert!(inserted.iter().all(Result::is_ok), "{inserted:?}");
+    let (dup1, dup2) = (job("dup", "a", 0), job("dup", "a", 0));
+    let (first, again) = tokio::join!(nodes[1].insert(&dup1), nodes[1].insert(&dup2));
+    assert!(
+        matches!((&first, &again), (Ok(()), Err(StoreError::Duplicate(_))) | (Err(StoreError::Duplicate(_)), Ok(()))),
+        "{first:?} {again:?}"
+    );
+    assert_eq!(nodes[2].queued_count("a").await.unwrap(), 201, "the trigger-kept count");
+    assert_eq!(nodes[2].queued_count("b").await.unwrap(), 100);
+
+    // A sampler watches the running counts while four nodes claim both pipelines in one call each
+    // and finish what they claim; caps: a = 5, b = 2.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (store, stop) = (nodes[3].clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut max_a, mut max_b) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let counts = store.counts().await.unwrap();
+                let running =
+                    |p: &str| counts.get(p).and_then(|c| c.by_status.get(&JobStatus::Running)).copied().unwrap_or(0);
+                max_a = max_a.max(running("a"));
+                max_b = max_b.max(running("b"));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (max_a, max_b)
+        })
+    };
+    let requests = [
+        alephauto::store::ClaimRequest { pipeline: "a".into(), limit: 5, cap: 5 },
+        alephauto::store::ClaimRequest { pipeline: "b".into(), limit: 5, cap: 2 },
+    ];
+    let workers = nodes.iter().take(3).enumerate().map(|(n, store)| {
+        let (store, requests) = (store.clone(), requests.clone());
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                assert!(std::time::Instant::now() < deadline, "claiming stalled");
+                let claimed = store.claim_many(&requests, &format!("N{n}"), Duration::from_secs(30)).await.unwrap();
+                if claimed.is_empty() {
+                    if store.queued_count("a").await.unwrap() + store.queued_count("b").await.unwrap() == 0 {
+                        return mine;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                let outcome = done(JobStatus::Completed);
+                let finished =
+                    futures::future::join_all(claimed.iter().map(|j| store.finish(&j.id, j.attempt, &outcome))).await;
+                for (j, f) in claimed.iter().zip(finished) {
+                    assert!(f.unwrap(), "{} finished once", j.id);
+                    mine.push(j.id.clone());
+                }
+            }
+        })
+    });
+    let mut ran: Vec<String> = Vec::new();
+    for w in futures::future::join_all(workers).await {
+        ran.extend(w.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (max_a, max_b) = sampler.await.unwrap();
+    assert!(max_a <= 5 && max_b <= 2, "caps exceeded: a {max_a} of 5, b {max_b} of 2");
+    ran.sort();
+    let before = ran.len();
+    ran.dedup();
+    assert_eq!((before, ran.len()), (301, 301), "every job claimed and finished exactly once");
+    let counts = nodes[3].counts().await.unwrap();
+    let completed: u64 = counts.values().filter_map(|c| c.by_status.get(&JobStatus::Completed)).sum();
+    assert_eq!(completed, 301);
+    assert_eq!(nodes[3].queued_count("a").await.unwrap(), 0);
+}

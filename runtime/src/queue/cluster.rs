@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, Either};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use super::execute::{Start, spawn_execute};
 use super::executor::Executor;
@@ -17,7 +18,7 @@ use super::source::{JobSource, Step};
 use super::{Inner, Lane, TriggerError};
 use crate::domain::Job;
 use crate::events::JobEvent;
-use crate::store::{ClusterNote, ClusterStore, StoreError};
+use crate::store::{ClaimRequest, ClusterNote, ClusterStore, StoreError};
 
 /// How this node takes part in the cluster.
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub(super) struct Cluster {
     pub store: Arc<dyn ClusterStore>,
     pub settings: ClusterSettings,
     pub wake: Notify,
+    /// Ends the listener, dispatcher and heartbeat tasks (the end of `Queue::shutdown`), so
+    /// they release the queue and with it the store's connections.
+    pub stop: CancellationToken,
 }
 
 /// The table is the queue: triggers insert (and NOTIFY), the dispatcher claims, events go
@@ -101,7 +105,8 @@ impl<X: Executor> JobSource<X> for Cluster {
 
 pub(super) fn start<X: Executor>(inner: &Arc<Inner<X>>, store: Arc<dyn ClusterStore>, settings: ClusterSettings) {
     let notes = store.notes();
-    if inner.cluster.set(Cluster { store, settings, wake: Notify::new() }).is_err() {
+    let cluster = Cluster { store, settings, wake: Notify::new(), stop: CancellationToken::new() };
+    if inner.cluster.set(cluster).is_err() {
         tracing::warn!("cluster mode was already enabled");
         return;
     }
@@ -116,9 +121,21 @@ fn interrupt<X: Executor>(inner: &Inner<X>, job_id: &str) {
     }
 }
 
+/// Ends the cluster's tasks (after the drain: leases and cancels matter until then).
+pub(super) fn stop<X: Executor>(inner: &Inner<X>) {
+    if let Some(c) = inner.cluster.get() {
+        c.stop.cancel();
+    }
+}
+
 async fn listen<X: Executor>(inner: Arc<Inner<X>>, mut notes: tokio::sync::broadcast::Receiver<ClusterNote>) {
+    let Some(stop) = inner.cluster.get().map(|c| c.stop.clone()) else { return };
     loop {
-        match notes.recv().await {
+        let note = tokio::select! {
+            note = notes.recv() => note,
+            () = stop.cancelled() => return,
+        };
+        match note {
             Ok(ClusterNote::Event(e)) => inner.events.publish(e),
             Ok(ClusterNote::Wake(_)) => {
                 if let Some(c) = inner.cluster.get() {
@@ -136,7 +153,8 @@ async fn listen<X: Executor>(inner: Arc<Inner<X>>, mut notes: tokio::sync::broad
 async fn dispatch<X: Executor>(inner: Arc<Inner<X>>) {
     let Some(c) = inner.cluster.get() else { return };
     while inner.dispatching.load(Ordering::Acquire) {
-        let mut claimed_any = false;
+        // Every pipeline with free slots here, in one claim (one statement on PostgreSQL).
+        let mut requests = Vec::new();
         for (pipeline, lane) in &inner.lanes {
             let (free, cap) = match lane.lock() {
                 Ok(l) => (l.max_concurrent.saturating_sub(l.running), l.max_concurrent),
@@ -145,23 +163,30 @@ async fn dispatch<X: Executor>(inner: Arc<Inner<X>>) {
             if free == 0 || inner.pipelines.get(pipeline).is_some_and(|p| !p.enabled) {
                 continue;
             }
-            match c.store.claim(pipeline, &c.settings.node_id, free as u32, cap as u32, c.settings.lease).await {
+            requests.push(ClaimRequest { pipeline: pipeline.clone(), limit: free as u32, cap: cap as u32 });
+        }
+        let mut claimed_any = false;
+        if !requests.is_empty() {
+            match c.store.claim_many(&requests, &c.settings.node_id, c.settings.lease).await {
                 Ok(jobs) => {
-                    claimed_any |= !jobs.is_empty();
+                    claimed_any = !jobs.is_empty();
                     for job in jobs {
-                        if let Ok(mut l) = lane.lock() {
+                        if let Some(lane) = inner.lanes.get(&job.pipeline_id)
+                            && let Ok(mut l) = lane.lock()
+                        {
                             l.running += 1;
                         }
                         spawn_execute(&inner, job, Start::Claimed);
                     }
                 }
-                Err(e) => tracing::warn!(pipeline = %pipeline, error = %e, "claiming jobs failed"),
+                Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
             }
         }
         if !claimed_any {
             tokio::select! {
                 _ = c.wake.notified() => {}
                 _ = tokio::time::sleep(c.settings.poll) => {}
+                () = c.stop.cancelled() => return,
             }
         }
     }
@@ -171,7 +196,10 @@ async fn heartbeat<X: Executor>(inner: Arc<Inner<X>>) {
     let Some(c) = inner.cluster.get() else { return };
     let every = c.settings.lease / 3;
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = c.stop.cancelled() => return,
+        }
         let running: Vec<String> = inner.running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
         match c.store.heartbeat(&c.settings.node_id, &running, c.settings.lease).await {
             Ok(cancelled) => {

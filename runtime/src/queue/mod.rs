@@ -581,6 +581,7 @@ impl<X: Executor> Queue<X> {
         if let Err(e) = inner.store.flush().await {
             tracing::error!(error = %e, "flushing the store at shutdown failed");
         }
+        cluster::stop(inner);
     }
 
     /// Jobs currently executing.

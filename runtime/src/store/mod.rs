@@ -249,6 +249,17 @@ pub enum ClusterNote {
     Cancel(String),
 }
 
+/// One pipeline's part of a [`ClusterStore::claim_many`].
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Jobs this node can start now.
+    pub limit: u32,
+    /// Jobs of the pipeline that may run at once across the cluster.
+    pub cap: u32,
+}
+
 /// What a store shared by several runtime nodes adds: claiming with a cluster-wide
 /// concurrency cap, leases, rescue, pruning, leader election and cross-node notes.
 #[async_trait]
@@ -263,6 +274,20 @@ pub trait ClusterStore: JobStore {
         cap: u32,
         lease: std::time::Duration,
     ) -> StoreResult<Vec<Job>>;
+    /// `claim` for several pipelines at once, each with its own limit and cap; a backend
+    /// may do it in one statement. The default claims pipeline by pipeline.
+    async fn claim_many(
+        &self,
+        requests: &[ClaimRequest],
+        node: &str,
+        lease: std::time::Duration,
+    ) -> StoreResult<Vec<Job>> {
+        let mut jobs = Vec::new();
+        for r in requests {
+            jobs.extend(self.claim(&r.pipeline, node, r.limit, r.cap, lease).await?);
+        }
+        Ok(jobs)
+    }
     /// Renews `node`'s leases; returns the ids among `running` that were cancelled meanwhile.
     async fn heartbeat(&self, node: &str, running: &[String], lease: std::time::Duration) -> StoreResult<Vec<String>>;
     /// Re-queues, with attempt + 1, running jobs whose lease expired; returns how many.

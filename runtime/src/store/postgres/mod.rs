@@ -1,12 +1,14 @@
-//! The PostgreSQL store, for several runtime nodes sharing one database. Claims use
-//! `FOR UPDATE SKIP LOCKED` under a per-pipeline advisory transaction lock, so the
-//! concurrency cap holds across the cluster; running jobs carry a node and a lease;
-//! events, wake-ups and cancels travel over LISTEN/NOTIFY (a hint: nodes also poll).
+//! The PostgreSQL store, for several runtime nodes sharing one database. One statement claims
+//! queued jobs of many pipelines (`FOR UPDATE SKIP LOCKED`), each pipeline's cap counted in
+//! the same statement from a trigger-kept count row it locks (`claim`), so the concurrency
+//! cap holds across the cluster; running jobs carry a node and a lease; inserts, outcomes,
+//! logs and events are group-committed (`writer`); events, wake-ups and cancels travel over
+//! LISTEN/NOTIFY (a hint: nodes also poll). The schema is in `migrations`.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -19,71 +21,20 @@ use sha2::Digest as _;
 use tokio::sync::{Mutex, broadcast};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
-use super::{
-    ClusterNote, ClusterStore, Cursor, Finish, JobFilter, JobPage, JobStore, PipelineCounts, StoreError, StoreResult,
-};
+mod claim;
+mod migrations;
+mod writer;
+
+use super::{ClusterNote, Cursor, Finish, JobFilter, JobPage, JobStore, PipelineCounts, StoreError, StoreResult};
 use crate::domain::{FailureCode, Job, JobFailure, JobStatus, LogEntry, Progress};
 use crate::events::JobEvent;
 
-/// Versioned migrations, applied in order under an advisory lock so nodes starting
-/// together do not race.
-const MIGRATIONS: &[(i32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        seq BIGSERIAL,
-        pipeline_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        data JSONB NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL,
-        started_at TIMESTAMPTZ,
-        completed_at TIMESTAMPTZ,
-        attempt INTEGER NOT NULL,
-        progress_percent SMALLINT NOT NULL DEFAULT 0,
-        progress_message TEXT NOT NULL DEFAULT '',
-        result JSONB,
-        error JSONB,
-        git JSONB,
-        retried_from TEXT,
-        retry_count INTEGER NOT NULL DEFAULT 0,
-        node_id TEXT,
-        lease_until TIMESTAMPTZ,
-        run_after TIMESTAMPTZ NOT NULL DEFAULT now()
-    );
-    CREATE INDEX jobs_claim ON jobs (pipeline_id, status, run_after, created_at, seq);
-    CREATE INDEX jobs_created ON jobs (created_at, seq);
-    CREATE INDEX jobs_lease ON jobs (status, lease_until);
-    CREATE TABLE job_logs (
-        job_id TEXT NOT NULL,
-        seq BIGSERIAL,
-        attempt INTEGER NOT NULL,
-        ts TEXT NOT NULL,
-        level TEXT NOT NULL,
-        stream TEXT NOT NULL,
-        message TEXT NOT NULL,
-        fields JSONB,
-        PRIMARY KEY (job_id, seq)
-    );",
-    ),
-    // Fan-out runs, their targets and API-created inventories (`store::postgres_runs`).
-    (3, super::postgres_runs::MIGRATION),
-    // The worker version and component digest a job runs on (hot swap keeps several).
-    (
-        5,
-        "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS worker_version TEXT;
-        ALTER TABLE jobs ADD COLUMN IF NOT EXISTS component_digest TEXT",
-    ),
-];
-
-const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
+pub(super) const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
     progress_percent, progress_message, result, error, git, retried_from, retry_count, \
     worker_version, component_digest";
 
 /// Advisory lock key of the maintenance leader (arbitrary constant: "alephaut").
 const LEADER_LOCK: i64 = 0x616c_6570_6861_7574;
-/// Advisory lock key serialising migrations.
-const MIGRATION_LOCK: i64 = 0x616c_6570_6d69_6772;
 /// NOTIFY channels (suffixed per schema, see [`Scope`]).
 const EVENTS: &str = "alephauto_events";
 const WAKE: &str = "alephauto_wake";
@@ -100,20 +51,12 @@ struct Scope {
     cancel: String,
     /// Advisory lock key of the leader.
     leader_lock: i64,
-    /// Prefix of each pipeline's claim lock name.
-    lock_prefix: String,
 }
 
 impl Scope {
     fn new(schema: Option<&str>) -> Self {
         match schema {
-            None => Self {
-                events: EVENTS.into(),
-                wake: WAKE.into(),
-                cancel: CANCEL.into(),
-                leader_lock: LEADER_LOCK,
-                lock_prefix: String::new(),
-            },
+            None => Self { events: EVENTS.into(), wake: WAKE.into(), cancel: CANCEL.into(), leader_lock: LEADER_LOCK },
             Some(schema) => {
                 // A digest keeps channel names under PostgreSQL's 63-byte identifier limit.
                 let digest = sha2::Sha256::digest(schema.as_bytes());
@@ -124,16 +67,15 @@ impl Scope {
                     wake: format!("{WAKE}_{tag}"),
                     cancel: format!("{CANCEL}_{tag}"),
                     leader_lock: LEADER_LOCK ^ key,
-                    lock_prefix: format!("{schema}/"),
                 }
             }
         }
     }
 }
 /// NOTIFY payloads must stay under 8000 bytes.
-const MAX_NOTIFY: usize = 7900;
+pub(super) const MAX_NOTIFY: usize = 7900;
 
-fn backend(e: impl Into<anyhow::Error>) -> StoreError {
+pub(super) fn backend(e: impl Into<anyhow::Error>) -> StoreError {
     StoreError::Backend(e.into())
 }
 
@@ -145,6 +87,8 @@ pub struct PostgresStore {
     session: Arc<Mutex<Client>>,
     leader: AtomicBool,
     scope: Scope,
+    /// The group-commit writer of inserts, outcomes, logs and events.
+    writer: writer::Writer,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -177,14 +121,18 @@ impl PostgresStore {
                 .await
                 .context("creating the schema")?;
         }
-        migrate(&session).await?;
+        migrations::migrate(&session).await?;
         session
             .batch_execute(&format!("LISTEN {}; LISTEN {}; LISTEN {};", scope.events, scope.wake, scope.cancel))
             .await
             .context("LISTEN")?;
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(16).build().context("building the connection pool")?;
-        Ok(Self { pool, notes, session: Arc::new(Mutex::new(session)), leader: AtomicBool::new(false), scope })
+        let writer = writer::Writer::start(
+            pool.clone(),
+            writer::Channels { wake: scope.wake.clone(), events: scope.events.clone(), notes: notes.clone() },
+        );
+        Ok(Self { pool, notes, session: Arc::new(Mutex::new(session)), leader: AtomicBool::new(false), scope, writer })
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
@@ -194,12 +142,6 @@ impl PostgresStore {
     /// The connection pool, shared with the other stores on this database (`postgres_runs`).
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
-    }
-
-    async fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {
-        let client = self.client().await?;
-        client.execute("SELECT pg_notify($1, $2)", &[&channel, &payload]).await.map_err(backend)?;
-        Ok(())
     }
 }
 
@@ -239,28 +181,7 @@ fn spawn_listener(
     });
 }
 
-async fn migrate(client: &Client) -> anyhow::Result<()> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
-    let result = async {
-        client
-            .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-            .await?;
-        for (version, sql) in MIGRATIONS {
-            let done = client.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version]).await?.is_some();
-            if !done {
-                client.batch_execute(&format!("BEGIN; {sql}; INSERT INTO schema_migrations (version) VALUES ({version}); COMMIT;"))
-                    .await
-                    .with_context(|| format!("applying migration {version}"))?;
-            }
-        }
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
-    result
-}
-
-fn to_job(row: &Row) -> StoreResult<Job> {
+pub(super) fn to_job(row: &Row) -> StoreResult<Job> {
     let status: String = row.get(2);
     let json_opt = |i: usize| -> Option<Value> { row.get::<_, Option<Value>>(i) };
     Ok(Job {
@@ -287,88 +208,44 @@ fn parse_json<T: serde::de::DeserializeOwned>(v: Option<Value>) -> StoreResult<O
     v.map(serde_json::from_value).transpose().map_err(backend)
 }
 
-fn json<T: serde::Serialize>(v: &Option<T>) -> StoreResult<Option<Value>> {
+pub(super) fn json<T: serde::Serialize>(v: &Option<T>) -> StoreResult<Option<Value>> {
     v.as_ref().map(serde_json::to_value).transpose().map_err(backend)
 }
 
 #[async_trait]
 impl JobStore for PostgresStore {
     async fn insert(&self, job: &Job) -> StoreResult<()> {
-        let client = self.client().await?;
-        let res = client
-            .execute(
-                &format!(
-                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)"
-                ),
-                &[
-                    &job.id,
-                    &job.pipeline_id,
-                    &job.status.as_str(),
-                    &job.data,
-                    &job.created_at,
-                    &job.started_at,
-                    &job.completed_at,
-                    &(job.attempt as i32),
-                    &i16::from(job.progress.percent),
-                    &job.progress.message,
-                    &job.result,
-                    &json(&job.error)?,
-                    &json(&job.git)?,
-                    &job.retried_from,
-                    &(job.retry_count as i32),
-                    &job.worker_version,
-                    &job.component_digest,
-                ],
-            )
-            .await;
-        match res {
-            Ok(_) => {}
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                return Err(StoreError::Duplicate(job.id.clone()));
-            }
-            Err(e) => return Err(backend(e)),
-        }
-        client.execute("SELECT pg_notify($1, $2)", &[&self.scope.wake, &job.pipeline_id]).await.map_err(backend)?;
-        Ok(())
+        // Group-committed with the other inserts waiting, with a NOTIFY that wakes the claimers.
+        self.writer.insert(job).await
     }
 
     async fn mark_running(&self, id: &str, attempt: u32, at: DateTime<Utc>) -> StoreResult<bool> {
         let client = self.client().await?;
-        let n = client
-            .execute(
+        let stmt = client
+            .prepare_cached(
                 "UPDATE jobs SET status = 'running', started_at = $3, progress_percent = 0, progress_message = '' \
                  WHERE id = $1 AND attempt = $2 AND status = 'queued'",
-                &[&id, &(attempt as i32), &at],
             )
             .await
             .map_err(backend)?;
+        let n = client.execute(&stmt, &[&id, &(attempt as i32), &at]).await.map_err(backend)?;
         Ok(n == 1)
     }
 
     async fn save_progress(&self, id: &str, attempt: u32, p: &Progress) -> StoreResult<()> {
         let client = self.client().await?;
-        client
-            .execute(
+        let stmt = client
+            .prepare_cached(
                 "UPDATE jobs SET progress_percent = $3, progress_message = $4 WHERE id = $1 AND attempt = $2 AND status = 'running'",
-                &[&id, &(attempt as i32), &i16::from(p.percent), &p.message],
             )
             .await
             .map_err(backend)?;
+        client.execute(&stmt, &[&id, &(attempt as i32), &i16::from(p.percent), &p.message]).await.map_err(backend)?;
         Ok(())
     }
 
     async fn finish(&self, id: &str, attempt: u32, f: &Finish) -> StoreResult<bool> {
-        let client = self.client().await?;
-        let n = client
-            .execute(
-                "UPDATE jobs SET status = $3, result = $4, error = $5, git = $6, completed_at = $7, lease_until = NULL, \
-                 progress_percent = CASE WHEN $3 = 'completed' THEN 100 ELSE progress_percent END \
-                 WHERE id = $1 AND attempt = $2 AND status = 'running'",
-                &[&id, &(attempt as i32), &f.status.as_str(), &f.result, &json(&f.error)?, &json(&f.git)?, &f.at],
-            )
-            .await
-            .map_err(backend)?;
-        Ok(n == 1)
+        self.writer.finish(id, attempt, f).await
     }
 
     async fn requeue(&self, id: &str, attempt: u32, error: &JobFailure, delay: Duration) -> StoreResult<bool> {
@@ -488,31 +365,21 @@ impl JobStore for PostgresStore {
     /// In a cluster a starting node must not take over its peers' running jobs: it only
     /// rescues expired leases. Queued jobs are claimed from the table, not returned here.
     async fn recover(&self) -> StoreResult<Vec<super::Recovered>> {
-        self.rescue_expired().await?;
+        super::ClusterStore::rescue_expired(self).await?;
         Ok(Vec::new())
     }
 
+    /// Queued on the writer and not waited for: committed no later than the job's outcome.
     async fn append_logs(&self, id: &str, entries: Vec<LogEntry>) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(backend)?;
-        let stmt = tx
-            .prepare("INSERT INTO job_logs (job_id, attempt, ts, level, stream, message, fields) VALUES ($1,$2,$3,$4,$5,$6,$7)")
-            .await
-            .map_err(backend)?;
-        for e in &entries {
-            let stream =
-                serde_json::to_value(e.stream).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            tx.execute(&stmt, &[&id, &(e.attempt as i32), &e.timestamp, &e.level, &stream, &e.message, &e.fields])
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)
+        self.writer.logs(id, entries).await
     }
 
     async fn logs(&self, id: &str) -> StoreResult<Vec<LogEntry>> {
+        // This node's lines still in the writer's queue are read too.
+        self.writer.flush().await?;
         let client = self.client().await?;
         let rows = client
             .query(
@@ -536,8 +403,8 @@ impl JobStore for PostgresStore {
     }
 
     async fn flush(&self) -> StoreResult<()> {
-        // Every write above is committed before it returns.
-        Ok(())
+        // The writer's log lines and events are the only writes not awaited by their callers.
+        self.writer.flush().await
     }
 
     async fn expired(
@@ -581,138 +448,5 @@ impl JobStore for PostgresStore {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(n)
-    }
-}
-
-#[async_trait]
-impl ClusterStore for PostgresStore {
-    async fn claim(&self, pipeline: &str, node: &str, limit: u32, cap: u32, lease: Duration) -> StoreResult<Vec<Job>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(backend)?;
-        // One claimer per pipeline at a time across the cluster, so count-then-claim is exact.
-        let lock = format!("{}{pipeline}", self.scope.lock_prefix);
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock]).await.map_err(backend)?;
-        let rows = tx
-            .query(
-                &format!(
-                    "WITH busy AS (SELECT count(*) AS n FROM jobs WHERE pipeline_id = $1 AND status = 'running'),
-                     picked AS (
-                        SELECT id FROM jobs
-                        WHERE pipeline_id = $1 AND status = 'queued' AND run_after <= now()
-                        ORDER BY created_at, seq
-                        LIMIT GREATEST(0, LEAST($2::bigint, $3::bigint - (SELECT n FROM busy)))
-                        FOR UPDATE SKIP LOCKED)
-                     UPDATE jobs j SET status = 'running', node_id = $4, started_at = clock_timestamp(),
-                        lease_until = now() + make_interval(secs => $5), progress_percent = 0, progress_message = ''
-                     FROM picked WHERE j.id = picked.id
-                     RETURNING {}",
-                    JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
-                ),
-                &[&pipeline, &i64::from(limit), &i64::from(cap), &node, &lease.as_secs_f64()],
-            )
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        let mut jobs = rows.iter().map(to_job).collect::<StoreResult<Vec<_>>>()?;
-        jobs.sort_by_key(|a| a.created_at);
-        Ok(jobs)
-    }
-
-    async fn heartbeat(&self, node: &str, running: &[String], lease: Duration) -> StoreResult<Vec<String>> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE jobs SET lease_until = now() + make_interval(secs => $2) WHERE node_id = $1 AND status = 'running'",
-                &[&node, &lease.as_secs_f64()],
-            )
-            .await
-            .map_err(backend)?;
-        if running.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = client
-            .query("SELECT id FROM jobs WHERE id = ANY($1) AND status = 'cancelled'", &[&running])
-            .await
-            .map_err(backend)?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
-    async fn rescue_expired(&self) -> StoreResult<u64> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "UPDATE jobs SET status = 'queued', attempt = attempt + 1, node_id = NULL, lease_until = NULL, started_at = NULL, \
-                 run_after = now() WHERE status = 'running' AND lease_until < now() RETURNING pipeline_id",
-                &[],
-            )
-            .await
-            .map_err(backend)?;
-        for r in &rows {
-            let pipeline: String = r.get(0);
-            client.execute("SELECT pg_notify($1, $2)", &[&self.scope.wake, &pipeline]).await.map_err(backend)?;
-        }
-        if !rows.is_empty() {
-            tracing::warn!(jobs = rows.len(), "rescued jobs whose node stopped renewing its lease");
-        }
-        Ok(rows.len() as u64)
-    }
-
-    async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let client = self.client().await?;
-        let n = client
-            .execute(
-                "WITH gone AS (DELETE FROM jobs WHERE status IN ('completed','failed','cancelled') AND completed_at < $1 RETURNING id)
-                 DELETE FROM job_logs WHERE job_id IN (SELECT id FROM gone)",
-                &[&before],
-            )
-            .await
-            .map_err(backend)?;
-        Ok(n)
-    }
-
-    async fn try_lead(&self) -> StoreResult<bool> {
-        if self.leader.load(Ordering::Acquire) {
-            return Ok(true);
-        }
-        // A session-level lock on the long-lived LISTEN session: it is released when that
-        // session ends, so a dead node's leadership passes on by itself.
-        let session = self.session.lock().await;
-        let got: bool = session
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&self.scope.leader_lock])
-            .await
-            .map_err(backend)?
-            .get(0);
-        self.leader.store(got, Ordering::Release);
-        Ok(got)
-    }
-
-    async fn queued_count(&self, pipeline: &str) -> StoreResult<u64> {
-        let client = self.client().await?;
-        let n: i64 = client
-            .query_one("SELECT count(*) FROM jobs WHERE pipeline_id = $1 AND status = 'queued'", &[&pipeline])
-            .await
-            .map_err(backend)?
-            .get(0);
-        Ok(n as u64)
-    }
-
-    async fn broadcast(&self, event: &JobEvent) -> StoreResult<()> {
-        let mut payload = serde_json::to_string(event).map_err(backend)?;
-        if payload.len() > MAX_NOTIFY {
-            // Too big for NOTIFY: send the event without its large fields; clients fetch the job.
-            let mut slim = event.clone();
-            if let Value::Object(map) = &mut slim.payload {
-                map.retain(|k, _| {
-                    matches!(k.as_str(), "status" | "attempt" | "progress" | "completedAt" | "startedAt")
-                });
-                map.insert("truncated".into(), Value::Bool(true));
-            }
-            payload = serde_json::to_string(&slim).map_err(backend)?;
-        }
-        self.notify(&self.scope.events, &payload).await
-    }
-
-    fn notes(&self) -> broadcast::Receiver<ClusterNote> {
-        self.notes.subscribe()
     }
 }
