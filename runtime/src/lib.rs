@@ -11,6 +11,7 @@
 //! - [`gitflow`]: the host-side git workflow around a job; `gitcli`: the host's one git process runner.
 //! - [`store`]: durable job storage (SQLite, PostgreSQL).
 //! - [`events`]: the lifecycle event bus.
+//! - [`failpoints`]: named crash points (test builds only, feature `test-hooks`).
 //! - [`api`]: the axum HTTP API and WebSocket feed.
 //! - [`server`]: wiring and graceful shutdown; [`cli`] and [`client`]: the command line.
 
@@ -21,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod failpoints;
 mod gitcli;
 pub mod gitflow;
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod artifacts;
 mod cluster;
 mod contract;
 mod control;
+mod crash;
 mod dashboard;
 mod edge;
 mod gitflow;
