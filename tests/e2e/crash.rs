@@ -144,6 +144,8 @@ struct Aftermath {
     prs: Vec<(String, String)>,
     work: PathBuf,
     bare: PathBuf,
+    /// Stopped, but holding the folders `work` and `bare` live in.
+    _server: Server,
 }
 
 /// Runs one job into `case`'s failpoint, restarts, and returns what is left to check.
@@ -154,7 +156,9 @@ async fn run_case(case: &Case, backend: Backend, env: &[(&str, &str)]) -> Afterm
     let mut extra = String::new();
     if let Backend::Postgres = backend {
         let url = pg_schema_url(&format!("crash_{}", case.point.replace('-', "_")));
-        extra.push_str(&format!("database_url = {url:?}\nnode_id = \"crash\"\nlease_secs = 1\n"));
+        // No node_id: the default (host name and pid) differs after the restart, so the dead
+        // process's lease expires and the cluster's maintenance re-queues its job.
+        extra.push_str(&format!("database_url = {url:?}\nlease_secs = 1\n"));
     }
     extra.push_str(&format!("[git]\nforge_api_url = {forge:?}\ncommand_timeout_secs = 10\n"));
     let failpoints = format!("{}={}", case.point, case.action);
@@ -219,7 +223,7 @@ async fn run_case(case: &Case, backend: Backend, env: &[(&str, &str)]) -> Afterm
     let _ = tokio::time::timeout(Duration::from_secs(5), feed).await;
     events.extend(after.lock().unwrap().iter().cloned());
     let prs = prs.lock().unwrap().clone();
-    Aftermath { jobs, job, events, prs, work, bare }
+    Aftermath { jobs, job, events, prs, work, bare, _server: server }
 }
 
 /// Every broken invariant in `a`, as readable lines (empty when all hold).
