@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// (and never in a cycle). A new top-level module must be placed here.
 const LAYERS: &[&[&str]] = &[
     &["domain"],
-    &["config", "metrics", "telemetry", "gitcli"],
+    &["config", "metrics", "telemetry", "gitcli", "failpoints"],
     &["events", "store", "artifacts"],
     &["sandbox", "gitflow", "retention"],
     &["registry"],

@@ -12,6 +12,7 @@
 //! - [`store`]: durable job storage (SQLite, PostgreSQL).
 //! - [`events`]: the lifecycle event bus.
 //! - [`runs`]: inventories of targets and fan-out runs (one job per target, grouped under a run id).
+//! - [`failpoints`]: named crash points (test builds only, feature `test-hooks`).
 //! - [`api`]: the axum HTTP API and WebSocket feed.
 //! - [`server`]: wiring and graceful shutdown; [`cli`] and [`client`]: the command line.
 
@@ -23,6 +24,7 @@ pub mod config;
 pub mod dev;
 pub mod domain;
 pub mod events;
+pub mod failpoints;
 mod gitcli;
 pub mod gitflow;
 #[cfg(test)]

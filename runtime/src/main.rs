@@ -14,5 +14,8 @@ fn main() -> std::process::ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     alephauto::telemetry::init();
+    // `FAILPOINTS` configures the crash points for the crash-point suite; test builds only.
+    #[cfg(feature = "test-hooks")]
+    let _failpoints = alephauto::failpoints::setup();
     alephauto::cli::main()
 }

@@ -33,7 +33,9 @@ async fn fake_forge() -> (String, Recorded) {
                         Json(json!({"number": 7, "html_url": "https://forge.test/acme/widget/pull/7"})),
                     )
                 },
-            ),
+            )
+            // The lookup by branch before a PR is opened: none open here.
+            .get(|| async { Json(json!([])) }),
         )
         .with_state(recorded.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -12,6 +12,9 @@ mod artifacts;
 mod cluster;
 mod contract;
 mod control;
+// Needs the failpoints: `cargo test --features alephauto/test-hooks` (scripts/test.sh does).
+#[cfg(feature = "test-hooks")]
+mod crash;
 mod dashboard;
 mod edge;
 mod gitflow;

@@ -66,6 +66,8 @@ pub struct Server {
     config_path: PathBuf,
     /// The descriptor limit the server is started with, when set.
     nofile: Option<u64>,
+    /// Extra environment for the next launches (`set_env`), e.g. `FAILPOINTS`.
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -90,7 +92,24 @@ impl Server {
         Self::start_full(pipelines, "", true, Some(limit))
     }
 
+    /// Like `start_with`, with `env` set in the first process's environment (not kept for
+    /// restarts: `set_env` for that).
+    pub fn start_with_env(pipelines: &str, extra: &str, env: &[(&str, &str)]) -> Server {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::start_env(pipelines, extra, true, None, env)
+    }
+
     fn start_full(pipelines: &str, extra: &str, shared: bool, nofile: Option<u64>) -> Server {
+        Self::start_env(pipelines, extra, shared, nofile, Vec::new())
+    }
+
+    fn start_env(
+        pipelines: &str,
+        extra: &str,
+        shared: bool,
+        nofile: Option<u64>,
+        env: Vec<(String, String)>,
+    ) -> Server {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = std::fs::canonicalize(temp.path()).expect("canonical temp dir");
         let state_temp = tempfile::tempdir().expect("temp dir");
@@ -119,6 +138,7 @@ impl Server {
             dashboard_url: String::new(),
             config_path,
             nofile,
+            env,
         };
         server.spawn();
         server
@@ -150,6 +170,7 @@ impl Server {
             .arg(&self.config_path)
             .env("RUST_LOG", "warn,alephauto=info")
             .env_remove("ALEPHAUTO_API_KEY")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(self.state.join("server.log")).expect("log file")))
             .spawn()
@@ -258,6 +279,25 @@ impl Server {
             .expect("PUT component");
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Replaces the extra environment of the next launches (`restart`).
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    }
+
+    /// Waits (at most `limit`) for the process to end by itself, e.g. at a failpoint.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let c = self.child.as_mut().expect("running server");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(start.elapsed() < limit, "server still running after {limit:?}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts the process again on the same config and database.

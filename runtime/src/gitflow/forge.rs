@@ -65,6 +65,30 @@ impl ForgeClient {
 
     /// Opens `pr` on `owner/repo`; returns the PR's `html_url` (else its API `url`).
     pub async fn open_pull_request(&self, owner: &str, repo: &str, pr: &PullRequest<'_>) -> anyhow::Result<String> {
+        let (http, url) = self.pulls(owner, repo)?;
+        let request = self.authorized(http.post(&url))?.json(pr);
+        let body = Self::send(request, &url, "opening a pull request").await?;
+        pr_url(&body).with_context(|| format!("pull request response from {url} has no html_url or url"))
+    }
+
+    /// The pull request (open or closed) whose head is `branch` of `owner/repo`, if there
+    /// is one: `GET …/pulls?head=owner:branch&state=all`, GitHub's lookup by branch.
+    pub async fn find_pull_request(&self, owner: &str, repo: &str, branch: &str) -> anyhow::Result<Option<String>> {
+        let (http, url) = self.pulls(owner, repo)?;
+        let head = format!("{owner}:{branch}");
+        let request = self.authorized(http.get(&url))?.query(&[("head", head.as_str()), ("state", "all")]);
+        let body = Self::send(request, &url, "looking up the pull request").await?;
+        let Some(list) = body.as_array() else {
+            bail!("pull request listing from {url} is not a JSON array");
+        };
+        // Only a PR whose head really is this branch: a forge that ignored the filter
+        // must not make us skip our own.
+        let same_head = |pr: &&Value| pr.pointer("/head/ref").and_then(Value::as_str) == Some(branch);
+        Ok(list.iter().find(same_head).and_then(pr_url))
+    }
+
+    /// The client and the `pulls` URL of `owner/repo`, both checked.
+    fn pulls(&self, owner: &str, repo: &str) -> anyhow::Result<(&reqwest::Client, String)> {
         let Some(http) = &self.http else {
             bail!("forge HTTP client unavailable: {}", self.init_error.as_deref().unwrap_or("unknown error"));
         };
@@ -74,20 +98,27 @@ impl ForgeClient {
                 bail!("invalid repository owner or name {part:?}");
             }
         }
-        let url = format!("{}/repos/{owner}/{repo}/pulls", self.base_url);
-        let mut request = http
-            .post(&url)
+        Ok((http, format!("{}/repos/{owner}/{repo}/pulls", self.base_url)))
+    }
+
+    /// `request` with the API's headers and the token, if any.
+    fn authorized(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::RequestBuilder> {
+        request = request
             .header(ACCEPT, "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
-            .header(USER_AGENT, "alephauto")
-            .json(pr);
+            .header(USER_AGENT, "alephauto");
         if let Some(token) = &self.token {
             let mut value =
                 HeaderValue::from_str(&format!("Bearer {token}")).context("forge token is not a valid header value")?;
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
-        let response = request.send().await.with_context(|| format!("opening a pull request at {url}"))?;
+        Ok(request)
+    }
+
+    /// Sends `request` and parses a successful answer as JSON; `what` names it in errors.
+    async fn send(request: reqwest::RequestBuilder, url: &str, what: &str) -> anyhow::Result<Value> {
+        let response = request.send().await.with_context(|| format!("{what} at {url}"))?;
         let status = response.status();
         let text = response.text().await.with_context(|| format!("reading the response from {url}"))?;
         if !status.is_success() {
@@ -95,15 +126,15 @@ impl ForgeClient {
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
-            bail!("opening a pull request at {url} failed with {status}: {}", &text[..end]);
+            bail!("{what} at {url} failed with {status}: {}", &text[..end]);
         }
-        let body: Value = serde_json::from_str(&text).with_context(|| format!("pull request response from {url}"))?;
-        ["html_url", "url"]
-            .iter()
-            .find_map(|k| body.get(k).and_then(Value::as_str))
-            .map(str::to_string)
-            .with_context(|| format!("pull request response from {url} has no html_url or url"))
+        serde_json::from_str(&text).with_context(|| format!("pull request response from {url}"))
     }
+}
+
+/// A pull request's `html_url`, else its API `url`.
+fn pr_url(pr: &Value) -> Option<String> {
+    ["html_url", "url"].iter().find_map(|k| pr.get(k).and_then(Value::as_str)).map(str::to_string)
 }
 
 /// `(owner, repo)` from a remote URL: the last two path components, without `.git`.

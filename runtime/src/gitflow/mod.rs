@@ -17,6 +17,7 @@
 
 mod forge;
 mod guard;
+mod resume;
 mod slug;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ use self::forge::{ForgeClient, PullRequest};
 use self::guard::{Snapshot, Tampered, Unsafe};
 use crate::config::GitConfig;
 use crate::domain::{FailureCode, GitInfo};
+use crate::failpoints;
 use crate::gitcli::Git;
 
 /// Identity used for job commits when the repository has none configured.
@@ -97,6 +99,8 @@ pub struct GitSession {
     fetch_url: Option<String>,
     /// The commit identity before the job ran.
     identity: (String, String),
+    /// The job commit an earlier, interrupted attempt of this job left on the branch.
+    previous: Option<String>,
 }
 
 impl fmt::Debug for GitSession {
@@ -199,6 +203,16 @@ impl GitWorkflow {
         // Again under the lock: a job that held it may have changed (and restored) the config.
         guard::check_config(git, &repo, &common_dir, &git_dir).await?;
 
+        // Named from the job id, not the clock: a re-run of the job finds what an earlier
+        // attempt left (`resume`) instead of making a second branch, commit and pull request.
+        let folder = repo.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tag = slug::job_tag(request.job_id);
+        let branch = slug::branch_name(request.branch_prefix, request.pipeline_id, request.description, &folder, &tag);
+        git.run(&repo, &["check-ref-format", "--branch", &branch])
+            .await
+            .with_context(|| format!("{branch:?} is not a valid branch name"))?;
+        let previous = resume::clear_interrupted(git, &repo, request.job_id, &branch).await?;
+
         // Checked under the lock: a job still running on this repository has a dirty tree.
         let status = git
             .run(&repo, &["status", "--porcelain=v1", "-z"])
@@ -243,13 +257,9 @@ impl GitWorkflow {
             self.configured(&repo, "user.email").await.unwrap_or_else(|| FALLBACK_EMAIL.to_string()),
         );
 
-        let folder = repo.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let ms = chrono::Utc::now().timestamp_millis();
-        let branch = slug::branch_name(request.branch_prefix, request.pipeline_id, request.description, &folder, ms);
-        git.run(&repo, &["check-ref-format", "--branch", &branch])
-            .await
-            .with_context(|| format!("{branch:?} is not a valid branch name"))?;
-        git.run(&repo, &["switch", "--quiet", "--no-track", "-c", &branch])
+        // An earlier attempt's branch is reset to here; its commit stays known as `previous`.
+        let create = if previous.is_some() { "-C" } else { "-c" };
+        git.run(&repo, &["switch", "--quiet", "--no-track", create, &branch])
             .await
             .with_context(|| format!("creating job branch {branch}"))?;
         tracing::info!(job = request.job_id, repo = %repo.display(), branch = %branch, original = original.name(), "job branch checked out");
@@ -261,6 +271,7 @@ impl GitWorkflow {
                 return Err(e.context(format!("recording the git metadata of {}", repo.display())));
             }
         };
+        failpoints::hit(failpoints::BRANCH_CREATED);
 
         Ok(Some(GitSession {
             _lock: lock,
@@ -275,6 +286,7 @@ impl GitWorkflow {
             push_url,
             fetch_url,
             identity,
+            previous,
         }))
     }
 
@@ -371,15 +383,26 @@ impl GitWorkflow {
         let email = format!("user.email={}", s.identity.1);
         let args =
             ["-c", &name, "-c", &email, "commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", &title, "-m", &body];
-        git.run(repo, &args).await.context("committing the job's changes")?;
+        let reuse = match &s.previous {
+            Some(previous) => resume::reusable(git, repo, previous).await?.then_some(previous),
+            None => None,
+        };
+        if let Some(previous) = reuse {
+            // The same change an interrupted attempt already committed (and maybe pushed).
+            git.run(repo, &["reset", "--soft", "--quiet", previous]).await.context("reusing the earlier job commit")?;
+            tracing::info!(job = job_id, branch = %s.branch, commit = %previous, "reusing the job commit of an interrupted attempt");
+        } else {
+            git.run(repo, &args).await.context("committing the job's changes")?;
+        }
         let sha = git.run(repo, &["rev-parse", "HEAD"]).await.context("reading the job commit")?.trim().to_string();
 
         // Back to the user's branch before touching the remote; the job branch keeps the commit.
         self.restore(s).await?;
+        failpoints::hit(failpoints::COMMITTED);
         let mut info = GitInfo {
             branch_name: Some(s.branch.clone()),
             original_branch: Some(original_name),
-            commit_sha: Some(sha),
+            commit_sha: Some(sha.clone()),
             pr_url: None,
             changed_files: files,
         };
@@ -398,10 +421,27 @@ impl GitWorkflow {
             bail!("the repository had no remote {remote:?} before the job; nothing pushed");
         };
         let refspec = format!("refs/heads/{0}:refs/heads/{0}", s.branch);
-        git.run(repo, &["push", "--quiet", "--no-verify", url, &refspec])
-            .await
-            .with_context(|| format!("pushing {} to {remote}", s.branch))?;
+        match resume::remote_commit(git, repo, url, &s.branch).await? {
+            // An interrupted attempt pushed this very commit: pushing again would change nothing.
+            Some(there) if there == sha => {
+                tracing::info!(job = job_id, branch = %s.branch, "the remote already has the job commit; not pushed again");
+            }
+            // An interrupted attempt pushed another commit to the job's own branch: replace it,
+            // but only if it is still what we saw.
+            Some(there) => {
+                let lease = format!("--force-with-lease=refs/heads/{}:{there}", s.branch);
+                git.run(repo, &["push", "--quiet", "--no-verify", &lease, url, &refspec]).await.with_context(|| {
+                    format!("pushing {} to {remote} over an interrupted attempt's commit", s.branch)
+                })?;
+            }
+            None => {
+                git.run(repo, &["push", "--quiet", "--no-verify", url, &refspec])
+                    .await
+                    .with_context(|| format!("pushing {} to {remote}", s.branch))?;
+            }
+        }
         *pushed = true;
+        failpoints::hit(failpoints::PUSHED);
 
         if let Some(forge) = &self.shared.forge {
             let Original::Branch(base) = &s.original else {
@@ -415,8 +455,25 @@ impl GitWorkflow {
                 .with_context(|| format!("cannot tell owner/repository from the URL of remote {remote}"))?;
             let pr_body = pr_body(s.description.as_deref(), &body, &info.changed_files);
             let pr = PullRequest { title: &title, head: &s.branch, base, body: &pr_body };
-            let pr_url = forge.open_pull_request(&owner, &name, &pr).await?;
-            tracing::info!(job = job_id, branch = %s.branch, pr = %pr_url, "pull request opened");
+            // An interrupted attempt may have opened it already: look it up by branch first.
+            // (The crash-point suite switches the lookup off to prove it would see a duplicate.)
+            let existing = if failpoints::broken("ALEPHAUTO_TEST_BREAK_PR_LOOKUP") {
+                None
+            } else {
+                forge.find_pull_request(&owner, &name, &s.branch).await?
+            };
+            let pr_url = match existing {
+                Some(url) => {
+                    tracing::info!(job = job_id, branch = %s.branch, pr = %url, "pull request already open for the job branch");
+                    url
+                }
+                None => {
+                    let url = forge.open_pull_request(&owner, &name, &pr).await?;
+                    tracing::info!(job = job_id, branch = %s.branch, pr = %url, "pull request opened");
+                    url
+                }
+            };
+            failpoints::hit(failpoints::PR_OPENED);
             info.pr_url = Some(pr_url);
         }
         Ok(info)

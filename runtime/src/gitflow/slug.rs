@@ -1,4 +1,4 @@
-//! Job branch names: `<prefix>/<pipeline>-<slug ≤30>-<ms>`.
+//! Job branch names: `<prefix>/<pipeline>-<slug ≤30>-<tag>`, the tag derived from the job id.
 
 /// Longest slug put into a branch name.
 pub(crate) const MAX_SLUG: usize = 30;
@@ -26,14 +26,28 @@ pub(crate) fn slug(text: &str, max: usize) -> String {
 }
 
 /// The job branch name; the slug comes from `description`, else from `repo_name`.
-pub(crate) fn branch_name(prefix: &str, pipeline: &str, description: Option<&str>, repo_name: &str, ms: i64) -> String {
+pub(crate) fn branch_name(
+    prefix: &str,
+    pipeline: &str,
+    description: Option<&str>,
+    repo_name: &str,
+    tag: &str,
+) -> String {
     let from_description = description.map(|d| slug(d, MAX_SLUG)).filter(|s| !s.is_empty());
     let mut text = from_description.unwrap_or_else(|| slug(repo_name, MAX_SLUG));
     if text.is_empty() {
         text = "job".into();
     }
     let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() { format!("{pipeline}-{text}-{ms}") } else { format!("{prefix}/{pipeline}-{text}-{ms}") }
+    if prefix.is_empty() { format!("{pipeline}-{text}-{tag}") } else { format!("{prefix}/{pipeline}-{text}-{tag}") }
+}
+
+/// A short tag naming one job in its branch: the same for every attempt of the job, and
+/// only `[0-9a-f]` whatever the id holds.
+pub(crate) fn job_tag(job_id: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(job_id.as_bytes());
+    hex::encode(&digest[..6])
 }
 
 #[cfg(test)]
@@ -64,13 +78,22 @@ mod tests {
     }
 
     #[test]
+    fn job_tags_name_one_job_the_same_every_time() {
+        let tag = job_tag("schema-enhancement-manual-1764375600123");
+        assert_eq!(tag, job_tag("schema-enhancement-manual-1764375600123"));
+        assert_ne!(tag, job_tag("schema-enhancement-manual-1764375600124"));
+        assert_eq!(tag.len(), 12);
+        assert!(tag.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
     fn branch_names_use_the_description_or_the_repository_folder() {
         assert_eq!(
-            branch_name("consolidate", "duplicate-detection", Some("Merge dupes"), "My Repo", 17),
+            branch_name("consolidate", "duplicate-detection", Some("Merge dupes"), "My Repo", "17"),
             "consolidate/duplicate-detection-merge-dupes-17"
         );
-        assert_eq!(branch_name("docs/", "schema", None, "My_Repo.rs", 5), "docs/schema-my-repo-rs-5");
-        assert_eq!(branch_name("docs", "schema", Some("???"), "proj", 5), "docs/schema-proj-5");
-        assert_eq!(branch_name("", "schema", None, "", 5), "schema-job-5");
+        assert_eq!(branch_name("docs/", "schema", None, "My_Repo.rs", "5"), "docs/schema-my-repo-rs-5");
+        assert_eq!(branch_name("docs", "schema", Some("???"), "proj", "5"), "docs/schema-proj-5");
+        assert_eq!(branch_name("", "schema", None, "", "5"), "schema-job-5");
     }
 }

@@ -102,6 +102,10 @@ async fn forge_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
+    if method == Method::GET {
+        // The lookup by branch before a PR is opened: this forge has none open.
+        return (StatusCode::OK, axum::Json(json!([])));
+    }
     let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
     state.requests.lock().unwrap().push(Recorded { method, path: uri.path().to_string(), headers, body });
     (state.status, axum::Json(json!({"html_url": "http://127.0.0.1/pr/1", "number": 1})))
@@ -471,4 +475,38 @@ async fn a_repository_whose_own_config_runs_programs_is_refused() {
     git(&fx.work, &["config", "core.fsmonitor", "false"]);
     let session = flow.begin(request(&fx.work, None)).await.unwrap().unwrap();
     flow.abort(session).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rerun_after_an_interrupted_attempt_reuses_its_branch_commit_and_push() {
+    let fx = Fixture::new();
+    let (base, _requests) = fake_forge(StatusCode::CREATED).await;
+    let flow = GitWorkflow::new(&config(Some(&base)));
+    // Attempt 1 dies with the job branch checked out and the guest's change in the tree.
+    let session = flow.begin(request(&fx.work, Some("again"))).await.unwrap().unwrap();
+    let branch = fx.current_branch();
+    std::fs::write(fx.work.join("new.txt"), "new\n").unwrap();
+    drop(session);
+
+    // Attempt 2 puts the tree back and works on the same branch.
+    let session = flow.begin(request(&fx.work, Some("again"))).await.unwrap().unwrap();
+    assert_eq!(fx.current_branch(), branch);
+    assert!(!fx.work.join("new.txt").exists(), "the interrupted attempt's file was discarded");
+    std::fs::write(fx.work.join("new.txt"), "new\n").unwrap();
+    let first = flow.complete(session, "job-1", false).await.unwrap();
+    assert!(fx.remote_has(&branch));
+
+    // Attempt 3, as if the outcome had never been written: the same change reuses the commit
+    // and the remote is not pushed to again.
+    let session = flow.begin(request(&fx.work, Some("again"))).await.unwrap().unwrap();
+    std::fs::write(fx.work.join("new.txt"), "new\n").unwrap();
+    let second = flow.complete(session, "job-1", false).await.unwrap();
+    assert_eq!(second.branch_name, first.branch_name);
+    assert_eq!(second.commit_sha, first.commit_sha);
+    let bare = fx.bare.to_str().unwrap();
+    let on_remote = git(&fx.work, &["--git-dir", bare, "rev-parse", &branch]);
+    assert_eq!(first.commit_sha.as_deref(), Some(on_remote.trim()));
+    assert_eq!(git(&fx.work, &["rev-list", "--count", &format!("main..{branch}")]).trim(), "1");
+    assert_eq!(fx.current_branch(), "main");
+    assert!(!fx.work.join("new.txt").exists());
 }

@@ -14,6 +14,7 @@ use super::executor::{Attempt, Executor, Outcome};
 use super::{Inner, retry};
 use crate::domain::{Job, JobStatus, Progress, format_ts};
 use crate::events::{EventKind, JobEvent};
+use crate::failpoints;
 use crate::sandbox::ProgressSink;
 use crate::sandbox::journal::Journal;
 use crate::store::{Claim, Finish};
@@ -79,6 +80,7 @@ pub(super) async fn execute<X: Executor>(inner: Arc<Inner<X>>, mut job: Job, sta
             return;
         }
     }
+    failpoints::hit(failpoints::CLAIMED);
     job.status = JobStatus::Running;
     job.started_at = Some(now);
     job.progress = Progress::default();
@@ -173,6 +175,7 @@ async fn record<X: Executor>(inner: &Arc<Inner<X>>, mut job: Job, outcome: Outco
             job.completed_at = Some(now);
             let took = job.started_at.map(|s| (now - s).to_std().unwrap_or_default()).unwrap_or_default();
             inner.metrics.job_finished(&job.pipeline_id, status.as_str(), took);
+            failpoints::hit(failpoints::OUTCOME_WRITTEN);
             let kind = if status == JobStatus::Completed { EventKind::Completed } else { EventKind::Failed };
             if status == JobStatus::Completed {
                 tracing::debug!(job = %job.id, "job completed");
@@ -233,8 +236,12 @@ async fn forward_progress<X: Executor>(
 ) {
     while rx.changed().await.is_ok() {
         let progress = rx.borrow_and_update().clone();
+        // Committed before its event (the writer answers after the commit); a report that
+        // could not be saved is not announced. The watch channel keeps only the newest
+        // report, so a slow commit coalesces reports instead of queueing them.
         if let Err(e) = inner.store.save_progress(&id, attempt, &progress).await {
-            tracing::warn!(job = %id, error = %e, "saving progress failed");
+            tracing::warn!(job = %id, error = %e, "saving progress failed; not published");
+            continue;
         }
         inner
             .publish(JobEvent {

@@ -37,6 +37,7 @@ use self::ids::IdGenerator;
 use self::source::JobSource;
 use crate::domain::{Job, JobStatus, format_ts, job_params};
 use crate::events::{EventBus, EventKind, JobEvent};
+use crate::failpoints;
 use crate::registry::worker::ParamError;
 use crate::registry::{Registry, RegistryError};
 use crate::store::{JobStore, StoreError};
@@ -176,6 +177,7 @@ impl<X: Executor> Inner<X> {
     /// Publishes an event: on the local bus, or (in a cluster) to every node through the store.
     async fn publish(&self, event: JobEvent) {
         self.source().publish(self, event).await;
+        failpoints::hit(failpoints::EVENT_PUBLISHED);
     }
 }
 
@@ -486,6 +488,7 @@ impl<X: Executor> Queue<X> {
             }
             match self.inner.store.insert(&job).await {
                 Ok(()) => {
+                    failpoints::hit(failpoints::ENQUEUED);
                     self.inner.publish_of(EventKind::Created, &job).await;
                     return Ok(job);
                 }

@@ -14,6 +14,7 @@ use super::{TriggerError, outputs};
 use crate::domain::LogStream;
 use crate::domain::{FailureCode, job_params};
 use crate::domain::{Job, JobFailure};
+use crate::failpoints;
 use crate::gitflow::{BeginRequest, GitSession, GitWorkflow};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -116,6 +117,7 @@ impl Workers {
             Err(f) => return Outcome::Failed(f),
         };
         let outcome = self.run_guest(&worker, &attempt, valid.params, valid.grants).await;
+        failpoints::hit(failpoints::GUEST_FINISHED);
         let Some(session) = session else {
             return match outcome {
                 Ok(result) => Outcome::Completed(result, None),

@@ -166,8 +166,8 @@ impl JobStore for SqliteStore {
         self.write(|r| WriteOp::MarkRunning(claim, r)).await
     }
     async fn save_progress(&self, id: &str, attempt: u32, progress: &Progress) -> StoreResult<()> {
-        // Progress is advisory: queued for the next batch without waiting for the commit.
-        self.writer.send(WriteOp::Progress(id.to_string(), attempt, progress.clone())).map_err(|_| StoreError::Closed)
+        // Answered after the batch commits: the caller publishes `job:progress` only then.
+        self.write(|r| WriteOp::Progress(id.to_string(), attempt, progress.clone(), r)).await
     }
     async fn finish(&self, id: &str, attempt: u32, finish: &Finish) -> StoreResult<bool> {
         Ok(self.finish_and_claim(id, attempt, finish, None).await?.0)

@@ -117,7 +117,8 @@ impl ClaimRow {
 pub(super) enum WriteOp {
     Insert(Box<NewRow>, Reply<()>),
     MarkRunning(ClaimRow, Reply<bool>),
-    Progress(String, u32, Progress),
+    /// Progress of a running attempt; answered once committed, so its event follows the commit.
+    Progress(String, u32, Progress, Reply<()>),
     /// Finishes an attempt and claims the job taking over its slot, if any.
     Finish(Box<FinishRow>, Option<ClaimRow>, Reply<(bool, Option<bool>)>),
     /// Error as JSON text; runnable after the time.
@@ -254,16 +255,15 @@ fn apply_op(tx: &Connection, op: WriteOp, deltas: &mut Vec<Delta>) -> Deferred {
             send(reply, res)
         }
         WriteOp::MarkRunning(claim, reply) => send(reply, claim_job(tx, &claim, deltas)),
-        WriteOp::Progress(id, attempt, p) => {
-            if let Err(e) = exec(
+        WriteOp::Progress(id, attempt, p, reply) => {
+            let res = exec(
                 tx,
                 "UPDATE jobs SET progress_percent = ?3, progress_message = ?4 \
                  WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
                 params![id, attempt, p.percent, p.message],
-            ) {
-                tracing::warn!(job = %id, error = %e, "saving progress failed");
-            }
-            Box::new(|_| {})
+            )
+            .map(|_| ());
+            send(reply, backend(res))
         }
         WriteOp::Finish(row, next, reply) => {
             let res = finish_job(tx, &row, deltas).map(|done| {
