@@ -150,6 +150,14 @@ impl Registry {
         if self.is_closed() {
             return Err(RegistryError::ShuttingDown);
         }
+        // A job recorded on the configured component, run by a process that has not loaded
+        // it yet (another cluster node, or this one after a restart): load it the usual way.
+        if entry.loaded().is_none() {
+            let active = self.worker_of(id, entry).await?;
+            if active.digest == digest {
+                return Ok(active);
+            }
+        }
         check_key(id, entry, digest)?;
         let _guard = entry.init_lock.lock().await;
         if let Some(w) = find() {
