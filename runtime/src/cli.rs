@@ -13,6 +13,8 @@ use crate::client::{Client, ClientError};
 use crate::config::Config;
 use crate::server::{self, ServerOptions};
 
+pub mod webhooks;
+
 /// The exit codes of client commands (documented in `--help` and the README).
 pub mod exit {
     /// Done.
@@ -133,6 +135,12 @@ pub enum Command {
     Retry {
         /// Job id.
         id: String,
+    },
+    /// Webhooks and their deliveries.
+    Webhooks {
+        /// What to do.
+        #[command(subcommand)]
+        action: webhooks::WebhooksCommand,
     },
     /// Scaffold a hello-world pipeline worker that builds and runs as it is.
     NewWorker {
@@ -309,6 +317,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", v["jobId"].as_str().unwrap_or("?"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Webhooks { action } => webhooks::run(&client, action).await,
     }
 }
 

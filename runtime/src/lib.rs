@@ -11,6 +11,7 @@
 //! - [`gitflow`]: the host-side git workflow around a job; `gitcli`: the host's one git process runner.
 //! - [`store`]: durable job storage (SQLite, PostgreSQL).
 //! - [`events`]: the lifecycle event bus.
+//! - [`notify`]: outgoing webhooks (generic signed JSON, Slack, Discord), durable deliveries.
 //! - [`api`]: the axum HTTP API and WebSocket feed.
 //! - [`server`]: wiring and graceful shutdown; [`cli`] and [`client`]: the command line.
 
@@ -26,6 +27,7 @@ pub mod gitflow;
 #[cfg(test)]
 mod layers;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 pub mod registry;
 pub mod retention;

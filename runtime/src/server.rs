@@ -21,12 +21,14 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::gitflow::GitWorkflow;
+use crate::notify::Notifier;
 use crate::queue::{ClusterSettings, Queue, QueueSettings};
 use crate::registry::Registry;
 use crate::registry::breaker::BreakerSettings;
 use crate::sandbox::Sandbox;
 use crate::sandbox::capabilities::git::GitSettings;
 use crate::sandbox::engine::EngineSettings;
+use crate::store::deliveries::DeliveryStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClusterStore, JobStore};
@@ -58,6 +60,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The job queue (for in-process callers and tests).
     pub queue: Queue,
+    /// Webhook notifications (`Notifier::enqueue` for events the queue does not derive).
+    pub notifier: Notifier,
     /// Where a person opens the dashboard; with a generated key, the key rides in the
     /// fragment (`#key=`), which browsers never send to the server.
     pub dashboard_url: String,
@@ -103,13 +107,17 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let key = auth::resolve_key(opts.api_key.as_deref(), &config.server, &data_dir, addr.ip().is_loopback())?;
     let api_key: Option<Arc<str>> = key.key().map(Arc::from);
     let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
-    let (store, cluster): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>) =
-        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            let pg = Arc::new(PostgresStore::connect(&db).await?);
-            (pg.clone(), Some(pg))
-        } else {
-            (Arc::new(SqliteStore::open(&PathBuf::from(&db))?), None)
-        };
+    type Stores = (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn DeliveryStore>);
+    let (store, cluster, deliveries): Stores = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let pg = Arc::new(PostgresStore::connect(&db).await?);
+        let deliveries = Arc::new(pg.deliveries());
+        (pg.clone(), Some(pg), deliveries)
+    } else {
+        let sqlite = SqliteStore::open(&PathBuf::from(&db))?;
+        let deliveries = Arc::new(sqlite.deliveries()?);
+        (Arc::new(sqlite), None, deliveries)
+    };
+    let notifier = Notifier::new(deliveries, &config.notify);
     let git_settings = GitSettings {
         timeout: Duration::from_secs(config.git.command_timeout_secs),
         max_output: config.git.max_output_bytes,
@@ -163,7 +171,12 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     }
 
     let shutdown = CancellationToken::new();
+    if !config.notify.webhooks.is_empty() {
+        notifier.spawn(shutdown.clone()).context("starting the webhook sender")?;
+        tracing::info!(hooks = config.notify.webhooks.len(), "webhooks configured");
+    }
     let state = AppState {
+        notifier: notifier.clone(),
         queue: queue.clone(),
         started,
         api_key,
@@ -207,7 +220,7 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         tracing::info!("shutdown complete");
         Ok(())
     });
-    Ok(Running { addr, queue, dashboard_url, shutdown, task })
+    Ok(Running { addr, queue, notifier, dashboard_url, shutdown, task })
 }
 
 /// `http://<addr>/`, with `#key=<key>` when the key was generated (the operator has no

@@ -26,3 +26,4 @@ mod polyglot;
 mod registry;
 mod skeleton;
 mod store_backends;
+mod webhooks;

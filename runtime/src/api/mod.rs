@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod pipelines;
 pub mod query;
 pub mod service;
+pub mod webhooks;
 pub mod ws;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub ws: Arc<ws::WsLimits>,
     /// Jobs' output folders, read by the artifact routes.
     pub outputs: Arc<crate::artifacts::OutputFolders>,
+    /// Webhooks and their deliveries, read and redelivered by `webhooks`.
+    pub notifier: crate::notify::Notifier,
 }
 
 /// The whole HTTP application. Layers, outermost first: errors as JSON, request timeout,
@@ -51,6 +54,7 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
         .merge(pipelines::routes())
         .merge(jobs::routes())
         .merge(artifacts::routes())
+        .merge(webhooks::routes())
         .merge(service::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

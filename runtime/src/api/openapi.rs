@@ -260,10 +260,11 @@ pub struct ServiceStatus {
         super::pipelines::list, super::pipelines::trigger, super::pipelines::jobs,
         super::jobs::list, super::jobs::one, super::jobs::cancel, super::jobs::retry, super::jobs::logs,
         super::artifacts::list, super::artifacts::download, super::artifacts::reports,
+        super::webhooks::hooks, super::webhooks::deliveries, super::webhooks::delivery, super::webhooks::redeliver,
         super::service::health, super::service::status, super::service::metrics, ws_doc,
     ),
     components(schemas(ErrorBody, Job, LogEntry)),
-    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "service")),
+    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "webhooks"), (name = "service")),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

@@ -25,11 +25,15 @@ use super::{
 use crate::domain::{FailureCode, Job, JobFailure, JobStatus, LogEntry, Progress};
 use crate::events::JobEvent;
 
+mod deliveries;
+pub use self::deliveries::PostgresDeliveries;
+
 /// Versioned migrations, applied in order under an advisory lock so nodes starting
 /// together do not race.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE jobs (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         seq BIGSERIAL,
         pipeline_id TEXT NOT NULL,
@@ -64,7 +68,10 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         fields JSONB,
         PRIMARY KEY (job_id, seq)
     );",
-)];
+    ),
+    // Webhook deliveries (`store::deliveries`).
+    (4, deliveries::MIGRATION),
+];
 
 const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
     progress_percent, progress_message, result, error, git, retried_from, retry_count";

@@ -106,6 +106,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // A re-queued job's backoff (microseconds since the Unix epoch; NULL: runnable now), so a
     // restart waits out what is left of it, as a cluster's claims do.
     (7, "ALTER TABLE jobs ADD COLUMN run_after INTEGER"),
+    // Webhook deliveries (`store::deliveries`), their attempts and the cursor over finished
+    // jobs they are derived from; the partial index lets that scan seek instead of walking.
+    (10, super::deliveries::MIGRATION),
 ];
 
 /// The predicate of `jobs_active`.
