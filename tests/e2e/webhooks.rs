@@ -109,7 +109,12 @@ fn echo() -> String {
 
 /// `[notify]` settings for tests (fast polls and backoff) plus `hooks`.
 fn notify(extra: &str, hooks: &str) -> String {
-    format!("[notify]\npoll_ms = 50\nbackoff_base_ms = 1500\ntimeout_secs = 3\n{extra}\n{hooks}")
+    let defaults: String = [("poll_ms", "50"), ("backoff_base_ms", "1500"), ("timeout_secs", "3")]
+        .iter()
+        .filter(|(key, _)| !extra.contains(&format!("{key} =")))
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
+    format!("[notify]\n{defaults}{extra}\n{hooks}")
 }
 
 fn hook(id: &str, url: &str, events: &str, more: &str) -> String {
@@ -196,7 +201,7 @@ async fn a_job_that_finished_before_its_delivery_was_stored_is_delivered_after_a
     let receiver = Receiver::start(&[]).await;
     let hooks = hook("ops", &receiver.url("/late"), r#"["completed"]"#, &format!("secret = {SECRET:?}"));
     // The sender looks at finished jobs only at start: the job below finishes unseen.
-    let mut server = Server::start_with(&echo(), &notify("", &hooks).replace("poll_ms = 50", "poll_ms = 600000"));
+    let mut server = Server::start_with(&echo(), &notify("poll_ms = 600000", &hooks));
     let job = server.run("echo", json!({})).await;
     assert_eq!(job["status"], "completed");
     let (_, page) = server.get("/api/webhooks/deliveries").await;
