@@ -360,19 +360,21 @@ async fn the_deliveries_api_filters_pages_redelivers_and_refuses_bad_input() {
 
     // Bad input names the problem.
     for (path, want, code) in [
-        ("/api/webhooks/deliveries/0", 400, "INVALID_DELIVERY_ID"),
+        ("/api/webhooks/deliveries/0", 404, "DELIVERY_NOT_FOUND"),
+        ("/api/webhooks/deliveries/1.5", 400, "INVALID_DELIVERY_ID"),
         ("/api/webhooks/deliveries/x", 400, "INVALID_DELIVERY_ID"),
         ("/api/webhooks/deliveries/999999", 404, "DELIVERY_NOT_FOUND"),
         ("/api/webhooks/deliveries?status=lost", 400, "INVALID_QUERY"),
         ("/api/webhooks/deliveries?limit=0", 400, "INVALID_QUERY"),
         ("/api/webhooks/deliveries?before=-1", 400, "INVALID_QUERY"),
-        ("/api/webhooks/deliveries?hook=nope", 400, "UNKNOWN_WEBHOOK"),
+        ("/api/webhooks/deliveries?hook=No%20Such", 400, "INVALID_QUERY"),
         ("/api/webhooks/deliveries?jobId=..%2F..", 400, "INVALID_JOB_ID"),
         ("/api/webhooks/deliveries?url=http://x", 400, "INVALID_QUERY"),
     ] {
         let (status, body) = server.get(path).await;
         assert_eq!((status, body["code"].as_str()), (want, Some(code)), "{path}: {body}");
     }
+    assert_eq!(deliveries(&server, "?hook=gone", 0).await.len(), 0, "an unconfigured hook lists nothing");
     let (status, body) = server.post("/api/webhooks/deliveries/999999/redeliver", json!({})).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("DELIVERY_NOT_FOUND")));
     // Redelivery is an action: it needs the key.
@@ -419,4 +421,46 @@ fn configuration_errors_name_the_webhook_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("notify.webhooks[0].url must be an http:// or https:// URL"), "{err}");
     assert!(err.contains("notify.webhooks[0]: a generic webhook needs `secret` or `secret_env`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgresql_send_each_delivery_once() {
+    let receiver = Receiver::start(&[Answer::Status(500)]).await;
+    let url = crate::support::pg_schema_url("hooks");
+    let hooks = hook("ops", &receiver.url("/pg"), r#"["completed"]"#, &format!("secret = {SECRET:?}"));
+    let node = |id: &str| {
+        let runtime = format!("database_url = {url:?}\nnode_id = {id:?}\nlease_secs = 2\n");
+        Server::start_with(&echo(), &(runtime + &notify("backoff_base_ms = 200", &hooks)))
+    };
+    let a = node("a");
+    let b = node("b");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(a.trigger_ok("echo", json!({})).await);
+    }
+    for id in &ids {
+        assert_eq!(a.wait_job(id, Duration::from_secs(60)).await["status"], "completed");
+    }
+    // Both nodes derive every event; each is stored once and delivered once (the first
+    // attempt of one of them fails and is retried).
+    eventually(Duration::from_secs(30), "four deliveries, all delivered", || async {
+        let (_, page) = b.get("/api/webhooks/deliveries?status=delivered").await;
+        let n = page["deliveries"].as_array().map_or(0, Vec::len);
+        if n == 4 { Ok(()) } else { Err(page) }
+    })
+    .await;
+    let listed = deliveries(&a, "", 4).await;
+    let attempts: u64 = listed.iter().map(|d| d["attempts"].as_u64().unwrap()).sum();
+    assert_eq!(attempts, 5, "{listed:?}");
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 5, "one request per attempt across both nodes");
+    let mut keys: Vec<Value> =
+        hits.iter().map(|h| serde_json::from_slice::<Value>(&h.body).unwrap()["eventKey"].clone()).collect();
+    keys.sort_by_key(|k| k.to_string());
+    keys.dedup();
+    assert_eq!(keys.len(), 4);
+    let detail_id = listed.iter().find(|d| d["attempts"] == 2).expect("the retried delivery")["id"].as_i64().unwrap();
+    let (_, detail) = b.get(&format!("/api/webhooks/deliveries/{detail_id}")).await;
+    let codes: Vec<_> = detail["attemptLog"].as_array().unwrap().iter().map(|x| x["statusCode"].clone()).collect();
+    assert_eq!(codes, [json!(500), json!(200)], "{detail}");
 }

@@ -148,11 +148,13 @@ pub struct DeliveryDetail {
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// Only this hook.
+    #[param(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub hook: Option<String>,
     /// Only this status.
     #[param(pattern = "^(pending|delivered|failed)$")]
     pub status: Option<String>,
     /// Only this job.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,100}$")]
     pub job_id: Option<String>,
     /// Deliveries per page, 1-200 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
@@ -162,9 +164,9 @@ pub struct DeliveriesQuery {
     pub before: Option<String>,
 }
 
-/// A delivery id from the path, or a 400 naming the rule.
+/// A delivery id from the path, or a 400 naming the rule (an integer no delivery has is a 404).
 fn delivery_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+    raw.parse::<i64>().map_err(|_| {
         ApiError::bad_request("INVALID_DELIVERY_ID", format!("A delivery id is a positive integer, got {raw:?}"))
     })
 }
@@ -186,8 +188,8 @@ pub async fn hooks(State(state): State<AppState>) -> Json<HookList> {
 #[utoipa::path(get, path = "/api/webhooks/deliveries", tag = "webhooks", operation_id = "listDeliveries",
     params(DeliveriesQuery),
     responses((status = 200, description = "A page of deliveries", body = DeliveriesPage),
-        (status = 400, description = "Bad query: unknown parameter or hook, bad status, limit out of range, \
-            malformed job id or `before`", body = ErrorBody),
+        (status = 400, description = "Bad query: unknown parameter, malformed hook or job id, bad status, limit \
+            out of range, or a `before` that is not a positive integer", body = ErrorBody),
         (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn deliveries(
@@ -207,15 +209,20 @@ pub async fn deliveries(
             ApiError::bad_request("INVALID_QUERY", format!("'before' must be a positive integer, got {b:?}"))
         })?),
     };
-    if let Some(h) = &q.hook
-        && !state.notifier.hooks().iter().any(|v| &v.id == h)
+    let (hook, job_id) = (q.hook, q.job_id);
+    if let Some(h) = &hook
+        && !crate::config::is_valid_pipeline_id(h)
     {
-        return Err(ApiError::bad_request("UNKNOWN_WEBHOOK", format!("No webhook is configured with id {h:?}")));
+        return Err(ApiError::bad_request(
+            "INVALID_QUERY",
+            format!("'hook' must match [a-z0-9][a-z0-9-]{{0,62}}, got {h:?}"),
+        ));
     }
-    if let Some(j) = &q.job_id {
+    if let Some(j) = &job_id {
         check_id(j)?;
     }
-    let filter = DeliveryFilter { hook_id: q.hook, status, job_id: q.job_id, before, limit };
+    // A hook that is not configured (any more) is not an error: its old deliveries are listed.
+    let filter = DeliveryFilter { hook_id: hook, status, job_id, before, limit };
     let rows = state.notifier.deliveries(&filter).await.map_err(ApiError::internal)?;
     let next_before = (rows.len() == limit as usize).then(|| rows.last().map(|d| d.id)).flatten();
     Ok(Json(DeliveriesPage { deliveries: rows.iter().map(DeliveryView::from).collect(), next_before }))
@@ -225,7 +232,7 @@ pub async fn deliveries(
 #[utoipa::path(get, path = "/api/webhooks/deliveries/{id}", tag = "webhooks", operation_id = "getDelivery",
     params(("id" = i64, Path, description = "Delivery id (a positive integer)")),
     responses((status = 200, description = "The delivery", body = DeliveryDetail),
-        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 400, description = "An id that is not an integer", body = ErrorBody),
         (status = 403, description = "Origin refused (not this server's, nor in server.allowed_origins)", body = ErrorBody),
         (status = 404, description = "No such delivery", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
@@ -250,7 +257,7 @@ pub async fn delivery(
         description = "`{}`: actions take a JSON body (a page cannot send one cross-origin without a preflight)"),
     security(("apiKey" = []), ("bearer" = [])),
     responses((status = 202, description = "Queued for sending", body = DeliveryView),
-        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 400, description = "An id that is not an integer", body = ErrorBody),
         (status = 401, description = "API key missing", body = ErrorBody),
         (status = 403, description = "API key wrong, or Origin/Host refused", body = ErrorBody),
         (status = 404, description = "No such delivery", body = ErrorBody),
