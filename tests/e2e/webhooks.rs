@@ -386,6 +386,29 @@ async fn the_deliveries_api_filters_pages_redelivers_and_refuses_bad_input() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 401);
+
+    // The CLI lists the same deliveries, filtered, and redelivers with the key.
+    let cli = |args: &[&str]| {
+        let out = tokio::task::block_in_place(|| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_alephauto"))
+                .args(args)
+                .env("ALEPHAUTO_URL", &server.url)
+                .env("ALEPHAUTO_API_KEY", server.api_key.as_deref().unwrap_or(""))
+                .output()
+                .expect("run the CLI")
+        });
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = cli(&["webhooks", "deliveries", "--hook", "b"]);
+    assert_eq!(listed.lines().count(), 2, "a header and one delivery:\n{listed}");
+    assert!(listed.contains(bad["id"].as_str().unwrap()) && listed.contains("delivered"), "{listed}");
+    let paged = cli(&["webhooks", "deliveries", "--limit", "1"]);
+    assert!(paged.contains("next page: --before "), "{paged}");
+    let hooks_out = cli(&["webhooks", "list"]);
+    assert!(hooks_out.contains("generic") && !hooks_out.contains(SECRET), "{hooks_out}");
+    let again = cli(&["webhooks", "redeliver", &id.to_string()]);
+    assert_eq!(again.trim(), format!("delivery {id} is pending"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
