@@ -16,6 +16,7 @@ use crate::server::{self, ServerOptions};
 mod runs;
 
 pub use runs::{InventoriesCommand, RunsCommand};
+pub mod webhooks;
 
 /// The exit codes of client commands (documented in `--help` and the README).
 pub mod exit {
@@ -187,6 +188,12 @@ pub enum Command {
         /// What to do with inventories.
         #[command(subcommand)]
         command: InventoriesCommand,
+    },
+    /// Webhooks and their deliveries.
+    Webhooks {
+        /// What to do.
+        #[command(subcommand)]
+        action: webhooks::WebhooksCommand,
     },
     /// Scaffold a hello-world pipeline worker that builds and runs as it is.
     NewWorker {
@@ -412,6 +419,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Runs { command } => runs::runs(&client, command).await,
         Command::Inventories { command } => runs::inventories(&client, command).await,
+        Command::Webhooks { action } => webhooks::run(&client, action).await,
     }
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub mod inventory;
 
 pub use inventory::{DiscoverConfig, InventoryConfig, TargetKind};
+pub mod notify;
 
 /// The eight pipelines that ship with the runtime, in display order.
 pub const BUILTIN_PIPELINES: [&str; 8] = [
@@ -45,6 +46,9 @@ pub struct Config {
     /// Host-side git workflow settings.
     #[serde(default)]
     pub git: GitConfig,
+    /// Outgoing webhooks (`[[notify.webhooks]]`) and their delivery settings.
+    #[serde(default)]
+    pub notify: notify::NotifyConfig,
     /// Pipeline id → definition.
     #[serde(default)]
     pub pipelines: BTreeMap<String, PipelineConfig>,
@@ -363,6 +367,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             runtime: RuntimeConfig::default(),
             git: GitConfig::default(),
+            notify: notify::NotifyConfig::default(),
             pipelines,
             inventories: BTreeMap::new(),
         }
@@ -643,6 +648,8 @@ impl Config {
         if self.runtime.max_attempts == 0 {
             problems.push("runtime.max_attempts must be at least 1".into());
         }
+        let ids: Vec<&str> = self.pipelines.keys().map(String::as_str).collect();
+        problems.extend(self.notify.problems(&ids));
         if problems.is_empty() { Ok(()) } else { bail!("invalid configuration:\n  - {}", problems.join("\n  - ")) }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`events`]: the lifecycle event bus.
 //! - [`runs`]: inventories of targets and fan-out runs (one job per target, grouped under a run id).
 //! - [`failpoints`]: named crash points (test builds only, feature `test-hooks`).
+//! - [`notify`]: outgoing webhooks (generic signed JSON, Slack, Discord), durable deliveries.
 //! - [`api`]: the axum HTTP API and WebSocket feed.
 //! - [`server`]: wiring and graceful shutdown; [`cli`] and [`client`]: the command line.
 
@@ -30,6 +31,7 @@ pub mod gitflow;
 #[cfg(test)]
 mod layers;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 pub mod registry;
 pub mod retention;

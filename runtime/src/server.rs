@@ -21,12 +21,14 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::gitflow::GitWorkflow;
+use crate::notify::Notifier;
 use crate::queue::{ClusterSettings, Queue, QueueSettings};
 use crate::registry::Registry;
 use crate::registry::breaker::BreakerSettings;
 use crate::sandbox::Sandbox;
 use crate::sandbox::capabilities::git::GitSettings;
 use crate::sandbox::engine::EngineSettings;
+use crate::store::deliveries::DeliveryStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres_runs::PostgresRunStore;
 use crate::store::runs::RunStore;
@@ -63,6 +65,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The job queue (for in-process callers and tests).
     pub queue: Queue,
+    /// Webhook notifications (`Notifier::enqueue` for events the queue does not derive).
+    pub notifier: Notifier,
     /// Where a person opens the dashboard; with a generated key, the key rides in the
     /// fragment (`#key=`), which browsers never send to the server.
     pub dashboard_url: String,
@@ -83,8 +87,8 @@ impl Running {
     }
 }
 
-/// The job store, the cluster view of it (PostgreSQL only), and the run store on the same database.
-type Stores = (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn RunStore>);
+/// The job store, the cluster view of it (PostgreSQL only), and the run and delivery stores on the same database.
+type Stores = (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn RunStore>, Arc<dyn DeliveryStore>);
 
 /// Builds everything and starts listening; `signal` resolving starts the shutdown.
 pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send + 'static) -> Result<Running> {
@@ -112,17 +116,21 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let key = auth::resolve_key(opts.api_key.as_deref(), &config.server, &data_dir, addr.ip().is_loopback())?;
     let api_key: Option<Arc<str>> = key.key().map(Arc::from);
     let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
-    let (store, cluster, run_store): Stores = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-        let pg = Arc::new(PostgresStore::connect(&db).await?);
-        let runs = Arc::new(PostgresRunStore::new(&pg));
-        (pg.clone(), Some(pg), runs)
-    } else {
-        let path = PathBuf::from(&db);
-        let jobs = Arc::new(SqliteStore::open(&path)?);
-        // Opened after the job store, which created and migrated the file.
-        let runs = Arc::new(SqliteRunStore::open(&path).context("opening the run store")?);
-        (jobs, None, runs)
-    };
+    let (store, cluster, run_store, deliveries): Stores =
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            let pg = Arc::new(PostgresStore::connect(&db).await?);
+            let runs = Arc::new(PostgresRunStore::new(&pg));
+            let deliveries = Arc::new(pg.deliveries());
+            (pg.clone(), Some(pg), runs, deliveries)
+        } else {
+            let path = PathBuf::from(&db);
+            let sqlite = SqliteStore::open(&path)?;
+            let deliveries = Arc::new(sqlite.deliveries()?);
+            // Opened after the job store, which created and migrated the file.
+            let runs = Arc::new(SqliteRunStore::open(&path).context("opening the run store")?);
+            (Arc::new(sqlite), None, runs, deliveries)
+        };
+    let notifier = Notifier::new(deliveries, &config.notify);
     let git_settings = GitSettings {
         timeout: Duration::from_secs(config.git.command_timeout_secs),
         max_output: config.git.max_output_bytes,
@@ -179,7 +187,12 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     if let Some(path) = config_path {
         reload_on_sighup(path, registry.clone(), shutdown.clone());
     }
+    if !config.notify.webhooks.is_empty() {
+        notifier.spawn(shutdown.clone()).context("starting the webhook sender")?;
+        tracing::info!(hooks = config.notify.webhooks.len(), "webhooks configured");
+    }
     let state = AppState {
+        notifier: notifier.clone(),
         queue: queue.clone(),
         started,
         api_key,
@@ -224,7 +237,7 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         tracing::info!("shutdown complete");
         Ok(())
     });
-    Ok(Running { addr, queue, dashboard_url, shutdown, task })
+    Ok(Running { addr, queue, notifier, dashboard_url, shutdown, task })
 }
 
 /// `http://<addr>/`, with `#key=<key>` when the key was generated (the operator has no

@@ -32,3 +32,4 @@ mod runs;
 mod skeleton;
 mod store_backends;
 mod versions;
+mod webhooks;

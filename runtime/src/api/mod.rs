@@ -15,6 +15,7 @@ pub mod query;
 pub mod runs;
 pub mod service;
 pub mod versions;
+pub mod webhooks;
 pub mod ws;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub outputs: Arc<crate::artifacts::OutputFolders>,
     /// Inventories and fan-out runs.
     pub runs: crate::runs::Runs,
+    /// Webhooks and their deliveries, read and redelivered by `webhooks`.
+    pub notifier: crate::notify::Notifier,
 }
 
 /// The whole HTTP application. Layers, outermost first: errors as JSON, request timeout,
@@ -59,6 +62,7 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
         .merge(artifacts::routes())
         .merge(runs::routes())
         .merge(inventories::routes())
+        .merge(webhooks::routes())
         .merge(service::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

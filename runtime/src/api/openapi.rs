@@ -267,12 +267,13 @@ pub struct ServiceStatus {
         super::versions::deploy, super::versions::list, super::versions::rollback,
         super::jobs::list, super::jobs::one, super::jobs::cancel, super::jobs::retry, super::jobs::logs,
         super::artifacts::list, super::artifacts::download, super::artifacts::reports,
+        super::webhooks::hooks, super::webhooks::deliveries, super::webhooks::delivery, super::webhooks::redeliver,
         super::service::health, super::service::status, super::service::metrics, ws_doc,
         super::runs::start, super::runs::list, super::runs::one, super::runs::cancel,
         super::inventories::list, super::inventories::create, super::inventories::one, super::inventories::remove,
     ),
     components(schemas(ErrorBody, Job, LogEntry)),
-    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "service"), (name = "runs")),
+    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "webhooks"), (name = "service"), (name = "runs")),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

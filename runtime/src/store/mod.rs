@@ -4,6 +4,7 @@
 //!
 //! **Invariant:** a terminal status is never changed by the store.
 
+pub mod deliveries;
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod postgres;

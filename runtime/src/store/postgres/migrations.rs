@@ -56,6 +56,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
     // `jobs_queued` hands the claim its oldest queued jobs in order, without a sort.
     // Fan-out runs, their targets and API-created inventories (`store::postgres_runs`).
     (3, crate::store::postgres_runs::MIGRATION),
+    // Webhook deliveries (`store::deliveries`).
+    (4, super::deliveries::MIGRATION),
     // The worker version and component digest a job runs on (hot swap keeps several).
     (
         5,

@@ -29,6 +29,9 @@ use super::{ClusterNote, Cursor, Finish, JobFilter, JobPage, JobStore, PipelineC
 use crate::domain::{FailureCode, Job, JobFailure, JobStatus, LogEntry, Progress};
 use crate::events::JobEvent;
 
+mod deliveries;
+pub use self::deliveries::PostgresDeliveries;
+
 pub(super) const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
     progress_percent, progress_message, result, error, git, retried_from, retry_count, \
     worker_version, component_digest";

@@ -27,8 +27,11 @@ use super::{
 };
 use crate::domain::{Job, JobFailure, LogEntry, Progress};
 
+pub use self::deliveries::SqliteDeliveries;
+
 mod checkpoint;
 mod counts;
+mod deliveries;
 mod read;
 pub mod runs;
 mod schema;

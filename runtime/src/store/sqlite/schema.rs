@@ -109,6 +109,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // Fan-out runs (`store::runs`): a run, one row per target (its job or its refusal), and
     // the inventories created over the API. No foreign key to jobs: retention may prune them.
     (9, super::runs::MIGRATION),
+    // Webhook deliveries (`store::deliveries`), their attempts and the cursor over finished
+    // jobs they are derived from; the partial index lets that scan seek instead of walking.
+    (10, super::deliveries::MIGRATION),
     // The worker version and component digest a job runs on (hot swap keeps several).
     (
         11,
