@@ -12,7 +12,8 @@ log=target/test-output.log
 run() { "$@" 2>&1 | tee -a "$log"; }
 
 # The apalis peer queue is a bench-only binary without tests (built by scripts/bench.sh).
-run cargo test --workspace --exclude bench-peer-apalis --locked -- --test-threads=2
+# `test-hooks`: the scheduler's file clock and failpoints, which tests/e2e/schedules.rs drives.
+run cargo test --workspace --exclude bench-peer-apalis --locked --features alephauto/test-hooks -- --test-threads=2
 
 # The non-Rust workers' own unit tests (node --test, python3 -m unittest); builds are up to date.
 ./scripts/build-polyglot.sh --unit-tests

@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
 
+mod schedules;
+
 use crate::client::{Client, ClientError};
 use crate::config::Config;
 use crate::server::{self, ServerOptions};
@@ -133,6 +135,12 @@ pub enum Command {
     Retry {
         /// Job id.
         id: String,
+    },
+    /// Manage cron schedules: list, show, create, delete, pause, resume, run.
+    Schedules {
+        /// What to do.
+        #[command(subcommand)]
+        action: schedules::SchedulesCommand,
     },
     /// Scaffold a hello-world pipeline worker that builds and runs as it is.
     NewWorker {
@@ -309,6 +317,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", v["jobId"].as_str().unwrap_or("?"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Schedules { action } => schedules::run(&client, action).await,
     }
 }
 

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["sandbox", "gitflow", "retention"],
     &["registry"],
     &["queue"],
+    &["schedule"],
     &["api"],
     &["server", "client", "scaffold"],
     &["cli", "layers"],

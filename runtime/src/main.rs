@@ -14,5 +14,8 @@ fn main() -> std::process::ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     alephauto::telemetry::init();
+    // Test builds only: failpoints named in `FAILPOINTS` (e.g. `schedule-fire=sleep(60000)`).
+    #[cfg(feature = "test-hooks")]
+    let _failpoints = fail::FailScenario::setup();
     alephauto::cli::main()
 }

@@ -29,6 +29,8 @@ use crate::sandbox::capabilities::git::GitSettings;
 use crate::sandbox::engine::EngineSettings;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
+use crate::schedule::Schedules;
+use crate::store::schedules::ScheduleStore;
 use crate::store::{ClusterStore, JobStore};
 
 /// How to run the service.
@@ -103,12 +105,13 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let key = auth::resolve_key(opts.api_key.as_deref(), &config.server, &data_dir, addr.ip().is_loopback())?;
     let api_key: Option<Arc<str>> = key.key().map(Arc::from);
     let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
-    let (store, cluster): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>) =
+    let (store, cluster, schedule_store): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn ScheduleStore>) =
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
             let pg = Arc::new(PostgresStore::connect(&db).await?);
-            (pg.clone(), Some(pg))
+            (pg.clone(), Some(pg.clone()), pg)
         } else {
-            (Arc::new(SqliteStore::open(&PathBuf::from(&db))?), None)
+            let sqlite = Arc::new(SqliteStore::open(&PathBuf::from(&db))?);
+            (sqlite.clone(), None, sqlite)
         };
     let git_settings = GitSettings {
         timeout: Duration::from_secs(config.git.command_timeout_secs),
@@ -163,6 +166,17 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     }
 
     let shutdown = CancellationToken::new();
+    // Schedules: the configuration's are synced into the store (a bad entry fails the start,
+    // naming its key), then the loop fires them; inventories come with the runs module.
+    let schedules = Schedules::new(
+        schedule_store,
+        Arc::new(queue.clone()),
+        Arc::new(crate::schedule::launch::NoInventories),
+        crate::schedule::clock::from_env()?,
+    );
+    schedules.sync_config(&config).await.context("configuring schedules")?;
+    schedules.run_on_startup(&config).await;
+    schedules.spawn(shutdown.clone());
     let state = AppState {
         queue: queue.clone(),
         started,
@@ -170,6 +184,7 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         shutdown: shutdown.clone(),
         ws: api::ws::WsLimits::new(&config.server),
         outputs: Arc::new(crate::artifacts::OutputFolders::new(&data_dir.join("outputs"))),
+        schedules,
     };
     let policies: std::collections::BTreeMap<_, _> =
         config.pipelines.iter().filter_map(|(id, p)| p.retention.map(|r| (id.clone(), r))).collect();

@@ -24,5 +24,8 @@ mod hostile_schema;
 mod pipelines;
 mod polyglot;
 mod registry;
+// Needs the test clock and failpoints: `cargo test --features test-hooks`.
+#[cfg(feature = "test-hooks")]
+mod schedules;
 mod skeleton;
 mod store_backends;

@@ -66,6 +66,9 @@ pub struct Server {
     config_path: PathBuf,
     /// The descriptor limit the server is started with, when set.
     nofile: Option<u64>,
+    /// Extra environment of the server process (e.g. `ALEPHAUTO_TEST_CLOCK`); applies from
+    /// the next start on when changed.
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -90,7 +93,23 @@ impl Server {
         Self::start_full(pipelines, "", true, Some(limit))
     }
 
+    /// Like `start_with`, with extra environment for the server process.
+    pub fn start_env(pipelines: &str, extra: &str, env: &[(&str, &str)]) -> Server {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self::start_full_env(pipelines, extra, true, None, env)
+    }
+
     fn start_full(pipelines: &str, extra: &str, shared: bool, nofile: Option<u64>) -> Server {
+        Self::start_full_env(pipelines, extra, shared, nofile, Vec::new())
+    }
+
+    fn start_full_env(
+        pipelines: &str,
+        extra: &str,
+        shared: bool,
+        nofile: Option<u64>,
+        env: Vec<(String, String)>,
+    ) -> Server {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = std::fs::canonicalize(temp.path()).expect("canonical temp dir");
         let state_temp = tempfile::tempdir().expect("temp dir");
@@ -119,6 +138,7 @@ impl Server {
             dashboard_url: String::new(),
             config_path,
             nofile,
+            env,
         };
         server.spawn();
         server
@@ -150,6 +170,7 @@ impl Server {
             .arg(&self.config_path)
             .env("RUST_LOG", "warn,alephauto=info")
             .env_remove("ALEPHAUTO_API_KEY")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(self.state.join("server.log")).expect("log file")))
             .spawn()

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod pipelines;
 pub mod query;
+pub mod schedules;
 pub mod service;
 pub mod ws;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub ws: Arc<ws::WsLimits>,
     /// Jobs' output folders, read by the artifact routes.
     pub outputs: Arc<crate::artifacts::OutputFolders>,
+    /// Cron schedules.
+    pub schedules: crate::schedule::Schedules,
 }
 
 /// The whole HTTP application. Layers, outermost first: errors as JSON, request timeout,
@@ -50,6 +53,7 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
     let mut app = Router::new()
         .merge(pipelines::routes())
         .merge(jobs::routes())
+        .merge(schedules::routes())
         .merge(artifacts::routes())
         .merge(service::routes())
         .merge(openapi::routes())

@@ -261,9 +261,12 @@ pub struct ServiceStatus {
         super::jobs::list, super::jobs::one, super::jobs::cancel, super::jobs::retry, super::jobs::logs,
         super::artifacts::list, super::artifacts::download, super::artifacts::reports,
         super::service::health, super::service::status, super::service::metrics, ws_doc,
+        super::schedules::list, super::schedules::create, super::schedules::one, super::schedules::replace,
+        super::schedules::remove, super::schedules::pause_doc, super::schedules::resume_doc,
+        super::schedules::run_doc,
     ),
     components(schemas(ErrorBody, Job, LogEntry)),
-    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "service")),
+    tags((name = "pipelines"), (name = "jobs"), (name = "schedules"), (name = "artifacts"), (name = "service")),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

@@ -195,8 +195,27 @@ impl<X: Executor> Pipeline<'_, X> {
     /// Validates, persists and queues a job with `params` (keys the server sets are dropped
     /// from an object); returns it as stored.
     pub async fn trigger(&self, params: Value) -> Result<Job, TriggerError> {
-        self.queue.create_job(self.id, self.limits, params, "manual", "api", None).await
+        self.queue.create_job(self.id, self.limits, params, "manual", "api", None, None).await
     }
+
+    /// Like `trigger`, for a job whose id the caller chose (a schedule's fire): the data carry
+    /// `triggeredBy` and, for a fire, `scheduledFor`. An id already taken fails with
+    /// `StoreError::Duplicate` and creates nothing, which makes the id an exactly-once key.
+    pub async fn trigger_as(&self, params: Value, origin: Origin) -> Result<Job, TriggerError> {
+        let triggered_by = origin.triggered_by.clone();
+        self.queue.create_job(self.id, self.limits, params, "schedule", &triggered_by, None, Some(origin)).await
+    }
+}
+
+/// Who a job is for, when not a plain API trigger.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The `triggeredBy` data key, e.g. `schedule:nightly`.
+    pub triggered_by: String,
+    /// The job id to use (None: a generated one).
+    pub job_id: Option<String>,
+    /// The fire time the job is for (`scheduledFor`).
+    pub scheduled_for: Option<chrono::DateTime<Utc>>,
 }
 
 /// Counts of one pipeline's lane.
@@ -377,6 +396,7 @@ impl<X: Executor> Queue<X> {
         kind: &str,
         triggered_by: &str,
         retry_of: Option<&Job>,
+        origin: Option<Origin>,
     ) -> Result<Job, TriggerError> {
         let inner = &self.inner;
         if !inner.accepting.load(Ordering::Acquire) {
@@ -395,7 +415,9 @@ impl<X: Executor> Queue<X> {
         let queue = self.clone();
         let (pipeline, kind, triggered_by) = (pipeline.to_string(), kind.to_string(), triggered_by.to_string());
         let retry_of = retry_of.cloned();
-        tokio::spawn(async move { queue.enqueue(&pipeline, params, &kind, &triggered_by, retry_of.as_ref()).await })
+        tokio::spawn(async move {
+            queue.enqueue(&pipeline, params, &kind, &triggered_by, retry_of.as_ref(), origin.as_ref()).await
+        })
             .await
             .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
     }
@@ -409,13 +431,14 @@ impl<X: Executor> Queue<X> {
         kind: &str,
         triggered_by: &str,
         retry_of: Option<&Job>,
+        origin: Option<&Origin>,
     ) -> Result<Job, TriggerError> {
         let inner = &self.inner;
         let lane =
             inner.lanes.get(pipeline).ok_or_else(|| TriggerError::Disabled(format!("no lane for {pipeline}")))?;
         let source = inner.source();
         source.reserve(inner, pipeline, lane).await?;
-        let result = self.persist_new(pipeline, params, kind, triggered_by, retry_of).await;
+        let result = self.persist_new(pipeline, params, kind, triggered_by, retry_of, origin).await;
         source.admitted(inner, pipeline, lane, result.as_ref().ok());
         result
     }
@@ -427,6 +450,7 @@ impl<X: Executor> Queue<X> {
         kind: &str,
         triggered_by: &str,
         retry_of: Option<&Job>,
+        origin: Option<&Origin>,
     ) -> Result<Job, TriggerError> {
         let now = Utc::now();
         let mut data = match params {
@@ -435,7 +459,17 @@ impl<X: Executor> Queue<X> {
         };
         data.insert("triggeredBy".into(), Value::String(triggered_by.into()));
         data.insert("triggeredAt".into(), Value::String(format_ts(&now)));
+        if let Some(at) = origin.and_then(|o| o.scheduled_for) {
+            data.insert("scheduledFor".into(), Value::String(format_ts(&at)));
+        }
         let data = Value::Object(data);
+        if let Some(id) = origin.and_then(|o| o.job_id.clone()) {
+            // A chosen id is tried once: taken means another process created this job already.
+            let job = Job::new(id, pipeline.to_string(), data, now);
+            self.inner.store.insert(&job).await?;
+            self.inner.publish_of(EventKind::Created, &job).await;
+            return Ok(job);
+        }
         // A restarted process may meet ids of its predecessor in the same millisecond.
         for _ in 0..16 {
             let id = self.inner.ids.next(pipeline, kind, now.timestamp_millis());
@@ -508,7 +542,7 @@ impl<X: Executor> Queue<X> {
             });
         }
         let pipeline = self.pipeline(&old.pipeline_id)?;
-        Ok(self.create_job(pipeline.id, pipeline.limits, job_params(&old.data), "retry", "retry", Some(&old)).await?)
+        Ok(self.create_job(pipeline.id, pipeline.limits, job_params(&old.data), "retry", "retry", Some(&old), None).await?)
     }
 
     /// Joins a cluster: jobs are claimed from the shared store instead of local lanes,
@@ -541,6 +575,12 @@ impl<X: Executor> Queue<X> {
         if let Err(e) = inner.store.flush().await {
             tracing::error!(error = %e, "flushing the store at shutdown failed");
         }
+    }
+
+    /// Publishes an event that is not a job's own (a schedule's), the way job events go: on
+    /// the local bus, or in a cluster to every node. Call it after the change it reports is stored.
+    pub async fn publish_event(&self, event: JobEvent) {
+        self.inner.publish(event).await;
     }
 
     /// Jobs currently executing.

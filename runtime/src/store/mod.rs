@@ -7,6 +7,7 @@
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod postgres;
+pub mod schedules;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -27,7 +27,8 @@ use crate::events::JobEvent;
 
 /// Versioned migrations, applied in order under an advisory lock so nodes starting
 /// together do not race.
-const MIGRATIONS: &[(i32, &str)] = &[(
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
     1,
     "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
@@ -64,7 +65,11 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         fields JSONB,
         PRIMARY KEY (job_id, seq)
     );",
-)];
+    ),
+    (2, schedules::MIGRATION),
+];
+
+mod schedules;
 
 const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \
     progress_percent, progress_message, result, error, git, retried_from, retry_count";

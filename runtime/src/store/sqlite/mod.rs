@@ -30,6 +30,7 @@ use crate::domain::{Job, JobFailure, LogEntry, Progress};
 mod checkpoint;
 mod counts;
 mod read;
+mod schedules;
 mod schema;
 mod writer;
 
