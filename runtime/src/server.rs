@@ -27,10 +27,10 @@ use crate::registry::breaker::BreakerSettings;
 use crate::sandbox::Sandbox;
 use crate::sandbox::capabilities::git::GitSettings;
 use crate::sandbox::engine::EngineSettings;
-use crate::store::postgres::PostgresStore;
-use crate::store::sqlite::SqliteStore;
 use crate::schedule::Schedules;
+use crate::store::postgres::PostgresStore;
 use crate::store::schedules::ScheduleStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{ClusterStore, JobStore};
 
 /// How to run the service.
@@ -176,7 +176,7 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     );
     schedules.sync_config(&config).await.context("configuring schedules")?;
     schedules.run_on_startup(&config).await;
-    schedules.spawn(shutdown.clone());
+    let _scheduler = schedules.spawn(shutdown.clone());
     let state = AppState {
         queue: queue.clone(),
         started,

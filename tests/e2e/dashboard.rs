@@ -488,7 +488,8 @@ async fn the_trigger_form_covers_every_schema_field_kind() {
 #[tokio::test]
 async fn the_schedules_panel_shows_next_fire_last_run_and_outcome_and_pauses_resumes_and_runs() {
     let Some(mut browser) = Browser::launch().await else { return };
-    let schedule = "[[pipelines.echo.schedules]]\nid = \"nightly\"\ncron = \"0 2 * * *\"\ntimezone = \"Europe/Berlin\"\n";
+    let schedule =
+        "[[pipelines.echo.schedules]]\nid = \"nightly\"\ncron = \"0 2 * * *\"\ntimezone = \"Europe/Berlin\"\n";
     let config = [pipeline("echo", "fixture_echo", &format!("roots = [\"ROOT\"]\n{schedule}"))].concat();
     let server = Server::start(&config);
     browser.goto(&server.dashboard_url).await;
@@ -496,13 +497,16 @@ async fn the_schedules_panel_shows_next_fire_last_run_and_outcome_and_pauses_res
     browser.wait_for(&format!("document.querySelector('{row} .sched-next time') !== null"), 60).await;
     browser.wait_for("document.getElementById('conn').dataset.state === 'live'", 30).await;
     let (_, api) = server.get("/api/schedules/nightly").await;
-    let shown = browser.eval(&format!("document.querySelector('{row} .sched-next time').getAttribute('datetime')")).await;
+    let shown =
+        browser.eval(&format!("document.querySelector('{row} .sched-next time').getAttribute('datetime')")).await;
     assert_eq!(shown, api["nextFire"], "{api}");
     assert_eq!(browser.eval(&format!("document.querySelector('{row} .sched-outcome').textContent")).await, "—");
 
     browser.eval(&format!("document.querySelector('{row} [data-pause]').click()")).await;
     browser.wait_for(&format!("document.querySelector('{row} [data-resume]') !== null"), 20).await;
-    browser.wait_for(&format!("document.querySelector('{row} .sched-next .pill')?.dataset.status === 'paused'"), 10).await;
+    browser
+        .wait_for(&format!("document.querySelector('{row} .sched-next .pill')?.dataset.status === 'paused'"), 10)
+        .await;
     assert_eq!(server.get("/api/schedules/nightly").await.1["paused"], true);
     browser.eval(&format!("document.querySelector('{row} [data-resume]').click()")).await;
     browser.wait_for(&format!("document.querySelector('{row} [data-pause]') !== null"), 20).await;

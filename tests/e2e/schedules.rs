@@ -273,7 +273,8 @@ async fn the_api_and_cli_create_pause_resume_run_and_delete_and_refuse_bad_input
         (json!({"id": "x", "pipelineId": "echo", "cron": "@daily", "parameters": {"sleepMs": "soon"}}), "parameters:"),
         (json!({"id": "x", "pipelineId": "echo", "cron": "@daily", "inventory": "repos"}), "inventory:"),
         (json!({"pipelineId": "echo", "cron": "@daily"}), "id:"),
-        (json!({"id": "x", "pipelineId": "echo", "cron": "@daily", "misfire": "later"}), "misfire"),
+        (json!({"id": "x", "pipelineId": "echo", "cron": "@daily", "misfire": "later"}), "misfire:"),
+        (json!({"id": "x", "pipelineId": "echo", "cron": "@daily", "overlap": "sometimes"}), "overlap:"),
         (json!({"id": "x", "pipelineId": "echo", "cron": "@daily", "extra": 1}), "extra"),
     ] {
         let (code, err) = server.post("/api/schedules", body.clone()).await;
@@ -300,11 +301,28 @@ async fn the_api_and_cli_create_pause_resume_run_and_delete_and_refuse_bad_input
 
     let s = &server;
     let (ok, out, err) = tokio::task::block_in_place(|| {
-        cli(s, &["schedules", "create", "hourly", "echo", "--cron", "0 * * * *", "--timezone", "Asia/Tokyo", "-p", "steps=2", "--overlap", "allow"])
+        cli(
+            s,
+            &[
+                "schedules",
+                "create",
+                "hourly",
+                "echo",
+                "--cron",
+                "0 * * * *",
+                "--timezone",
+                "Asia/Tokyo",
+                "-p",
+                "steps=2",
+                "--overlap",
+                "allow",
+            ],
+        )
     });
     assert!(ok, "{out}{err}");
     assert!(out.contains("created hourly (next fire 2026-05-01T01:00:00.000Z)"), "{out}");
-    let (ok, out, err) = tokio::task::block_in_place(|| cli(s, &["schedules", "create", "bad", "echo", "--cron", "99 * * * *"]));
+    let (ok, out, err) =
+        tokio::task::block_in_place(|| cli(s, &["schedules", "create", "bad", "echo", "--cron", "99 * * * *"]));
     assert!(!ok && err.contains("cron:"), "{out}{err}");
     let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["schedules", "pause", "hourly"]));
     assert!(ok && out.contains("paused hourly"), "{out}");
@@ -362,8 +380,15 @@ async fn a_bad_configured_schedule_stops_the_start_naming_its_key() {
     let clock = Clock::at("2026-05-01T00:00:00Z");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alephauto.toml");
-    let table = echo("[[pipelines.echo.schedules]]\nid = \"n\"\ncron = \"0 2 * *\"\n").replace("ROOT", &dir.path().display().to_string());
-    std::fs::write(&config, format!("[runtime]\ndata_dir = {:?}\n{table}", dir.path().join("data").display().to_string())).unwrap();
+    let root = dir.path().join("work");
+    std::fs::create_dir_all(&root).unwrap();
+    let table = echo("[[pipelines.echo.schedules]]\nid = \"n\"\ncron = \"0 2 * *\"\n")
+        .replace("ROOT", &root.display().to_string());
+    std::fs::write(
+        &config,
+        format!("[runtime]\ndata_dir = {:?}\n{table}", dir.path().join("data").display().to_string()),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_alephauto"))
         .args(["serve", "--bind", "127.0.0.1:0", "--config"])
         .arg(&config)

@@ -77,7 +77,8 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<ScheduleInput, ApiErr
             "Expected request with `Content-Type: application/json`",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("INVALID_SCHEDULE", format!("Malformed schedule: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("INVALID_SCHEDULE", format!("Malformed schedule: {e}")))
 }
 
 /// Every schedule with its next fire times, last fire, last job and its outcome.
@@ -170,7 +171,7 @@ pub async fn remove(State(state): State<AppState>, ApiPath(id): ApiPath<String>)
 }
 
 macro_rules! action_doc {
-    ($fn:ident, $path:literal, $op:literal, $what:literal, $ok:literal, $body:ty) => {
+    ($fn:ident, $path:literal, $op:literal, $what:literal, $ok:literal, $body:ident) => {
         #[doc = $what]
         #[utoipa::path(post, path = $path, tag = "schedules", operation_id = $op,
             params(("id" = String, Path, description = "Schedule id")),
@@ -192,22 +193,52 @@ macro_rules! action_doc {
     };
 }
 
-action_doc!(pause_doc, "/api/schedules/{id}/pause", "pauseSchedule", "Pauses a schedule.", "The schedule", ScheduleView);
-action_doc!(resume_doc, "/api/schedules/{id}/resume", "resumeSchedule", "Resumes a schedule (no catch-up).", "The schedule", ScheduleView);
-action_doc!(run_doc, "/api/schedules/{id}/run", "runSchedule", "Triggers the schedule's job now.", "The job created", RunNowResponse);
+action_doc!(
+    pause_doc,
+    "/api/schedules/{id}/pause",
+    "pauseSchedule",
+    "Pauses a schedule.",
+    "The schedule",
+    ScheduleView
+);
+action_doc!(
+    resume_doc,
+    "/api/schedules/{id}/resume",
+    "resumeSchedule",
+    "Resumes a schedule (no catch-up).",
+    "The schedule",
+    ScheduleView
+);
+action_doc!(
+    run_doc,
+    "/api/schedules/{id}/run",
+    "runSchedule",
+    "Triggers the schedule's job now.",
+    "The job created",
+    RunNowResponse
+);
 
 /// `POST /api/schedules/{id}/pause`.
-pub async fn pause(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<ScheduleView>, ApiError> {
+pub async fn pause(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ScheduleView>, ApiError> {
     Ok(Json(schedules(&state)?.pause(&id).await?))
 }
 
 /// `POST /api/schedules/{id}/resume`.
-pub async fn resume(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<ScheduleView>, ApiError> {
+pub async fn resume(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ScheduleView>, ApiError> {
     Ok(Json(schedules(&state)?.resume(&id).await?))
 }
 
 /// `POST /api/schedules/{id}/run`.
-pub async fn run_now(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<RunNowResponse>, ApiError> {
+pub async fn run_now(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RunNowResponse>, ApiError> {
     let job_id = schedules(&state)?.run_now(&id).await?;
     Ok(Json(RunNowResponse { schedule_id: id, job_id, timestamp: format_ts(&Utc::now()) }))
 }

@@ -95,7 +95,10 @@ pub async fn run(client: &Client, command: SchedulesCommand) -> Result<ExitCode>
     match command {
         SchedulesCommand::List => {
             let v = client.get(&["api", "schedules"], &[]).await?;
-            println!("{:<24} {:<22} {:<16} {:<7} {:<25} {:<25} LAST OUTCOME", "ID", "PIPELINE", "CRON", "STATE", "NEXT FIRE", "LAST FIRE");
+            println!(
+                "{:<24} {:<22} {:<16} {:<7} {:<25} {:<25} LAST OUTCOME",
+                "ID", "PIPELINE", "CRON", "STATE", "NEXT FIRE", "LAST FIRE"
+            );
             for s in v["schedules"].as_array().into_iter().flatten() {
                 print_row(s);
             }
@@ -117,8 +120,11 @@ pub async fn run(client: &Client, command: SchedulesCommand) -> Result<ExitCode>
             paused,
         } => {
             let parameters = super::build_params(&params, params_json.as_deref())?;
-            let mut body = json!({"id": id, "pipelineId": pipeline, "cron": cron, "parameters": parameters, "paused": paused});
-            for (key, value) in [("timezone", timezone), ("inventory", inventory), ("misfire", misfire), ("overlap", overlap)] {
+            let mut body =
+                json!({"id": id, "pipelineId": pipeline, "cron": cron, "parameters": parameters, "paused": paused});
+            for (key, value) in
+                [("timezone", timezone), ("inventory", inventory), ("misfire", misfire), ("overlap", overlap)]
+            {
                 if let Some(value) = value {
                     body[key] = json!(value);
                 }

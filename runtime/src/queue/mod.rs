@@ -418,8 +418,8 @@ impl<X: Executor> Queue<X> {
         tokio::spawn(async move {
             queue.enqueue(&pipeline, params, &kind, &triggered_by, retry_of.as_ref(), origin.as_ref()).await
         })
-            .await
-            .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
+        .await
+        .map_err(|e| TriggerError::Store(StoreError::Backend(anyhow::anyhow!("enqueue task failed: {e}"))))?
     }
 
     /// Reserves room within the pipeline's cap, persists the job and hands it to the source
@@ -542,7 +542,9 @@ impl<X: Executor> Queue<X> {
             });
         }
         let pipeline = self.pipeline(&old.pipeline_id)?;
-        Ok(self.create_job(pipeline.id, pipeline.limits, job_params(&old.data), "retry", "retry", Some(&old), None).await?)
+        Ok(self
+            .create_job(pipeline.id, pipeline.limits, job_params(&old.data), "retry", "retry", Some(&old), None)
+            .await?)
     }
 
     /// Joins a cluster: jobs are claimed from the shared store instead of local lanes,

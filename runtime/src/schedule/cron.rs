@@ -56,7 +56,9 @@ impl Timing {
         }
         let fields = expr.split_whitespace().count();
         if !expr.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
-            return Err(bad(format!("has {fields} fields; want 5 (minute hour day month weekday) or 6 (with seconds first)")));
+            return Err(bad(format!(
+                "has {fields} fields; want 5 (minute hour day month weekday) or 6 (with seconds first)"
+            )));
         }
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)

@@ -145,7 +145,7 @@ impl Schedules {
 
     /// Triggers one job of every pipeline with `run_on_startup`.
     pub async fn run_on_startup(&self, config: &Config) {
-        for (pipeline, p) in config.pipelines.iter().filter(|(_, p)| p.run_on_startup) {
+        for (pipeline, _) in config.pipelines.iter().filter(|(_, p)| p.run_on_startup) {
             let origin = Origin { triggered_by: "startup".into(), job_id: None, scheduled_for: None };
             match self.engine.jobs.launch(pipeline, Value::Object(Default::default()), origin).await {
                 Ok(id) => tracing::info!(pipeline, job = %id, "run on startup"),
@@ -182,7 +182,9 @@ impl Schedules {
         self.check_target(&def).await?;
         let next = (!def.paused).then(|| timing.next_after(self.engine.clock.now())).flatten();
         match self.engine.store.create_schedule(&def, next).await {
-            Err(StoreError::Duplicate(_)) => return Err(ScheduleError::Conflict(format!("Schedule {id} already exists"))),
+            Err(StoreError::Duplicate(_)) => {
+                return Err(ScheduleError::Conflict(format!("Schedule {id} already exists")));
+            }
             other => other?,
         }
         self.engine.wake.notify_one();

@@ -26,8 +26,9 @@ use crate::events::{EventKind, JobEvent};
 use crate::queue::Origin;
 use crate::store::schedules::{ScheduleDef, ScheduleRecord, ScheduleState, ScheduleStore};
 
-/// A fire acted on later than this after its time was missed (the service was not running).
-pub const GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// Seconds after its time a fire still counts as on time; later, it was missed (the service
+/// was not running) and the misfire policy decides.
+pub const GRACE_SECS: i64 = 60;
 /// Missed fires counted one by one at most; beyond, the miss says "more".
 const MAX_CATCH_UP: usize = 1000;
 
@@ -101,7 +102,8 @@ impl Engine {
             Some(next) if next <= now => {
                 let before_first = next - chrono::TimeDelta::milliseconds(1);
                 let (due, more) = timing.fires_between(before_first, now, MAX_CATCH_UP);
-                let (mut missed, on_time): (Vec<_>, Vec<_>) = due.iter().partition(|t| now - **t > GRACE);
+                let grace = chrono::TimeDelta::seconds(GRACE_SECS);
+                let (mut missed, on_time): (Vec<_>, Vec<_>) = due.iter().copied().partition(|t| now - *t > grace);
                 let mut to_fire = on_time;
                 if MisfirePolicy::parse(&def.misfire) == Some(MisfirePolicy::RunOnce)
                     && to_fire.is_empty()

@@ -29,12 +29,15 @@ pub struct ScheduleInput {
     /// Start a run over this inventory instead of one job.
     #[serde(default)]
     pub inventory: Option<String>,
-    /// Missed fires after downtime: `skip` (default) or `run_once`.
+    /// Missed fires after downtime: `skip` (default) or `run_once`. (Read as text so a
+    /// wrong value is refused naming this field.)
     #[serde(default)]
-    pub misfire: Option<MisfirePolicy>,
+    #[schema(value_type = Option<MisfirePolicy>)]
+    pub misfire: Option<String>,
     /// A fire while the previous job runs: `skip` (default), `queue` or `allow`.
     #[serde(default)]
-    pub overlap: Option<OverlapPolicy>,
+    #[schema(value_type = Option<OverlapPolicy>)]
+    pub overlap: Option<String>,
     /// Created paused.
     #[serde(default)]
     pub paused: Option<bool>,
@@ -79,6 +82,16 @@ pub fn check(input: ScheduleInput, id: &str, source: &str) -> Result<(ScheduleDe
     {
         return Err(FieldError::new("inventory", "must be 1 to 100 characters"));
     }
+    let misfire = match input.misfire.as_deref() {
+        None => MisfirePolicy::default(),
+        Some(m) => MisfirePolicy::parse(m)
+            .ok_or_else(|| FieldError::new("misfire", format!("{m:?} is not skip or run_once")))?,
+    };
+    let overlap = match input.overlap.as_deref() {
+        None => OverlapPolicy::default(),
+        Some(o) => OverlapPolicy::parse(o)
+            .ok_or_else(|| FieldError::new("overlap", format!("{o:?} is not skip, queue or allow")))?,
+    };
     let def = ScheduleDef {
         id: id.to_string(),
         pipeline_id: input.pipeline_id,
@@ -86,8 +99,8 @@ pub fn check(input: ScheduleInput, id: &str, source: &str) -> Result<(ScheduleDe
         timezone: timezone.trim().to_string(),
         parameters: Value::Object(input.parameters.unwrap_or_default()),
         inventory: input.inventory,
-        misfire: input.misfire.unwrap_or_default().as_str().to_string(),
-        overlap: input.overlap.unwrap_or_default().as_str().to_string(),
+        misfire: misfire.as_str().to_string(),
+        overlap: overlap.as_str().to_string(),
         paused: input.paused.unwrap_or(false),
         source: source.to_string(),
     };
@@ -103,8 +116,8 @@ pub fn from_config(pipeline: &str, s: &ScheduleConfig) -> ScheduleInput {
         timezone: Some(s.timezone.clone()),
         parameters: Some(s.parameters.clone()),
         inventory: s.inventory.clone(),
-        misfire: Some(s.misfire),
-        overlap: Some(s.overlap),
+        misfire: Some(s.misfire.as_str().to_string()),
+        overlap: Some(s.overlap.as_str().to_string()),
         paused: Some(s.paused),
     }
 }

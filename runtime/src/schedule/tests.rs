@@ -202,7 +202,7 @@ async fn misfire_skip_reports_and_run_once_runs_the_latest() {
     let r = rig("2026-05-01T01:00:00Z");
     r.schedules.create(input("skip", "0 2 * * *")).await.unwrap();
     let mut once = input("once", "0 2 * * *");
-    once.misfire = Some(MisfirePolicy::RunOnce);
+    once.misfire = Some(MisfirePolicy::RunOnce.as_str().into());
     r.schedules.create(once).await.unwrap();
     // Down for three days.
     r.at("2026-05-04T09:00:00Z").await;
@@ -221,14 +221,16 @@ async fn overlap_skip_queue_and_allow() {
     let r = rig("2026-05-01T00:00:30Z");
     for (id, policy) in [("s", OverlapPolicy::Skip), ("q", OverlapPolicy::Queue), ("a", OverlapPolicy::Allow)] {
         let mut i = input(id, "* * * * *");
-        i.overlap = Some(policy);
+        i.overlap = Some(policy.as_str().into());
         r.schedules.create(i).await.unwrap();
     }
     r.at("2026-05-01T00:01:00Z").await;
     assert_eq!(r.jobs.fired().len(), 3);
     // The first jobs still run at the next fire.
     r.at("2026-05-01T00:02:00Z").await;
-    let by = |sched: &str| r.jobs.jobs.lock().unwrap().values().filter(|(d, _)| d["triggeredBy"] == format!("schedule:{sched}")).count();
+    let by = |sched: &str| {
+        r.jobs.jobs.lock().unwrap().values().filter(|(d, _)| d["triggeredBy"] == format!("schedule:{sched}")).count()
+    };
     assert_eq!((by("s"), by("q"), by("a")), (1, 1, 2));
     assert_eq!(r.schedules.get("q").await.unwrap().pending_fire.as_deref(), Some("2026-05-01T00:02:00.000Z"));
     assert!(r.jobs.events(EventKind::ScheduleMissed).iter().any(|m| m["scheduleId"] == "s"));

@@ -29,8 +29,8 @@ use crate::events::JobEvent;
 /// together do not race.
 const MIGRATIONS: &[(i32, &str)] = &[
     (
-    1,
-    "CREATE TABLE jobs (
+        1,
+        "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         seq BIGSERIAL,
         pipeline_id TEXT NOT NULL,

@@ -65,52 +65,46 @@ const UPDATE: &str = "UPDATE schedules SET pipeline_id = $2, cron = $3, timezone
     inventory = $6, misfire = $7, overlap = $8, paused = $9, source = $10, updated_at = now(), next_fire = $11, \
     pending_fire = NULL WHERE id = $1";
 
-async fn write_def(
-    client: &impl tokio_postgres::GenericClient,
-    sql: &str,
-    def: &ScheduleDef,
-    next_fire: Option<DateTime<Utc>>,
-) -> StoreResult<u64> {
-    client
-        .execute(
-            sql,
-            &[
-                &def.id,
-                &def.pipeline_id,
-                &def.cron,
-                &def.timezone,
-                &def.parameters,
-                &def.inventory,
-                &def.misfire,
-                &def.overlap,
-                &def.paused,
-                &def.source,
-                &next_fire,
-            ],
-        )
-        .await
-        .map_err(backend)
+/// The bind parameters of `INSERT` and `UPDATE`, in order.
+fn def_params<'a>(
+    def: &'a ScheduleDef,
+    next_fire: &'a Option<DateTime<Utc>>,
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 11] {
+    [
+        &def.id,
+        &def.pipeline_id,
+        &def.cron,
+        &def.timezone,
+        &def.parameters,
+        &def.inventory,
+        &def.misfire,
+        &def.overlap,
+        &def.paused,
+        &def.source,
+        next_fire,
+    ]
 }
 
 #[async_trait]
 impl ScheduleStore for PostgresStore {
     async fn list_schedules(&self) -> StoreResult<Vec<ScheduleRecord>> {
         let client = self.client().await?;
-        let rows =
-            client.query(&format!("SELECT {COLUMNS} FROM schedules ORDER BY id"), &[]).await.map_err(backend)?;
+        let rows = client.query(&format!("SELECT {COLUMNS} FROM schedules ORDER BY id"), &[]).await.map_err(backend)?;
         Ok(rows.iter().map(to_record).collect())
     }
 
     async fn get_schedule(&self, id: &str) -> StoreResult<Option<ScheduleRecord>> {
         let client = self.client().await?;
-        let row =
-            client.query_opt(&format!("SELECT {COLUMNS} FROM schedules WHERE id = $1"), &[&id]).await.map_err(backend)?;
+        let row = client
+            .query_opt(&format!("SELECT {COLUMNS} FROM schedules WHERE id = $1"), &[&id])
+            .await
+            .map_err(backend)?;
         Ok(row.as_ref().map(to_record))
     }
 
     async fn create_schedule(&self, def: &ScheduleDef, next_fire: Option<DateTime<Utc>>) -> StoreResult<()> {
         let client = self.client().await?;
-        if write_def(&**client, INSERT, def, next_fire).await? == 0 {
+        if client.execute(INSERT, &def_params(def, &next_fire)).await.map_err(backend)? == 0 {
             return Err(StoreError::Duplicate(def.id.clone()));
         }
         Ok(())
@@ -118,7 +112,7 @@ impl ScheduleStore for PostgresStore {
 
     async fn update_schedule(&self, def: &ScheduleDef, next_fire: Option<DateTime<Utc>>) -> StoreResult<bool> {
         let client = self.client().await?;
-        Ok(write_def(&**client, UPDATE, def, next_fire).await? > 0)
+        Ok(client.execute(UPDATE, &def_params(def, &next_fire)).await.map_err(backend)? > 0)
     }
 
     async fn delete_schedule(&self, id: &str) -> StoreResult<bool> {
@@ -153,7 +147,7 @@ impl ScheduleStore for PostgresStore {
                 .map(to_record);
             match old {
                 None => {
-                    write_def(&tx, INSERT, def, *next_fire).await?;
+                    tx.execute(INSERT, &def_params(def, next_fire)).await.map_err(backend)?;
                 }
                 Some(old) if old.def.source != SOURCE_CONFIG => {
                     return Err(backend(anyhow::anyhow!(
@@ -164,7 +158,7 @@ impl ScheduleStore for PostgresStore {
                 Some(old) if differs(&old.def, def) => {
                     let timing_changed = old.def.cron != def.cron || old.def.timezone != def.timezone;
                     let next = if timing_changed { *next_fire } else { old.state.next_fire };
-                    write_def(&tx, UPDATE, def, next).await?;
+                    tx.execute(UPDATE, &def_params(def, &next)).await.map_err(backend)?;
                 }
                 Some(_) => {}
             }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
-use crate::store::schedules::{SOURCE_CONFIG, differs, ScheduleDef, ScheduleRecord, ScheduleState, ScheduleStore};
+use crate::store::schedules::{SOURCE_CONFIG, ScheduleDef, ScheduleRecord, ScheduleState, ScheduleStore, differs};
 use crate::store::{StoreError, StoreResult};
 
 const COLUMNS: &str = "id, pipeline_id, cron, timezone, parameters, inventory, misfire, overlap, paused, source, \
@@ -187,7 +187,10 @@ fn sync(c: &Connection, defs: &[(ScheduleDef, Option<DateTime<Utc>>)]) -> anyhow
                 insert(c, def, *next_fire)?;
             }
             Some(old) if old.def.source != SOURCE_CONFIG => {
-                return Err(anyhow!("schedule id {:?} of the configuration is taken by a schedule made over the API", def.id));
+                return Err(anyhow!(
+                    "schedule id {:?} of the configuration is taken by a schedule made over the API",
+                    def.id
+                ));
             }
             Some(old) if differs(&old.def, def) => {
                 let timing_changed = old.def.cron != def.cron || old.def.timezone != def.timezone;
