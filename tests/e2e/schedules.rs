@@ -72,7 +72,12 @@ async fn jobs_of(server: &Server, schedule: &str) -> Vec<(String, String, String
 async fn wait_jobs(server: &Server, schedule: &str, n: usize) -> Vec<(String, String, String)> {
     eventually(WAIT, &format!("{n} jobs of schedule {schedule}"), || async {
         let jobs = jobs_of(server, schedule).await;
-        if jobs.len() >= n { Ok(jobs) } else { Err(jobs) }
+        if jobs.len() >= n {
+            return Ok(jobs);
+        }
+        let log = server.log();
+        let tail: Vec<String> = log.lines().rev().take(8).map(String::from).collect();
+        Err((jobs, tail))
     })
     .await
 }
