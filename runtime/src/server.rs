@@ -33,6 +33,9 @@ use crate::store::schedules::ScheduleStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClusterStore, JobStore};
 
+/// The job store, the cluster view of it (PostgreSQL only) and the schedule store.
+type Stores = (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn ScheduleStore>);
+
 /// How to run the service.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -105,14 +108,13 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let key = auth::resolve_key(opts.api_key.as_deref(), &config.server, &data_dir, addr.ip().is_loopback())?;
     let api_key: Option<Arc<str>> = key.key().map(Arc::from);
     let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
-    let (store, cluster, schedule_store): (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn ScheduleStore>) =
-        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            let pg = Arc::new(PostgresStore::connect(&db).await?);
-            (pg.clone(), Some(pg.clone()), pg)
-        } else {
-            let sqlite = Arc::new(SqliteStore::open(&PathBuf::from(&db))?);
-            (sqlite.clone(), None, sqlite)
-        };
+    let (store, cluster, schedule_store): Stores = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let pg = Arc::new(PostgresStore::connect(&db).await?);
+        (pg.clone(), Some(pg.clone()), pg)
+    } else {
+        let sqlite = Arc::new(SqliteStore::open(&PathBuf::from(&db))?);
+        (sqlite.clone(), None, sqlite)
+    };
     let git_settings = GitSettings {
         timeout: Duration::from_secs(config.git.command_timeout_secs),
         max_output: config.git.max_output_bytes,

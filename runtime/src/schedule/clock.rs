@@ -84,7 +84,7 @@ mod file {
 
     fn read(path: &std::path::Path) -> anyhow::Result<DateTime<Utc>> {
         let text = std::fs::read_to_string(path)?;
-        Ok(crate::domain::parse_ts(text.trim()).with_context(|| format!("not an RFC 3339 time: {:?}", text.trim()))?)
+        crate::domain::parse_ts(text.trim()).with_context(|| format!("not an RFC 3339 time: {:?}", text.trim()))
     }
 
     #[async_trait]
