@@ -94,6 +94,8 @@ impl Server {
     }
 
     /// Like `start_with`, with extra environment for the server process.
+    // Only the schedules tests use it, and they need the `test-hooks` feature.
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub fn start_env(pipelines: &str, extra: &str, env: &[(&str, &str)]) -> Server {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Self::start_full_env(pipelines, extra, true, None, env)
