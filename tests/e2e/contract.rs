@@ -147,7 +147,9 @@ async fn schemathesis_with_every_check_finds_nothing() {
 
     // Trigger parameters (and a retry's, re-checked) are validated against the worker's schema
     // and against the filesystem (a path must exist inside the granted roots), which JSON Schema
-    // cannot say: a schema-valid trigger may get 400 naming the path. Every other check and
+    // cannot say: a schema-valid trigger may get 400 naming the path. Likewise a schedule's
+    // cron expression, time zone and parameters (checked by croner, the IANA database and the
+    // worker's schema): a schema-valid schedule may get 400 naming the field. Every other check and
     // operation keeps schemathesis's defaults.
     let config = server.dir.join("schemathesis.toml");
     let relaxed = "checks.positive_data_acceptance.expected-statuses = [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\"]";
@@ -155,7 +157,9 @@ async fn schemathesis_with_every_check_finds_nothing() {
         &config,
         format!(
             "[[operations]]\ninclude-operation-id = \"triggerPipeline\"\n{relaxed}\n\n\
-             [[operations]]\ninclude-operation-id = \"retryJob\"\n{relaxed}\n"
+             [[operations]]\ninclude-operation-id = \"retryJob\"\n{relaxed}\n\n\
+             [[operations]]\ninclude-operation-id = \"createSchedule\"\n{relaxed}\n\n\
+             [[operations]]\ninclude-operation-id = \"replaceSchedule\"\n{relaxed}\n"
         ),
     )
     .expect("write config");

@@ -19,6 +19,8 @@ use crate::domain::{Job, JobStatus, LogEntry};
 
 /// Pattern of a job id (`domain::is_valid_job_id`).
 const JOB_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,100}$";
+/// Pattern of a schedule id (`schedule::spec::is_valid_schedule_id`).
+const SCHEDULE_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,40}$";
 
 /// Body of a trigger request. Any other top-level key is refused.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -331,6 +333,9 @@ pub fn document(pipeline_ids: &[String]) -> Value {
                     }
                     if path.starts_with("/api/jobs/{id}") && p["name"] == "id" && p["in"] == "path" {
                         p["schema"] = serde_json::json!({"type": "string", "pattern": JOB_ID_PATTERN});
+                    }
+                    if path.starts_with("/api/schedules/{id}") && p["name"] == "id" && p["in"] == "path" {
+                        p["schema"] = serde_json::json!({"type": "string", "pattern": SCHEDULE_ID_PATTERN});
                     }
                 }
             }
