@@ -12,7 +12,8 @@ log=target/test-output.log
 run() { "$@" 2>&1 | tee -a "$log"; }
 
 # The apalis peer queue is a bench-only binary without tests (built by scripts/bench.sh).
-# test-hooks: the failpoints the crash-point suite (tests/e2e/crash.rs) kills the server at.
+# `test-hooks`: failpoints (the crash-point suite, tests/e2e/crash.rs, kills the server at them)
+# and the scheduler's file clock, which tests/e2e/schedules.rs drives.
 run cargo test --workspace --exclude bench-peer-apalis --locked --features alephauto/test-hooks -- --test-threads=2
 
 # The non-Rust workers' own unit tests (node --test, python3 -m unittest); builds are up to date.

@@ -32,6 +32,7 @@
     openArtifacts: null,
     openPreview: null,
     reports: null,
+    schedules: null,
     logsTimer: null,
     keyPrompt: null,
     filterPipeline: '',
@@ -371,7 +372,7 @@
   /** Full refresh after (re)connecting: nothing missed while offline stays stale. */
   async function resync() {
     try {
-      const [status, recent] = await Promise.all([loadStatus(), loadJobs(), loadPipelines(), loadReports()]);
+      const [status, recent] = await Promise.all([loadStatus(), loadJobs(), loadPipelines(), loadReports(), loadSchedules()]);
       const seen = new Set([...(status.activeJobs || []), ...(status.queuedJobs || []), ...recent].map((j) => j.id));
       const stale = [...state.jobs.values()].filter((j) => !TERMINAL.has(j.status) && !seen.has(j.id)).slice(0, 20);
       await Promise.all(stale.map((j) => api('GET', `/api/jobs/${encodeURIComponent(j.id)}`)
@@ -512,7 +513,12 @@
       case 'unsubscribed':
         break;
       default:
-        if (typeof msg.type === 'string' && msg.type.startsWith('job:')) applyJobEvent(msg);
+        if (typeof msg.type === 'string' && msg.type.startsWith('job:')) {
+          applyJobEvent(msg);
+          // A schedule shows its last job's outcome.
+          if (TERMINAL.has(msg.status) && (scheduleJobIds().has(msg.jobId) || scheduleRunGoing())) refreshSchedulesSoon();
+        }
+        if (typeof msg.type === 'string' && msg.type.startsWith('schedule:')) refreshSchedulesSoon();
     }
   }
 
@@ -530,7 +536,7 @@
     dirty.clear();
     for (const p of parts) {
       try {
-        ({ header: renderHeader, pipelines: renderPipelines, jobs: renderJobs, detail: renderDetail, reports: renderReports })[p]();
+        ({ header: renderHeader, pipelines: renderPipelines, jobs: renderJobs, detail: renderDetail, reports: renderReports, schedules: renderSchedules })[p]();
       } catch (e) {
         console.error(`render ${p}`, e);
       }
@@ -834,6 +840,67 @@
     box.replaceChildren(
       table('Latest per pipeline', 'reports-by-pipeline', latest((e) => e.pipelineId)),
       table('Latest per repository', 'reports-by-repository', latest((e) => e.repository)));
+  }
+
+  // ---------------------------------------------------------------- schedules
+
+  async function loadSchedules() {
+    try {
+      state.schedules = await api('GET', '/api/schedules');
+    } catch (e) {
+      state.schedules = { error: e.message };
+    }
+    markDirty('schedules');
+  }
+  const refreshSchedulesSoon = throttle(loadSchedules, 1000);
+
+  function scheduleJobIds() {
+    const list = (state.schedules && state.schedules.schedules) || [];
+    return new Set(list.map((s) => s.lastJobId).filter(Boolean));
+  }
+
+  function scheduleRunGoing() {
+    const list = (state.schedules && state.schedules.schedules) || [];
+    return list.some((s) => s.lastOutcome === 'queued' || s.lastOutcome === 'running');
+  }
+
+  async function scheduleAction(id, action, done) {
+    try {
+      const res = await mutate('POST', `/api/schedules/${encodeURIComponent(id)}/${action}`);
+      toast(done(res));
+    } catch (e) {
+      toast(`${action} ${id} failed: ${e.message}`, 'error');
+    }
+    loadSchedules();
+  }
+
+  /** Each schedule: its timing, next fire, last run and outcome, and its actions. */
+  function renderSchedules() {
+    const box = $('schedules');
+    const r = state.schedules;
+    if (!r) return;
+    if (r.error) { box.replaceChildren(h('div', { class: 'error-box' }, `Could not load schedules: ${r.error}`)); return; }
+    $('schedules-count').textContent = r.schedules.length ? `${r.schedules.length} configured` : '';
+    if (!r.schedules.length) { box.replaceChildren(h('p', { class: 'empty' }, 'No schedules. Add [[pipelines.ID.schedules]] to the configuration or POST /api/schedules.')); return; }
+    const rows = r.schedules.map((s) => h('tr', { dataset: { schedule: s.id } },
+      h('td', null, h('b', null, s.id), h('div', { class: 'muted' }, s.pipelineId)),
+      h('td', null, h('code', null, s.cron), h('div', { class: 'muted' }, s.timezone)),
+      h('td', { class: 'sched-next' }, s.paused ? pill('paused') : (s.nextFire ? timeEl(s.nextFire, false) : '—')),
+      h('td', { class: 'sched-last' }, s.lastJobId
+        ? h('a', { href: `#/job/${encodeURIComponent(s.lastJobId)}` }, s.lastFire ? timeEl(s.lastFire, true) : s.lastJobId)
+        : '—'),
+      h('td', { class: 'sched-outcome' }, s.lastOutcome ? pill(s.lastOutcome) : '—'),
+      h('td', { class: 'actions' },
+        s.paused
+          ? h('button', { type: 'button', class: 'btn btn-small', dataset: { resume: s.id },
+            onclick: () => scheduleAction(s.id, 'resume', () => `Resumed ${s.id}`) }, 'Resume')
+          : h('button', { type: 'button', class: 'btn btn-small', dataset: { pause: s.id },
+            onclick: () => scheduleAction(s.id, 'pause', () => `Paused ${s.id}`) }, 'Pause'),
+        h('button', { type: 'button', class: 'btn btn-primary btn-small', dataset: { runNow: s.id },
+          onclick: () => scheduleAction(s.id, 'run', (res) => `Started ${res.jobId}`) }, 'Run now'))));
+    box.replaceChildren(h('table', { class: 'jobs', id: 'schedules-table' },
+      h('thead', null, h('tr', null, ['Schedule', 'Cron', 'Next fire', 'Last run', 'Outcome', ''].map((t) => h('th', null, t)))),
+      h('tbody', null, rows)));
   }
 
   async function loadLogs(id) {

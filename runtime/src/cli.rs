@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
 
+mod schedules;
+
 use crate::client::{Client, ClientError};
 use crate::config::Config;
 use crate::server::{self, ServerOptions};
@@ -194,6 +196,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: webhooks::WebhooksCommand,
+    },
+    /// Manage cron schedules: list, show, create, delete, pause, resume, run.
+    Schedules {
+        /// What to do.
+        #[command(subcommand)]
+        action: schedules::SchedulesCommand,
     },
     /// Scaffold a hello-world pipeline worker that builds and runs as it is.
     NewWorker {
@@ -420,6 +428,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs { command } => runs::runs(&client, command).await,
         Command::Inventories { command } => runs::inventories(&client, command).await,
         Command::Webhooks { action } => webhooks::run(&client, action).await,
+        Command::Schedules { action } => schedules::run(&client, action).await,
     }
 }
 

@@ -293,6 +293,99 @@ pub struct PipelineConfig {
     /// How long finished jobs (rows, logs and output files) are kept; none: forever.
     #[serde(default)]
     pub retention: Option<RetentionPolicy>,
+    /// Trigger one job (with the schema's default parameters) each time the service starts.
+    #[serde(default)]
+    pub run_on_startup: bool,
+    /// Cron schedules that trigger this pipeline (`[[pipelines.ID.schedules]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleConfig>,
+}
+
+/// A schedule declared in the configuration (checked at start: `schedule::spec`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Unique among all schedules: `[A-Za-z0-9_-]{1,40}`.
+    pub id: String,
+    /// Cron expression: 5 fields, 6 with seconds first, or `@daily`-style aliases.
+    pub cron: String,
+    /// IANA time zone the expression is read in (default UTC).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// The job's parameters.
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Start a run over this inventory instead of one job.
+    #[serde(default)]
+    pub inventory: Option<String>,
+    /// Fires missed while the service was down: `skip` or `run_once`.
+    #[serde(default)]
+    pub misfire: MisfirePolicy,
+    /// A fire while the previous job still runs: `skip`, `queue` or `allow`.
+    #[serde(default)]
+    pub overlap: OverlapPolicy,
+    /// A paused schedule does not fire.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+/// What happens to fires missed while the service was down.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MisfirePolicy {
+    /// Missed fires are reported (`schedule:missed`) and not run.
+    #[default]
+    Skip,
+    /// The latest missed fire runs once; older ones are reported missed.
+    RunOnce,
+}
+
+impl MisfirePolicy {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MisfirePolicy::Skip => "skip",
+            MisfirePolicy::RunOnce => "run_once",
+        }
+    }
+
+    /// Parses the configuration spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [MisfirePolicy::Skip, MisfirePolicy::RunOnce].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// What happens to a fire while the schedule's previous job is still queued or running.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// The fire is reported missed.
+    #[default]
+    Skip,
+    /// The fire waits until the previous job ends (at most one waits; later ones are missed).
+    Queue,
+    /// The fire runs alongside.
+    Allow,
+}
+
+impl OverlapPolicy {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverlapPolicy::Skip => "skip",
+            OverlapPolicy::Queue => "queue",
+            OverlapPolicy::Allow => "allow",
+        }
+    }
+
+    /// Parses the configuration spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [OverlapPolicy::Skip, OverlapPolicy::Queue, OverlapPolicy::Allow].into_iter().find(|p| p.as_str() == s)
+    }
 }
 
 /// Which finished jobs of a pipeline are kept; a job past either limit is pruned with its files.
@@ -348,6 +441,8 @@ impl PipelineConfig {
             output_quota_mb: default_output_quota_mb(),
             output_quota_files: default_output_quota_files(),
             retention: None,
+            run_on_startup: false,
+            schedules: Vec::new(),
         }
     }
 }

@@ -32,6 +32,13 @@ pub enum EventKind {
     /// A job failed retryably and was queued again.
     #[serde(rename = "job:retrying")]
     Retrying,
+    /// A schedule fired: its job (or run) was created. `jobId` is that job.
+    #[serde(rename = "schedule:fired")]
+    ScheduleFired,
+    /// A schedule's fire created nothing (downtime, overlap, or the trigger was refused);
+    /// `jobId` is empty and the payload says why.
+    #[serde(rename = "schedule:missed")]
+    ScheduleMissed,
 }
 
 impl EventKind {
@@ -45,6 +52,8 @@ impl EventKind {
             EventKind::Failed => "job:failed",
             EventKind::Cancelled => "job:cancelled",
             EventKind::Retrying => "job:retrying",
+            EventKind::ScheduleFired => "schedule:fired",
+            EventKind::ScheduleMissed => "schedule:missed",
         }
     }
 }
@@ -82,11 +91,23 @@ impl JobEvent {
             EventKind::Failed | EventKind::Cancelled => json!({"status": job.status, "error": job.error,
                 "completedAt": job.completed_at.as_ref().map(format_ts)}),
             EventKind::Retrying => json!({"status": job.status, "attempt": job.attempt, "error": job.error}),
+            EventKind::ScheduleFired | EventKind::ScheduleMissed => json!({"status": job.status}),
         };
         Self {
             kind,
             job_id: job.id.clone(),
             pipeline_id: job.pipeline_id.clone(),
+            payload,
+            timestamp: format_ts(&chrono::Utc::now()),
+        }
+    }
+
+    /// A schedule event: `payload` carries `scheduleId`, `fireTime` and, for a miss, `reason`.
+    pub fn schedule(kind: EventKind, pipeline_id: &str, job_id: &str, payload: Value) -> Self {
+        Self {
+            kind,
+            job_id: job_id.to_string(),
+            pipeline_id: pipeline_id.to_string(),
             payload,
             timestamp: format_ts(&chrono::Utc::now()),
         }
@@ -108,6 +129,17 @@ impl JobEvent {
             }
             EventKind::Cancelled => "cancelled".to_string(),
             EventKind::Retrying => "will be retried".to_string(),
+            EventKind::ScheduleFired | EventKind::ScheduleMissed => {
+                let schedule = self.payload["scheduleId"].as_str().unwrap_or("?");
+                let fire = self.payload["fireTime"].as_str().unwrap_or("?");
+                return match self.kind {
+                    EventKind::ScheduleFired => format!("schedule {schedule} fired for {fire}: job {}", self.job_id),
+                    _ => {
+                        let why = self.payload["reason"].as_str().unwrap_or("missed");
+                        format!("schedule {schedule} missed {fire}: {why}")
+                    }
+                };
+            }
         };
         format!("{} job {} {}", self.pipeline_id, self.job_id, what)
     }

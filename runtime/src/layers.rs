@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["sandbox", "gitflow", "retention"],
     &["registry"],
     &["queue"],
-    &["runs", "notify"],
+    &["schedule", "runs", "notify"],
     &["api"],
     &["server", "client", "scaffold", "dev"],
     &["cli", "layers"],

@@ -8,6 +8,7 @@
 //!   and the host capabilities a guest may call (`sandbox::capabilities`: `fs`, `host`, `git`).
 //! - [`registry`]: lazy, cached workers per pipeline with a circuit breaker.
 //! - [`queue`]: per-pipeline FIFO lanes, execution, retries and recovery.
+//! - [`schedule`]: cron schedules fired exactly once per fire time, with misfire and overlap policies.
 //! - [`gitflow`]: the host-side git workflow around a job; `gitcli`: the host's one git process runner.
 //! - [`store`]: durable job storage (SQLite, PostgreSQL).
 //! - [`events`]: the lifecycle event bus.
@@ -38,6 +39,7 @@ pub mod retention;
 pub mod runs;
 pub mod sandbox;
 pub mod scaffold;
+pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -28,14 +28,17 @@ use crate::registry::breaker::BreakerSettings;
 use crate::sandbox::Sandbox;
 use crate::sandbox::capabilities::git::GitSettings;
 use crate::sandbox::engine::EngineSettings;
+use crate::schedule::Schedules;
 use crate::store::deliveries::DeliveryStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres_runs::PostgresRunStore;
 use crate::store::runs::RunStore;
+use crate::store::schedules::ScheduleStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::runs::SqliteRunStore;
 use crate::store::{ClusterStore, JobStore};
 
+/// The job store, the cluster view of it (PostgreSQL only) and the schedule store.
 /// How to run the service.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -87,8 +90,15 @@ impl Running {
     }
 }
 
-/// The job store, the cluster view of it (PostgreSQL only), and the run and delivery stores on the same database.
-type Stores = (Arc<dyn JobStore>, Option<Arc<dyn ClusterStore>>, Arc<dyn RunStore>, Arc<dyn DeliveryStore>);
+/// The job store, the cluster view of it (PostgreSQL only), and the run, delivery and schedule
+/// stores on the same database.
+type Stores = (
+    Arc<dyn JobStore>,
+    Option<Arc<dyn ClusterStore>>,
+    Arc<dyn RunStore>,
+    Arc<dyn DeliveryStore>,
+    Arc<dyn ScheduleStore>,
+);
 
 /// Builds everything and starts listening; `signal` resolving starts the shutdown.
 pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send + 'static) -> Result<Running> {
@@ -116,19 +126,19 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let key = auth::resolve_key(opts.api_key.as_deref(), &config.server, &data_dir, addr.ip().is_loopback())?;
     let api_key: Option<Arc<str>> = key.key().map(Arc::from);
     let db = config.runtime.database_url.clone().unwrap_or_else(|| data_dir.join("alephauto.db").display().to_string());
-    let (store, cluster, run_store, deliveries): Stores =
+    let (store, cluster, run_store, deliveries, schedule_store): Stores =
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
             let pg = Arc::new(PostgresStore::connect(&db).await?);
             let runs = Arc::new(PostgresRunStore::new(&pg));
             let deliveries = Arc::new(pg.deliveries());
-            (pg.clone(), Some(pg), runs, deliveries)
+            (pg.clone(), Some(pg.clone()), runs, deliveries, pg)
         } else {
             let path = PathBuf::from(&db);
-            let sqlite = SqliteStore::open(&path)?;
+            let sqlite = Arc::new(SqliteStore::open(&path)?);
             let deliveries = Arc::new(sqlite.deliveries()?);
             // Opened after the job store, which created and migrated the file.
             let runs = Arc::new(SqliteRunStore::open(&path).context("opening the run store")?);
-            (Arc::new(sqlite), None, runs, deliveries)
+            (sqlite.clone(), None, runs, deliveries, sqlite)
         };
     let notifier = Notifier::new(deliveries, &config.notify);
     let git_settings = GitSettings {
@@ -191,6 +201,18 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         notifier.spawn(shutdown.clone()).context("starting the webhook sender")?;
         tracing::info!(hooks = config.notify.webhooks.len(), "webhooks configured");
     }
+    let runs = crate::runs::Runs::new(queue.clone(), run_store, &config);
+    // Schedules: the configuration's are synced into the store (a bad entry fails the start,
+    // naming its key), then the loop fires them: jobs through the queue, runs over inventories.
+    let schedules = Schedules::new(
+        schedule_store,
+        Arc::new(queue.clone()),
+        Arc::new(runs.clone()),
+        crate::schedule::clock::from_env()?,
+    );
+    schedules.sync_config(&config).await.context("configuring schedules")?;
+    schedules.run_on_startup(&config).await;
+    let _scheduler = schedules.spawn(shutdown.clone());
     let state = AppState {
         notifier: notifier.clone(),
         queue: queue.clone(),
@@ -199,7 +221,8 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
         shutdown: shutdown.clone(),
         ws: api::ws::WsLimits::new(&config.server),
         outputs: Arc::new(crate::artifacts::OutputFolders::new(&data_dir.join("outputs"))),
-        runs: crate::runs::Runs::new(queue.clone(), run_store, &config),
+        runs: runs.clone(),
+        schedules,
     };
     let policies: std::collections::BTreeMap<_, _> =
         config.pipelines.iter().filter_map(|(id, p)| p.retention.map(|r| (id.clone(), r))).collect();

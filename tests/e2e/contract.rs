@@ -147,9 +147,11 @@ async fn schemathesis_with_every_check_finds_nothing() {
 
     // Trigger parameters (and a retry's, re-checked) are validated against the worker's schema
     // and against the filesystem (a path must exist inside the granted roots), which JSON Schema
-    // cannot say: a schema-valid trigger may get 400 naming the path. Every other check and
-    // operation keeps schemathesis's defaults. The same holds for an inventory's places (they
-    // must exist inside a pipeline's roots) and a run's inventory and path parameter.
+    // cannot say: a schema-valid trigger may get 400 naming the path. The same holds for an
+    // inventory's places (they must exist inside a pipeline's roots), a run's inventory and path
+    // parameter, and a schedule's cron expression, time zone and parameters (checked by croner,
+    // the IANA database and the worker's schema). Every other check and operation keeps
+    // schemathesis's defaults.
     let config = server.dir.join("schemathesis.toml");
     let relaxed = "checks.positive_data_acceptance.expected-statuses = [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\"]";
     // A schema-valid upload is any bytes: only a real component is accepted, so random ones
@@ -163,7 +165,9 @@ async fn schemathesis_with_every_check_finds_nothing() {
              [[operations]]\ninclude-operation-id = \"rollbackPipeline\"\n{relaxed}\n\n\
              [[operations]]\ninclude-operation-id = \"deployComponent\"\n{deploy}\n\n\
              [[operations]]\ninclude-operation-id = \"createInventory\"\n{relaxed}\n\n\
-             [[operations]]\ninclude-operation-id = \"startRun\"\n{relaxed}\n"
+             [[operations]]\ninclude-operation-id = \"startRun\"\n{relaxed}\n\n\
+             [[operations]]\ninclude-operation-id = \"createSchedule\"\n{relaxed}\n\n\
+             [[operations]]\ninclude-operation-id = \"replaceSchedule\"\n{relaxed}\n"
         ),
     )
     .expect("write config");

@@ -620,3 +620,45 @@ async fn the_runs_panel_shows_a_runs_progress_and_jobs_and_cancels_it() {
     assert_eq!(after["run"]["counts"]["cancelled"], 3, "{after}");
     browser.screenshot(&artifacts_dir().join("dashboard-runs.png")).await;
 }
+
+#[tokio::test]
+async fn the_schedules_panel_shows_next_fire_last_run_and_outcome_and_pauses_resumes_and_runs() {
+    let Some(mut browser) = Browser::launch().await else { return };
+    let schedule =
+        "[[pipelines.echo.schedules]]\nid = \"nightly\"\ncron = \"0 2 * * *\"\ntimezone = \"Europe/Berlin\"\n";
+    let config = [pipeline("echo", "fixture_echo", &format!("roots = [\"ROOT\"]\n{schedule}"))].concat();
+    let server = Server::start(&config);
+    browser.goto(&server.dashboard_url).await;
+    let row = "#schedules-table tr[data-schedule=\"nightly\"]";
+    browser.wait_for(&format!("document.querySelector('{row} .sched-next time') !== null"), 60).await;
+    browser.wait_for("document.getElementById('conn').dataset.state === 'live'", 30).await;
+    let (_, api) = server.get("/api/schedules/nightly").await;
+    let shown =
+        browser.eval(&format!("document.querySelector('{row} .sched-next time').getAttribute('datetime')")).await;
+    assert_eq!(shown, api["nextFire"], "{api}");
+    assert_eq!(browser.eval(&format!("document.querySelector('{row} .sched-outcome').textContent")).await, "—");
+
+    browser.eval(&format!("document.querySelector('{row} [data-pause]').click()")).await;
+    browser.wait_for(&format!("document.querySelector('{row} [data-resume]') !== null"), 20).await;
+    browser
+        .wait_for(&format!("document.querySelector('{row} .sched-next .pill')?.dataset.status === 'paused'"), 10)
+        .await;
+    assert_eq!(server.get("/api/schedules/nightly").await.1["paused"], true);
+    browser.eval(&format!("document.querySelector('{row} [data-resume]').click()")).await;
+    browser.wait_for(&format!("document.querySelector('{row} [data-pause]') !== null"), 20).await;
+    assert_eq!(server.get("/api/schedules/nightly").await.1["paused"], false);
+
+    // Run now: the last run links to the job and the outcome follows it live to completed.
+    browser.eval(&format!("document.querySelector('{row} [data-run-now]').click()")).await;
+    browser
+        .wait_for(&format!("document.querySelector('{row} .sched-outcome .pill')?.dataset.status === 'completed'"), 60)
+        .await;
+    let (_, api) = server.get("/api/schedules/nightly").await;
+    let job = api["lastJobId"].as_str().unwrap().to_string();
+    let href = browser.eval(&format!("document.querySelector('{row} .sched-last a').getAttribute('href')")).await;
+    assert_eq!(href, format!("#/job/{job}"));
+    let (_, j) = server.get(&format!("/api/jobs/{job}")).await;
+    assert_eq!(j["data"]["triggeredBy"], "schedule:nightly", "{j}");
+    browser.screenshot(&artifacts_dir().join("dashboard-schedules.png")).await;
+    browser.assert_no_page_errors();
+}

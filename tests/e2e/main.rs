@@ -29,6 +29,9 @@ mod polyglot;
 mod registry;
 mod reports;
 mod runs;
+// Needs the test clock and failpoints: `cargo test --features test-hooks`.
+#[cfg(feature = "test-hooks")]
+mod schedules;
 mod skeleton;
 mod store_backends;
 mod versions;

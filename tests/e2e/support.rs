@@ -66,8 +66,9 @@ pub struct Server {
     config_path: PathBuf,
     /// The descriptor limit the server is started with, when set.
     nofile: Option<u64>,
-    /// Extra environment for the next launches (`set_env`), e.g. `FAILPOINTS`.
-    env: Vec<(String, String)>,
+    /// Extra environment of the server process (e.g. `ALEPHAUTO_TEST_CLOCK`); applies from
+    /// the next start on when changed.
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -94,16 +95,18 @@ impl Server {
 
     /// Like `start_with`, with `env` set in the first process's environment (not kept for
     /// restarts: `set_env` for that).
+    // Only the crash-point and schedules suites use it, and they need the `test-hooks` feature.
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub fn start_with_env(pipelines: &str, extra: &str, env: &[(&str, &str)]) -> Server {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Self::start_env(pipelines, extra, true, None, env)
+        Self::start_full_env(pipelines, extra, true, None, env)
     }
 
     fn start_full(pipelines: &str, extra: &str, shared: bool, nofile: Option<u64>) -> Server {
-        Self::start_env(pipelines, extra, shared, nofile, Vec::new())
+        Self::start_full_env(pipelines, extra, shared, nofile, Vec::new())
     }
 
-    fn start_env(
+    fn start_full_env(
         pipelines: &str,
         extra: &str,
         shared: bool,
@@ -170,7 +173,7 @@ impl Server {
             .arg(&self.config_path)
             .env("RUST_LOG", "warn,alephauto=info")
             .env_remove("ALEPHAUTO_API_KEY")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(self.state.join("server.log")).expect("log file")))
             .spawn()

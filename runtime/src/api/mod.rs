@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod pipelines;
 pub mod query;
 pub mod runs;
+pub mod schedules;
 pub mod service;
 pub mod versions;
 pub mod webhooks;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub runs: crate::runs::Runs,
     /// Webhooks and their deliveries, read and redelivered by `webhooks`.
     pub notifier: crate::notify::Notifier,
+    /// Cron schedules.
+    pub schedules: crate::schedule::Schedules,
 }
 
 /// The whole HTTP application. Layers, outermost first: errors as JSON, request timeout,
@@ -59,6 +62,7 @@ pub fn router(state: AppState, server: &ServerConfig) -> Router {
         .merge(pipelines::routes())
         .merge(versions::routes(server.max_component_bytes))
         .merge(jobs::routes())
+        .merge(schedules::routes())
         .merge(artifacts::routes())
         .merge(runs::routes())
         .merge(inventories::routes())

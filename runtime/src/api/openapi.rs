@@ -21,6 +21,8 @@ use crate::domain::{Job, JobStatus, LogEntry};
 const JOB_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,100}$";
 /// Pattern of an inventory name (`config::inventory::is_valid_name`).
 const INVENTORY_NAME_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
+/// Pattern of a schedule id (`schedule::spec::is_valid_schedule_id`).
+const SCHEDULE_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,40}$";
 
 /// Body of a trigger request. Any other top-level key is refused.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -271,9 +273,15 @@ pub struct ServiceStatus {
         super::service::health, super::service::status, super::service::metrics, ws_doc,
         super::runs::start, super::runs::list, super::runs::one, super::runs::cancel,
         super::inventories::list, super::inventories::create, super::inventories::one, super::inventories::remove,
+        super::schedules::list, super::schedules::create, super::schedules::one, super::schedules::replace,
+        super::schedules::remove, super::schedules::pause_doc, super::schedules::resume_doc,
+        super::schedules::run_doc,
     ),
     components(schemas(ErrorBody, Job, LogEntry)),
-    tags((name = "pipelines"), (name = "jobs"), (name = "artifacts"), (name = "webhooks"), (name = "service"), (name = "runs")),
+    tags(
+        (name = "pipelines"), (name = "jobs"), (name = "schedules"), (name = "runs"), (name = "artifacts"),
+        (name = "webhooks"), (name = "service")
+    ),
     modifiers(&Security),
 )]
 pub struct ApiDoc;
@@ -344,6 +352,9 @@ pub fn document(pipeline_ids: &[String]) -> Value {
                     }
                     if path.starts_with("/api/jobs/{id}") && p["name"] == "id" && p["in"] == "path" {
                         p["schema"] = serde_json::json!({"type": "string", "pattern": JOB_ID_PATTERN});
+                    }
+                    if path.starts_with("/api/schedules/{id}") && p["name"] == "id" && p["in"] == "path" {
+                        p["schema"] = serde_json::json!({"type": "string", "pattern": SCHEDULE_ID_PATTERN});
                     }
                 }
             }

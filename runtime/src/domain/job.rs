@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::failure::JobFailure;
 
 /// Keys the server sets in a job's data; callers cannot forge them.
-pub const RESERVED_KEYS: [&str; 3] = ["triggeredBy", "triggeredAt", "runId"];
+pub const RESERVED_KEYS: [&str; 4] = ["triggeredBy", "triggeredAt", "runId", "scheduledFor"];
 
 /// Where a job is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

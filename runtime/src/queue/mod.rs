@@ -206,32 +206,43 @@ impl<X: Executor> Pipeline<'_, X> {
         self.queue.create_job(self, params, version, Origin::new("manual", "api"), None).await
     }
 
-    /// Like `trigger`, for a job started on someone's behalf: its id reads
-    /// `<pipeline>-<kind>-<ms>`, its data carries `triggeredBy` and the server-set `marks`
-    /// (e.g. `runId`, one of `RESERVED_KEYS`).
-    pub async fn trigger_as(
-        &self,
-        params: Value,
-        kind: &str,
-        triggered_by: &str,
-        marks: Map<String, Value>,
-    ) -> Result<Job, TriggerError> {
-        let origin = Origin { kind: kind.into(), triggered_by: triggered_by.into(), marks };
+    /// Like `trigger`, for a job started on someone's behalf (a run, a schedule): its id
+    /// reads `<pipeline>-<kind>-<ms>` unless the origin chose one, its data carry
+    /// `triggeredBy`, the server-set `marks` and, for a fire, `scheduledFor`. A chosen id
+    /// already taken fails with `StoreError::Duplicate` and creates nothing, which makes it
+    /// an exactly-once key.
+    pub async fn trigger_as(&self, params: Value, origin: Origin) -> Result<Job, TriggerError> {
         self.queue.create_job(self, params, None, origin, None).await
     }
 }
 
-/// Who a job is created for: the kind in its id, its `triggeredBy`, and server-set data keys.
-struct Origin {
-    kind: String,
-    triggered_by: String,
-    marks: Map<String, Value>,
+/// Who a job is created for, when not a plain API trigger.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The kind in a generated id (`<pipeline>-<kind>-<ms>`).
+    pub kind: String,
+    /// The `triggeredBy` data key, e.g. `schedule:nightly`.
+    pub triggered_by: String,
+    /// Server-set data keys (e.g. `runId`, one of `RESERVED_KEYS`).
+    pub marks: Map<String, Value>,
+    /// The job id to use (None: a generated one).
+    pub job_id: Option<String>,
+    /// The fire time the job is for (`scheduledFor`).
+    pub scheduled_for: Option<chrono::DateTime<Utc>>,
 }
 
 impl Origin {
-    fn new(kind: &str, triggered_by: &str) -> Self {
-        Self { kind: kind.into(), triggered_by: triggered_by.into(), marks: Map::new() }
+    /// An origin with a generated id and no marks.
+    pub fn new(kind: &str, triggered_by: &str) -> Self {
+        Self {
+            kind: kind.into(),
+            triggered_by: triggered_by.into(),
+            marks: Map::new(),
+            job_id: None,
+            scheduled_for: None,
+        }
     }
+
 }
 
 /// Counts of one pipeline's lane.
@@ -463,20 +474,20 @@ impl<X: Executor> Queue<X> {
         origin: Origin,
         retry_of: Option<&Job>,
     ) -> Result<Job, TriggerError> {
-        let Origin { kind, triggered_by, marks } = origin;
-        let (kind, triggered_by) = (kind.as_str(), triggered_by.as_str());
+        let Origin { kind, triggered_by, marks, job_id, scheduled_for } = origin;
         let now = Utc::now();
         let mut data = match params {
             Value::Object(map) => map,
             _ => Map::new(),
         };
         data.extend(marks);
-        data.insert("triggeredBy".into(), Value::String(triggered_by.into()));
+        data.insert("triggeredBy".into(), Value::String(triggered_by));
         data.insert("triggeredAt".into(), Value::String(format_ts(&now)));
+        if let Some(at) = scheduled_for {
+            data.insert("scheduledFor".into(), Value::String(format_ts(&at)));
+        }
         let data = Value::Object(data);
-        // A restarted process may meet ids of its predecessor in the same millisecond.
-        for _ in 0..16 {
-            let id = self.inner.ids.next(pipeline, kind, now.timestamp_millis());
+        let new_job = |id: String| {
             let mut job = Job::new(id, pipeline.to_string(), data.clone(), now);
             if let Some(old) = retry_of {
                 job.retried_from = Some(old.id.clone());
@@ -486,6 +497,19 @@ impl<X: Executor> Queue<X> {
                 job.worker_version = Some(on.version.clone());
                 job.component_digest = Some(on.digest.clone());
             }
+            job
+        };
+        if let Some(id) = job_id {
+            // A chosen id is tried once: taken means another process created this job already.
+            let job = new_job(id);
+            self.inner.store.insert(&job).await?;
+            failpoints::hit(failpoints::ENQUEUED);
+            self.inner.publish_of(EventKind::Created, &job).await;
+            return Ok(job);
+        }
+        // A restarted process may meet ids of its predecessor in the same millisecond.
+        for _ in 0..16 {
+            let job = new_job(self.inner.ids.next(pipeline, &kind, now.timestamp_millis()));
             match self.inner.store.insert(&job).await {
                 Ok(()) => {
                     failpoints::hit(failpoints::ENQUEUED);
@@ -585,6 +609,12 @@ impl<X: Executor> Queue<X> {
             tracing::error!(error = %e, "flushing the store at shutdown failed");
         }
         cluster::stop(inner);
+    }
+
+    /// Publishes an event that is not a job's own (a schedule's), the way job events go: on
+    /// the local bus, or in a cluster to every node. Call it after the change it reports is stored.
+    pub async fn publish_event(&self, event: JobEvent) {
+        self.inner.publish(event).await;
     }
 
     /// Jobs currently executing.

@@ -12,6 +12,7 @@
 
 pub mod discover;
 pub mod inventory;
+mod launcher;
 pub mod model;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +28,7 @@ use self::inventory::{Inventory, Source};
 use self::model::RunSummary;
 use crate::config::{Config, InventoryConfig};
 use crate::domain::JobStatus;
-use crate::queue::{ControlError, Queue, TriggerError};
+use crate::queue::{ControlError, Origin, Queue, TriggerError};
 use crate::registry::RegistryError;
 use crate::sandbox::grants::PATH_KEYWORD;
 use crate::store::StoreError;
@@ -255,7 +256,13 @@ impl Runs {
             } else {
                 let mut p = params.clone();
                 p.insert(run.path_parameter.clone(), Value::String(text.clone()));
-                match pipeline.trigger_as(Value::Object(p), "run", &run.triggered_by, marks.clone()).await {
+                match pipeline
+                    .trigger_as(
+                        Value::Object(p),
+                        Origin { marks: marks.clone(), ..Origin::new("run", &run.triggered_by) },
+                    )
+                    .await
+                {
                     Ok(job) => (Some(job.id), None),
                     Err(e) => {
                         tracing::info!(run = %run.id, target = %text, error = %e, "run target refused");

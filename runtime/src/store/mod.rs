@@ -10,6 +10,7 @@ pub(crate) mod memory;
 pub mod postgres;
 pub mod postgres_runs;
 pub mod runs;
+pub mod schedules;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -54,6 +54,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
     // cap in one statement: the row lock is what serialises claimers of one pipeline, for
     // the length of one statement. Rows are locked in pipeline order to avoid deadlocks.
     // `jobs_queued` hands the claim its oldest queued jobs in order, without a sort.
+    // Schedules (`store::schedules`).
+    (2, super::schedules::MIGRATION),
     // Fan-out runs, their targets and API-created inventories (`store::postgres_runs`).
     (3, crate::store::postgres_runs::MIGRATION),
     // Webhook deliveries (`store::deliveries`).

@@ -30,6 +30,7 @@ use crate::domain::{FailureCode, Job, JobFailure, JobStatus, LogEntry, Progress}
 use crate::events::JobEvent;
 
 mod deliveries;
+mod schedules;
 pub use self::deliveries::PostgresDeliveries;
 
 pub(super) const JOB_COLUMNS: &str = "id, pipeline_id, status, data, created_at, started_at, completed_at, attempt, \

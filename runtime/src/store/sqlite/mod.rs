@@ -34,6 +34,7 @@ mod counts;
 mod deliveries;
 mod read;
 pub mod runs;
+mod schedules;
 mod schema;
 mod writer;
 

@@ -106,6 +106,28 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // A re-queued job's backoff (microseconds since the Unix epoch; NULL: runnable now), so a
     // restart waits out what is left of it, as a cluster's claims do.
     (7, "ALTER TABLE jobs ADD COLUMN run_after INTEGER"),
+    // Schedules (store/schedules.rs); times in Unix milliseconds.
+    (
+        8,
+        "CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        pipeline_id TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        parameters TEXT NOT NULL,
+        inventory TEXT,
+        misfire TEXT NOT NULL,
+        overlap TEXT NOT NULL,
+        paused INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_fire INTEGER,
+        next_fire INTEGER,
+        last_job_id TEXT,
+        pending_fire INTEGER
+    )",
+    ),
     // Fan-out runs (`store::runs`): a run, one row per target (its job or its refusal), and
     // the inventories created over the API. No foreign key to jobs: retention may prune them.
     (9, super::runs::MIGRATION),
