@@ -32,6 +32,8 @@ done
 
 step "clippy -D warnings (host workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "clippy -D warnings (runtime with the test hooks the suite builds: failpoints, the test clock)"
+cargo clippy -p alephauto --all-targets --locked --features test-hooks -- -D warnings
 # The guests' own target folders, as runtime/build.rs (wasm) and scripts/test.sh (native
 # unit tests) use them, so the builds after this one reuse what it compiled.
 step "clippy -D warnings (workers and guest SDK: native with tests, and wasm32-wasip2)"

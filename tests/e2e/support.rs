@@ -284,11 +284,13 @@ impl Server {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     /// Replaces the extra environment of the next launches (`restart`).
     pub fn set_env(&mut self, env: &[(&str, &str)]) {
         self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     }
 
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     /// Waits (at most `limit`) for the process to end by itself, e.g. at a failpoint.
     pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         let c = self.child.as_mut().expect("running server");
