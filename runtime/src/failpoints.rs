@@ -20,6 +20,9 @@ pub const ALL: &[&str] = &[
     PR_OPENED,
     OUTCOME_WRITTEN,
     EVENT_PUBLISHED,
+    WEBHOOK_SENT,
+    SCHEDULE_FIRE,
+    SCHEDULE_FIRED,
 ];
 
 /// The job row is committed; `job:created` not yet published.
@@ -40,6 +43,12 @@ pub const PR_OPENED: &str = "pr-opened";
 pub const OUTCOME_WRITTEN: &str = "outcome-written";
 /// A lifecycle event was handed to the bus (or the cluster).
 pub const EVENT_PUBLISHED: &str = "event-published";
+/// A webhook receiver accepted a delivery; the attempt is not recorded yet.
+pub const WEBHOOK_SENT: &str = "webhook-sent";
+/// A schedule decided to fire; its job (or run) is not inserted yet.
+pub const SCHEDULE_FIRE: &str = "schedule-fire";
+/// A schedule's fire is inserted; the schedule's state (last fire, next fire) is not saved yet.
+pub const SCHEDULE_FIRED: &str = "schedule-fired";
 
 /// Reads `FAILPOINTS`; the returned scenario must live as long as the process.
 #[cfg(feature = "test-hooks")]

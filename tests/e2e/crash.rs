@@ -9,7 +9,10 @@
 //! - no event on the WebSocket feed (collected across the kill) reported a state the store
 //!   did not commit: at most one terminal event, matching the stored outcome.
 //!
-//! Table-driven: a new effect (a schedule fired, a webhook sent) is a failpoint name in
+//! - the completion's webhook was delivered once (one delivery id and event, however many
+//!   times a crash made the sender repeat it).
+//!
+//! Table-driven: a new effect is a failpoint name in
 //! `alephauto::failpoints::ALL`, a row in `CASES`, and, when it has its own outside effect,
 //! a check in `check_effects`. SQLite always; PostgreSQL (cluster mode) when the server at
 //! `support::pg_base_url` answers.
@@ -44,7 +47,13 @@ const CASES: &[Case] = &[
     Case { point: "pr-opened", action: "return(kill)" },
     Case { point: "outcome-written", action: "return(kill)" },
     Case { point: "event-published", action: "1*off->return(kill)" },
+    Case { point: "webhook-sent", action: "return(kill)" },
 ];
+
+/// Failpoints whose crash cases live with their feature's suite: a schedule's fire needs the
+/// test clock (`tests/e2e/schedules.rs` kills a process at each, on SQLite and on two
+/// PostgreSQL nodes, and checks one job per fire).
+const COVERED_BY_SCHEDULES: &[&str] = &["schedule-fire", "schedule-fired"];
 
 /// Which store the server runs on.
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +98,30 @@ async fn fake_forge() -> (String, Prs) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}"), prs)
+}
+
+/// Requests a webhook receiver got: (the `X-AlephAuto-Delivery` id, the payload's `eventKey`).
+type Deliveries = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver that accepts everything and keeps what it got.
+async fn webhook_receiver() -> (String, Deliveries) {
+    let got: Deliveries = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |State(got): State<Deliveries>, headers: axum::http::HeaderMap, Json(body): Json<Value>| async move {
+                    let id = headers.get("x-alephauto-delivery").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    got.lock().unwrap().push((id.to_string(), body["eventKey"].as_str().unwrap_or("").to_string()));
+                    axum::http::StatusCode::OK
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
 }
 
 /// A work tree at `ROOT/work` whose origin is the bare `ROOT/remotes/acme/widget.git`; the
@@ -142,6 +175,8 @@ struct Aftermath {
     events: Vec<Value>,
     /// Pull requests the forge opened: (head, url).
     prs: Vec<(String, String)>,
+    /// Webhook requests received: (delivery id, event key).
+    deliveries: Vec<(String, String)>,
     work: PathBuf,
     bare: PathBuf,
     /// Stopped, but holding the folders `work` and `bare` live in.
@@ -152,6 +187,7 @@ struct Aftermath {
 /// `env` is set in both processes (e.g. a switch that breaks an idempotency check).
 async fn run_case(case: &Case, backend: Backend, env: &[(&str, &str)]) -> Aftermath {
     let (forge, prs) = fake_forge().await;
+    let (hook, deliveries) = webhook_receiver().await;
     let pipelines = pipeline("schema-enhancement", "schema_enhancement", "roots = [\"ROOT\"]\ngit_workflow = true");
     let mut extra = String::new();
     if let Backend::Postgres = backend {
@@ -161,6 +197,10 @@ async fn run_case(case: &Case, backend: Backend, env: &[(&str, &str)]) -> Afterm
         extra.push_str(&format!("database_url = {url:?}\nlease_secs = 1\n"));
     }
     extra.push_str(&format!("[git]\nforge_api_url = {forge:?}\ncommand_timeout_secs = 10\n"));
+    extra.push_str(&format!(
+        "[notify]\npoll_ms = 100\n[[notify.webhooks]]\nid = \"ops\"\nurl = {hook:?}\nevents = [\"completed\"]\n\
+         format = \"generic\"\nsecret = \"crash-suite-secret\"\n"
+    ));
     let failpoints = format!("{}={}", case.point, case.action);
     let mut first_env = env.to_vec();
     first_env.push(("FAILPOINTS", &failpoints));
@@ -217,13 +257,20 @@ async fn run_case(case: &Case, backend: Backend, env: &[(&str, &str)]) -> Afterm
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The completion's webhook (sent by the first process when it died at `webhook-sent`).
+    eventually(Duration::from_secs(30), "the completion's webhook", || async {
+        let n = deliveries.lock().unwrap().len();
+        if n > 0 { Ok(()) } else { Err(n) }
+    })
+    .await;
     let (_, page) = server.get("/api/jobs?limit=10").await;
     let jobs = page["jobs"].as_array().cloned().unwrap_or_default();
     server.kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), feed).await;
     events.extend(after.lock().unwrap().iter().cloned());
     let prs = prs.lock().unwrap().clone();
-    Aftermath { jobs, job, events, prs, work, bare, _server: server }
+    let deliveries = deliveries.lock().unwrap().clone();
+    Aftermath { jobs, job, events, prs, deliveries, work, bare, _server: server }
 }
 
 /// Every broken invariant in `a`, as readable lines (empty when all hold).
@@ -272,6 +319,17 @@ fn check_events(a: &Aftermath, id: &str, broken: &mut Vec<String>) {
 
 /// Each outside effect happened exactly once.
 fn check_effects(a: &Aftermath, broken: &mut Vec<String>) {
+    // One delivery per event: a re-send after a crash carries the same delivery id (what a
+    // receiver dedupes by), never a second delivery of the same event.
+    let mut ids: Vec<&str> = a.deliveries.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut keys: Vec<&str> = a.deliveries.iter().map(|(_, key)| key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if ids.len() != 1 || keys.len() != 1 {
+        broken.push(format!("webhook deliveries for one completion: {:?}", a.deliveries));
+    }
     let g = &a.job["git"];
     let Some(branch) = g["branchName"].as_str() else {
         broken.push(format!("the completed job reports no branch: {}", a.job));
@@ -326,7 +384,7 @@ async fn every_point(backend: Backend) {
 
 #[test]
 fn the_table_covers_every_failpoint_once() {
-    let mut points: Vec<&str> = CASES.iter().map(|c| c.point).collect();
+    let mut points: Vec<&str> = CASES.iter().map(|c| c.point).chain(COVERED_BY_SCHEDULES.iter().copied()).collect();
     points.sort_unstable();
     let mut all = alephauto::failpoints::ALL.to_vec();
     all.sort_unstable();

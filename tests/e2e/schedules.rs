@@ -463,3 +463,146 @@ async fn jobs_in(url: &str) -> Vec<String> {
         Err(_) => Vec::new(),
     }
 }
+
+/// Runs a schedule started, from `/api/runs`.
+async fn runs_of(server: &Server, schedule: &str) -> Vec<Value> {
+    let (code, page) = server.get("/api/runs?limit=100").await;
+    assert_eq!(code, 200, "{page}");
+    page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["triggeredBy"] == format!("schedule:{schedule}"))
+        .cloned()
+        .collect()
+}
+
+/// A schedule over an inventory: its fire starts one run (one repomix job per folder of the
+/// inventory, through the runs module), and a process killed right after it and restarted at
+/// the same instant does not start a second run for the same fire (the fire's dedupe key).
+#[tokio::test]
+async fn an_inventory_schedule_starts_one_run_per_fire_across_a_restart() {
+    let clock = Clock::at("2026-05-04T02:00:00Z");
+    let config = format!(
+        "{}[[pipelines.repomix.schedules]]\nid = \"nightly-pack\"\ncron = \"0 3 * * *\"\ninventory = \"two\"\n\
+         [inventories.two]\npaths = [\"ROOT/code/a\", \"ROOT/code/b\"]\n",
+        pipeline("repomix", "repomix", "roots = [\"ROOT\"]")
+    );
+    let mut server = start(&clock, &config, "", &[]);
+    for (dir, text) in [("code/a", "fn a() {}\n"), ("code/b", "fn b() {}\n")] {
+        crate::support::write_tree(&server.dir.join(dir), &[("main.rs", text)]);
+    }
+    let (code, created) = server
+        .post(
+            "/api/schedules",
+            json!({"id": "bad-inv", "pipelineId": "repomix", "cron": "0 4 * * *", "inventory": "nope"}),
+        )
+        .await;
+    assert_eq!(code, 400, "an unknown inventory is refused naming it: {created}");
+    assert!(created.to_string().contains("inventory"), "{created}");
+    assert!(runs_of(&server, "nightly-pack").await.is_empty());
+
+    clock.set("2026-05-04T03:00:00Z");
+    let runs = eventually(WAIT, "the fire's run", || async {
+        let runs = runs_of(&server, "nightly-pack").await;
+        if runs.len() == 1 { Ok(runs) } else { Err((runs, server.log())) }
+    })
+    .await;
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(runs[0]["inventory"], "two", "{runs:?}");
+    assert_eq!(runs[0]["pathParameter"], "sourceDir", "{runs:?}");
+
+    // Killed and restarted at the same instant: the fire is not started again.
+    server.kill();
+    server.restart();
+    let done = eventually(WAIT, "the run to finish", || async {
+        let (_, v) = server.get(&format!("/api/runs/{id}")).await;
+        if v["run"]["counts"]["completed"] == 2 { Ok(v) } else { Err(v) }
+    })
+    .await;
+    assert_eq!(done["run"]["status"], "completed", "{done}");
+    // The restarted scheduler has settled this fire (recorded it, moved to the next one).
+    eventually(WAIT, "the fire recorded", || async {
+        let s = schedule(&server, "nightly-pack").await;
+        let settled = s["lastFire"] == "2026-05-04T03:00:00.000Z" && s["nextFire"] == "2026-05-05T03:00:00.000Z";
+        if settled { Ok(()) } else { Err(s) }
+    })
+    .await;
+    assert_eq!(runs_of(&server, "nightly-pack").await.len(), 1, "one run for one fire, across the restart");
+}
+
+/// A missed fire reaches the webhooks that want `schedule_missed`: stored as a delivery
+/// (visible over the API) and sent to the receiver, once.
+#[tokio::test]
+async fn a_missed_fire_is_sent_to_the_schedule_missed_webhook() {
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let clock = Clock::at("2026-06-01T12:00:00Z");
+    let schedules = "[[pipelines.echo.schedules]]\nid = \"nightly\"\ncron = \"0 2 * * *\"\n";
+    let extra = format!(
+        "[notify]\npoll_ms = 100\n[[notify.webhooks]]\nid = \"ops\"\nurl = {hook:?}\nevents = [\"schedule_missed\"]\n\
+         format = \"generic\"\nsecret = \"missed-secret\"\n"
+    );
+    let server = start(&clock, &echo(schedules), &extra, &[]);
+    // Two nights pass unseen (the clock jumps far beyond the grace): one miss, no job.
+    clock.set("2026-06-03T12:00:00Z");
+    let bodies = eventually(WAIT, "the schedule_missed webhook", || async {
+        let bodies = got.lock().unwrap().clone();
+        if bodies.is_empty() { Err(server.log()) } else { Ok(bodies) }
+    })
+    .await;
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["event"], "schedule_missed", "{bodies:?}");
+    assert_eq!(bodies[0]["pipelineId"], "echo", "{bodies:?}");
+    assert!(bodies[0]["eventKey"].as_str().unwrap().contains("nightly"), "{bodies:?}");
+    assert!(jobs_of(&server, "nightly").await.is_empty(), "a skipped miss runs nothing");
+    let (code, list) = server.get("/api/webhooks/deliveries?hook=ops").await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["deliveries"].as_array().map(Vec::len), Some(1), "{list}");
+}
+
+/// `run_on_startup`: each start of the service runs the pipeline once with its defaults,
+/// marked `triggeredBy: "startup"`; a pipeline without it gets nothing.
+#[tokio::test]
+async fn run_on_startup_runs_the_pipeline_once_per_start() {
+    let clock = Clock::at("2026-07-01T12:00:00Z");
+    let config = echo("run_on_startup = true\n");
+    let mut server = start(&clock, &config, "", &[]);
+    let startups = |page: &Value| -> Vec<Value> {
+        page["jobs"].as_array().unwrap().iter().filter(|j| j["data"]["triggeredBy"] == "startup").cloned().collect()
+    };
+    let first = eventually(WAIT, "the startup job", || async {
+        let (_, page) = server.get("/api/jobs?limit=50").await;
+        let jobs = startups(&page);
+        if jobs.len() == 1 { Ok(jobs) } else { Err(page) }
+    })
+    .await;
+    let job = server.wait_job(first[0]["id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["pipelineId"], "echo");
+
+    server.terminate();
+    server.restart();
+    let after = eventually(WAIT, "a second startup job after the restart", || async {
+        let (_, page) = server.get("/api/jobs?limit=50").await;
+        let jobs = startups(&page);
+        if jobs.len() == 2 { Ok(jobs) } else { Err(page) }
+    })
+    .await;
+    assert_eq!(after.len(), 2, "one per start: {after:?}");
+}

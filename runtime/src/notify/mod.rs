@@ -202,6 +202,17 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// Missed schedule fires become `schedule_missed` deliveries (stored before this returns; the
+/// event key names the schedule and the fire, so a repeated miss stores nothing new).
+#[async_trait::async_trait]
+impl crate::schedule::launch::MissSink for Notifier {
+    async fn missed(&self, pipeline: &str, schedule: &str, fire: chrono::DateTime<chrono::Utc>, reason: &str) {
+        if let Err(e) = self.enqueue(&NotifyEvent::schedule_missed(pipeline, schedule, fire, reason)).await {
+            tracing::error!(pipeline, schedule, error = %format!("{e:#}"), "storing a schedule_missed webhook");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::payload::NotifyEvent;
 use super::{Notifier, signing};
 use crate::config::notify::{NotifyEventKind, WebhookFormat};
+use crate::failpoints;
 use crate::store::deliveries::{AfterAttempt, Delivery, DeliveryAttempt};
 
 /// Bytes of a receiver's answer kept with an attempt.
@@ -204,6 +205,10 @@ async fn attempt(notifier: &Notifier, client: &reqwest::Client, d: Delivery) -> 
         }
     };
     let ok = status_code.is_some_and(|s| (200..300).contains(&s)) && error.is_none();
+    if ok {
+        // Test builds: killed here, the delivery is sent again with the same id after a restart.
+        failpoints::hit(failpoints::WEBHOOK_SENT);
+    }
     let hook_gone = notifier.hook(&d.hook_id).is_none();
     let failed_in_round = n.saturating_sub(d.round_start);
     let next = if ok {

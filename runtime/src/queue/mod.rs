@@ -242,7 +242,6 @@ impl Origin {
             scheduled_for: None,
         }
     }
-
 }
 
 /// Counts of one pipeline's lane.

@@ -68,6 +68,14 @@ pub trait InventoryLauncher: Send + Sync + 'static {
     async fn is_active(&self, run_id: &str) -> bool;
 }
 
+/// Told of every missed fire (the webhooks' `schedule_missed`); storing it must be durable
+/// before it returns, and a repeat of the same (schedule, fire) must store nothing new.
+#[async_trait]
+pub trait MissSink: Send + Sync + 'static {
+    /// `schedule` of `pipeline` missed its fire at `fire` because of `reason`.
+    async fn missed(&self, pipeline: &str, schedule: &str, fire: DateTime<Utc>, reason: &str);
+}
+
 /// The launcher of a build without runs: every inventory is unknown.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoInventories;

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::clock::Clock;
 use self::cron::Timing;
-use self::launch::{InventoryLauncher, JobLauncher, LaunchError};
+use self::launch::{InventoryLauncher, JobLauncher, LaunchError, MissSink};
 use self::scheduler::Engine;
 use self::spec::{FieldError, ScheduleInput};
 use crate::config::Config;
@@ -119,7 +119,28 @@ impl Schedules {
         inventories: Arc<dyn InventoryLauncher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { engine: Arc::new(Engine { store, jobs, inventories, clock, wake: tokio::sync::Notify::new() }) }
+        Self {
+            engine: Arc::new(Engine {
+                store,
+                jobs,
+                inventories,
+                clock,
+                misses: None,
+                wake: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    /// Like `new`, with `misses` told of every missed fire (the webhooks' `schedule_missed`).
+    pub fn with_miss_sink(
+        store: Arc<dyn ScheduleStore>,
+        jobs: Arc<dyn JobLauncher>,
+        inventories: Arc<dyn InventoryLauncher>,
+        clock: Arc<dyn Clock>,
+        misses: Arc<dyn MissSink>,
+    ) -> Self {
+        let wake = tokio::sync::Notify::new();
+        Self { engine: Arc::new(Engine { store, jobs, inventories, clock, misses: Some(misses), wake }) }
     }
 
     /// Checks the configuration's schedules and makes them the stored `config` ones; an

@@ -19,10 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
 use super::cron::Timing;
-use super::launch::{InventoryLauncher, JobLauncher, LaunchError, StartRun, fire_job_id, fire_key};
+use super::launch::{InventoryLauncher, JobLauncher, LaunchError, MissSink, StartRun, fire_job_id, fire_key};
 use crate::config::{MisfirePolicy, OverlapPolicy};
 use crate::domain::{JobStatus, format_ts};
 use crate::events::{EventKind, JobEvent};
+use crate::failpoints;
 use crate::queue::Origin;
 use crate::store::schedules::{ScheduleDef, ScheduleRecord, ScheduleState, ScheduleStore};
 
@@ -38,6 +39,8 @@ pub(crate) struct Engine {
     pub(crate) jobs: Arc<dyn JobLauncher>,
     pub(crate) inventories: Arc<dyn InventoryLauncher>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Told of missed fires (webhooks), when set.
+    pub(crate) misses: Option<Arc<dyn MissSink>>,
     /// Rung when a schedule changes over the API, so the loop re-reads at once.
     pub(crate) wake: Notify,
 }
@@ -164,7 +167,7 @@ impl Engine {
     async fn fire(&self, def: &ScheduleDef, fire: DateTime<Utc>, st: &mut ScheduleState) {
         tracing::info!(schedule = %def.id, fire = %format_ts(&fire), "schedule firing");
         // Test builds: a node can be stopped or killed here, between deciding and inserting.
-        fail::fail_point!("schedule-fire");
+        failpoints::hit(failpoints::SCHEDULE_FIRE);
         let triggered_by = format!("schedule:{}", def.id);
         let (launched, fixed_id) = match &def.inventory {
             Some(inventory) => {
@@ -189,7 +192,7 @@ impl Engine {
             }
         };
         // Test builds: a process can be killed here, after inserting and before saving state.
-        fail::fail_point!("schedule-fired");
+        failpoints::hit(failpoints::SCHEDULE_FIRED);
         match launched {
             Ok(id) => {
                 st.last_job_id = Some(id.clone());
@@ -214,5 +217,8 @@ impl Engine {
         let payload =
             json!({"scheduleId": def.id, "fireTime": format_ts(&fire), "reason": reason, "count": count, "more": more});
         self.jobs.publish(JobEvent::schedule(EventKind::ScheduleMissed, &def.pipeline_id, "", payload)).await;
+        if let Some(sink) = &self.misses {
+            sink.missed(&def.pipeline_id, &def.id, fire, reason).await;
+        }
     }
 }
