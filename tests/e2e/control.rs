@@ -137,21 +137,12 @@ async fn logs_listing_status_metrics_and_openapi() {
     assert!(doc["components"]["schemas"]["Job"].is_object());
 }
 
-fn cli(server: &Server, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_alephauto"))
-        .args(args)
-        .env("ALEPHAUTO_URL", &server.url)
-        .env("ALEPHAUTO_API_KEY", server.api_key.clone().unwrap_or_default())
-        .output()
-        .expect("run the CLI")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
     let server = Server::start(&config());
     let s = &server;
     let out =
-        tokio::task::block_in_place(|| cli(s, &["trigger", "echo", "-p", "steps=4", "-p", "sleepMs=400", "--wait"]));
+        tokio::task::block_in_place(|| s.cli(&["trigger", "echo", "-p", "steps=4", "-p", "sleepMs=400", "--wait"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -162,7 +153,7 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
     assert!(stdout.contains("\"steps\": 4"), "the result is printed: {stdout}");
 
     let out = tokio::task::block_in_place(|| {
-        cli(s, &["trigger", "echo", "--params-json", r#"{"failWith":"failed","message":"nope"}"#, "--wait"])
+        s.cli(&["trigger", "echo", "--params-json", r#"{"failWith":"failed","message":"nope"}"#, "--wait"])
     });
     assert_eq!(out.status.code(), Some(4), "a failed job exits with its own code");
     assert!(String::from_utf8_lossy(&out.stderr).contains("failed: nope"));
@@ -185,17 +176,17 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
         assert!(screen.contains("\"steps\": 3"), "{screen:?}");
     }
 
-    let out = tokio::task::block_in_place(|| cli(s, &["trigger", "ghost"]));
+    let out = tokio::task::block_in_place(|| s.cli(&["trigger", "ghost"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown pipeline: ghost"));
 
-    let out = tokio::task::block_in_place(|| cli(s, &["jobs", "--pipeline", "echo"]));
+    let out = tokio::task::block_in_place(|| s.cli(&["jobs", "--pipeline", "echo"]));
     let listing = String::from_utf8_lossy(&out.stdout);
     let expected = if with_pty { "3 of 3 jobs" } else { "2 of 2 jobs" };
     assert!(listing.contains(&id) && listing.contains(expected), "{listing}");
-    let out = tokio::task::block_in_place(|| cli(s, &["job", &id]));
+    let out = tokio::task::block_in_place(|| s.cli(&["job", &id]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"status\": \"completed\""));
-    let out = tokio::task::block_in_place(|| cli(s, &["logs", &id]));
+    let out = tokio::task::block_in_place(|| s.cli(&["logs", &id]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("echo starting"));
 
     let long = server.trigger_ok("echo", json!({"sleepMs": 60000, "steps": 100})).await;
@@ -211,11 +202,11 @@ async fn the_cli_triggers_waits_with_progress_and_controls_jobs() {
                 .expect("logs --follow")
         })
     };
-    let out = tokio::task::block_in_place(|| cli(s, &["cancel", &long]));
+    let out = tokio::task::block_in_place(|| s.cli(&["cancel", &long]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("cancelled"), "{out:?}");
     let followed = tokio::task::block_in_place(|| follower.join().unwrap());
     assert!(followed.status.success(), "--follow ends when the job ends");
-    let out = tokio::task::block_in_place(|| cli(s, &["retry", &long]));
+    let out = tokio::task::block_in_place(|| s.cli(&["retry", &long]));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("echo-retry-"));
 }
 

@@ -295,25 +295,15 @@ async fn a_repeated_dedupe_key_returns_the_first_run() {
     assert_eq!(run_lines(&server.dir.join("repos/alpha")), 1, "one run, one job per repository");
 }
 
-fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_alephauto"))
-        .args(args)
-        .env("ALEPHAUTO_URL", &server.url)
-        .env("ALEPHAUTO_API_KEY", server.api_key.clone().unwrap_or_default())
-        .output()
-        .expect("run the CLI");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_lists_inventories_and_starts_shows_lists_and_cancels_runs() {
     let server = Server::start(&config(""));
     make_repos(&server.dir);
     let s = &server;
-    let (ok, out, err) = tokio::task::block_in_place(|| cli(s, &["inventories", "list"]));
+    let (ok, out, err) = tokio::task::block_in_place(|| s.cli_text(&["inventories", "list"]));
     assert!(ok, "{out}{err}");
     assert!(out.contains("repos") && out.contains("config") && out.contains("discover"), "{out}");
-    let (ok, out, err) = tokio::task::block_in_place(|| cli(s, &["inventories", "show", "repos"]));
+    let (ok, out, err) = tokio::task::block_in_place(|| s.cli_text(&["inventories", "show", "repos"]));
     assert!(ok && out.contains("4 targets") && out.contains("never"), "{out}{err}");
 
     // --wait exits 4 because one repository fails; the run id is the first line.
@@ -330,21 +320,21 @@ async fn the_cli_lists_inventories_and_starts_shows_lists_and_cancels_runs() {
     let id = stdout.lines().next().unwrap().to_string();
     assert!(id.starts_with("run-echo-"), "{stdout}");
     assert!(stdout.contains("partial") && stdout.contains("broken"), "{stdout}");
-    let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["runs", "list"]));
+    let (ok, out, _) = tokio::task::block_in_place(|| s.cli_text(&["runs", "list"]));
     assert!(ok && out.contains(&id) && out.contains("1 of 1 runs"), "{out}");
-    let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["runs", "show", &id]));
+    let (ok, out, _) = tokio::task::block_in_place(|| s.cli_text(&["runs", "show", &id]));
     assert!(ok && out.contains("alpha") && out.contains("completed") && out.contains("failed"), "{out}");
-    let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["inventories", "show", "repos"]));
+    let (ok, out, _) = tokio::task::block_in_place(|| s.cli_text(&["inventories", "show", "repos"]));
     assert!(ok && out.contains("completed") && out.contains("failed"), "{out}");
 
     let (ok, out, err) = tokio::task::block_in_place(|| {
-        cli(s, &["runs", "start", "echo", "-i", "repos", "--path-param", "inputDir", "-p", "sleepMs=30000"])
+        s.cli_text(&["runs", "start", "echo", "-i", "repos", "--path-param", "inputDir", "-p", "sleepMs=30000"])
     });
     assert!(ok, "{out}{err}");
     let slow = out.trim().to_string();
-    let (ok, out, err) = tokio::task::block_in_place(|| cli(s, &["runs", "cancel", &slow]));
+    let (ok, out, err) = tokio::task::block_in_place(|| s.cli_text(&["runs", "cancel", &slow]));
     assert!(ok && out.contains("cancelled"), "{out}{err}");
-    let (ok, _, err) = tokio::task::block_in_place(|| cli(s, &["runs", "show", "run-echo-0-00000000"]));
+    let (ok, _, err) = tokio::task::block_in_place(|| s.cli_text(&["runs", "show", "run-echo-0-00000000"]));
     assert!(!ok && err.contains("Run not found"), "{err}");
 }
 

@@ -255,16 +255,6 @@ async fn next_event(
     }
 }
 
-fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_alephauto"))
-        .args(args)
-        .env("ALEPHAUTO_URL", &server.url)
-        .env("ALEPHAUTO_API_KEY", server.api_key.clone().unwrap_or_default())
-        .output()
-        .expect("run the CLI");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_and_cli_create_pause_resume_run_and_delete_and_refuse_bad_input() {
     let clock = Clock::at("2026-05-01T00:00:30Z");
@@ -309,32 +299,29 @@ async fn the_api_and_cli_create_pause_resume_run_and_delete_and_refuse_bad_input
 
     let s = &server;
     let (ok, out, err) = tokio::task::block_in_place(|| {
-        cli(
-            s,
-            &[
-                "schedules",
-                "create",
-                "hourly",
-                "echo",
-                "--cron",
-                "0 * * * *",
-                "--timezone",
-                "Asia/Tokyo",
-                "-p",
-                "steps=2",
-                "--overlap",
-                "allow",
-            ],
-        )
+        s.cli_text(&[
+            "schedules",
+            "create",
+            "hourly",
+            "echo",
+            "--cron",
+            "0 * * * *",
+            "--timezone",
+            "Asia/Tokyo",
+            "-p",
+            "steps=2",
+            "--overlap",
+            "allow",
+        ])
     });
     assert!(ok, "{out}{err}");
     assert!(out.contains("created hourly (next fire 2026-05-01T01:00:00.000Z)"), "{out}");
     let (ok, out, err) =
-        tokio::task::block_in_place(|| cli(s, &["schedules", "create", "bad", "echo", "--cron", "99 * * * *"]));
+        tokio::task::block_in_place(|| s.cli_text(&["schedules", "create", "bad", "echo", "--cron", "99 * * * *"]));
     assert!(!ok && err.contains("cron:"), "{out}{err}");
-    let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["schedules", "pause", "hourly"]));
+    let (ok, out, _) = tokio::task::block_in_place(|| s.cli_text(&["schedules", "pause", "hourly"]));
     assert!(ok && out.contains("paused hourly"), "{out}");
-    let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["schedules", "list"]));
+    let (ok, out, _) = tokio::task::block_in_place(|| s.cli_text(&["schedules", "list"]));
     assert!(ok, "{out}");
     let row = out.lines().find(|l| l.starts_with("hourly")).unwrap_or_else(|| panic!("{out}"));
     assert!(row.contains("paused"), "{row}");
@@ -344,18 +331,18 @@ async fn the_api_and_cli_create_pause_resume_run_and_delete_and_refuse_bad_input
     clock.set("2026-05-01T01:00:00Z");
     let s1 = schedule(&server, "hourly").await;
     assert_eq!((s1["paused"].as_bool(), &s1["nextFire"]), (Some(true), &Value::Null), "{s1}");
-    let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["schedules", "resume", "hourly"]));
+    let (ok, out, _) = tokio::task::block_in_place(|| s.cli_text(&["schedules", "resume", "hourly"]));
     assert!(ok && out.contains("next fire 2026-05-01T02:00:00.000Z"), "{out}");
 
     // Run now: a job at once, outside the timing, shown as the last job.
-    let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["schedules", "run", "hourly"]));
+    let (ok, out, _) = tokio::task::block_in_place(|| s.cli_text(&["schedules", "run", "hourly"]));
     assert!(ok, "{out}");
     let job_id = out.trim().to_string();
     let job = server.wait_job(&job_id, WAIT).await;
     assert_eq!(job["data"]["triggeredBy"], "schedule:hourly", "{job}");
     assert_eq!(job["data"]["steps"], 2);
     assert!(job["data"]["scheduledFor"].is_null());
-    let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["schedules", "show", "hourly"]));
+    let (ok, out, _) = tokio::task::block_in_place(|| s.cli_text(&["schedules", "show", "hourly"]));
     assert!(ok, "{out}");
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["lastJobId"], job_id.as_str());
@@ -377,9 +364,9 @@ async fn the_api_and_cli_create_pause_resume_run_and_delete_and_refuse_bad_input
     let replaced: Value = res.json().await.unwrap();
     assert_eq!(replaced["nextFire"], "2026-05-01T01:15:00.000Z", "{replaced}");
     assert_eq!(replaced["lastJobId"], job_id.as_str(), "history stays");
-    let (ok, out, _) = tokio::task::block_in_place(|| cli(s, &["schedules", "delete", "hourly"]));
+    let (ok, out, _) = tokio::task::block_in_place(|| s.cli_text(&["schedules", "delete", "hourly"]));
     assert!(ok && out.contains("deleted hourly"), "{out}");
-    let (ok, _, err) = tokio::task::block_in_place(|| cli(s, &["schedules", "show", "hourly"]));
+    let (ok, _, err) = tokio::task::block_in_place(|| s.cli_text(&["schedules", "show", "hourly"]));
     assert!(!ok && err.contains("SCHEDULE_NOT_FOUND"), "{err}");
 }
 

@@ -270,6 +270,22 @@ impl Server {
         &self.config_path
     }
 
+    /// Runs the CLI against this server (its URL and key in the environment).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_alephauto"))
+            .args(args)
+            .env("ALEPHAUTO_URL", &self.url)
+            .env("ALEPHAUTO_API_KEY", self.api_key.clone().unwrap_or_default())
+            .output()
+            .expect("run the CLI")
+    }
+
+    /// Like `cli`: (exited 0, stdout, stderr) as text.
+    pub fn cli_text(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.cli(args);
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
     /// PUTs a component's bytes to `/api/pipelines/{pipeline}/component` with `content_type`.
     pub async fn put_component(&self, pipeline: &str, bytes: Vec<u8>, content_type: &str) -> (u16, Value) {
         let res = self
