@@ -297,6 +297,8 @@ pub fn resolve_api_key(given: Option<String>, config: &Path) -> Result<Option<St
 async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Serve { config, db, bind } = cli.command {
         let loaded = Config::load_or_init(&config)?;
+        // Kept for the life of the server: dropping it flushes queued reports.
+        let _sentry = crate::telemetry::init_sentry(loaded.runtime.sentry_dsn.as_deref())?;
         let mut opts = ServerOptions::new(loaded);
         opts.config_path = Some(config);
         opts.db = db;

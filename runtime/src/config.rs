@@ -180,6 +180,9 @@ pub struct RuntimeConfig {
     pub retention_days: Option<u64>,
     /// Seconds between passes of per-pipeline retention (`pipelines.*.retention`).
     pub retention_interval_secs: u64,
+    /// Sentry DSN: report failed jobs, error logs and panics to Sentry (default: off; the
+    /// `SENTRY_DSN` environment variable also turns it on).
+    pub sentry_dsn: Option<String>,
 }
 
 impl Default for RuntimeConfig {
@@ -198,6 +201,7 @@ impl Default for RuntimeConfig {
             breaker_cooldown_secs: 60,
             breaker_max_cooldown_secs: 600,
             database_url: None,
+            sentry_dsn: None,
             node_id: None,
             lease_secs: 30,
             retention_days: None,

@@ -487,3 +487,48 @@ async fn two_nodes_on_postgresql_send_each_delivery_once() {
     let codes: Vec<_> = detail["attemptLog"].as_array().unwrap().iter().map(|x| x["statusCode"].clone()).collect();
     assert_eq!(codes, [json!(500), json!(200)], "{detail}");
 }
+
+/// Sentry, when a DSN is configured (off otherwise): a failed job reaches a loopback Sentry
+/// endpoint as an event tagged with its pipeline and failure code, with the DSN's key in
+/// `X-Sentry-Auth`; a completed job sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_is_reported_to_sentry_when_a_dsn_is_configured() {
+    let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/api/42/envelope/",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let auth = headers.get("x-sentry-auth").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                sink.lock().unwrap().push((auth, String::from_utf8_lossy(&body).into_owned()));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dsn = format!("http://publickey@{}/42", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let server = Server::start_with(
+        &pipeline("echo", "fixture_echo", "roots = [\"ROOT\"]"),
+        &format!("sentry_dsn = {dsn:?}\nmax_attempts = 1\n"),
+    );
+    let ok = server.run("echo", json!({})).await;
+    assert_eq!(ok["status"], "completed", "{ok}");
+    let failed = server.run("echo", json!({"failWith": "failed", "message": "the disk is full"})).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let id = failed["id"].as_str().unwrap().to_string();
+
+    let reports = eventually(Duration::from_secs(30), "a Sentry envelope for the failed job", || async {
+        let got = got.lock().unwrap().clone();
+        if got.iter().any(|(_, body)| body.contains(&id)) { Ok(got) } else { Err(server.log()) }
+    })
+    .await;
+    let (auth, body) = reports.iter().find(|(_, body)| body.contains(&id)).unwrap();
+    assert!(auth.contains("sentry_key=publickey"), "{auth}");
+    assert!(body.contains("the disk is full") && body.contains("\"pipeline\":\"echo\""), "{body}");
+    assert!(body.contains("\"failure_code\":\"FAILED\""), "{body}");
+    let ok_id = ok["id"].as_str().unwrap();
+    assert!(!reports.iter().any(|(_, body)| body.contains(ok_id)), "a completed job is not reported");
+}

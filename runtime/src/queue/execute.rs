@@ -181,6 +181,9 @@ async fn record<X: Executor>(inner: &Arc<Inner<X>>, mut job: Job, outcome: Outco
                 tracing::debug!(job = %job.id, "job completed");
             } else {
                 tracing::info!(job = %job.id, status = status.as_str(), "job did not complete");
+                if let Some(f) = &job.error {
+                    crate::telemetry::report_job_failure(&job.pipeline_id, &job.id, job.attempt, f);
+                }
             }
             inner.publish_of(kind, &job).await;
         }
