@@ -136,6 +136,8 @@ pub struct NotifyConfig {
     pub concurrency: u32,
     /// Milliseconds between looks at finished jobs and due deliveries.
     pub poll_ms: u64,
+    /// Days finished deliveries (and their attempts) are kept; 0 keeps them forever.
+    pub keep_days: u64,
 }
 
 impl Default for NotifyConfig {
@@ -148,6 +150,7 @@ impl Default for NotifyConfig {
             timeout_secs: 10,
             concurrency: 4,
             poll_ms: 1_000,
+            keep_days: 30,
         }
     }
 }

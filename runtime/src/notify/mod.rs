@@ -41,6 +41,8 @@ pub struct NotifySettings {
     pub concurrency: usize,
     /// Between passes.
     pub poll: Duration,
+    /// How long finished deliveries are kept (None: forever).
+    pub keep: Option<chrono::TimeDelta>,
 }
 
 impl NotifySettings {
@@ -53,6 +55,8 @@ impl NotifySettings {
             timeout: Duration::from_secs(c.timeout_secs),
             concurrency: c.concurrency as usize,
             poll: Duration::from_millis(c.poll_ms),
+            keep: (c.keep_days > 0)
+                .then(|| chrono::TimeDelta::days(i64::try_from(c.keep_days).unwrap_or(i64::MAX / 86_400_000))),
         }
     }
 }
@@ -217,7 +221,7 @@ impl crate::schedule::launch::MissSink for Notifier {
 mod tests {
     use super::*;
     use crate::config::notify::NotifyEventKind;
-    use crate::store::deliveries::DeliveryStatus;
+    use crate::store::deliveries::{AfterAttempt, DeliveryAttempt, DeliveryFilter, DeliveryStatus, NewDelivery};
     use crate::store::sqlite::SqliteStore;
 
     /// A loopback receiver that forwards each request's signature header and body.
@@ -236,6 +240,46 @@ mod tests {
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         (url, rx)
+    }
+
+    /// `notify.keep_days`: finished deliveries older than the limit go with their attempts;
+    /// newer ones and pending ones of any age stay.
+    #[tokio::test]
+    async fn pruning_removes_old_finished_deliveries_and_keeps_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("a.db")).unwrap().deliveries().unwrap();
+        let now = chrono::Utc::now();
+        let old = now - chrono::TimeDelta::days(40);
+        let row = |key: &str, at| NewDelivery {
+            hook_id: "ops".into(),
+            event: "completed".into(),
+            event_key: key.into(),
+            pipeline_id: "p".into(),
+            job_id: Some(key.into()),
+            payload: "{}".into(),
+            at,
+        };
+        store.enqueue(&[row("old-done", old), row("old-pending", old), row("new-done", now)]).await.unwrap();
+        let all = |status| DeliveryFilter { hook_id: None, status, job_id: None, before: None, limit: 10 };
+        for d in store.list_deliveries(&all(None)).await.unwrap() {
+            if d.event_key != "old-pending" {
+                let attempt = DeliveryAttempt {
+                    n: 1,
+                    at: now,
+                    duration_ms: 1,
+                    status_code: Some(200),
+                    error: None,
+                    response_excerpt: None,
+                };
+                assert!(store.record_attempt(d.id, &attempt, AfterAttempt::Delivered).await.unwrap());
+            }
+        }
+        assert_eq!(store.prune(now - chrono::TimeDelta::days(30)).await.unwrap(), 1);
+        let mut left: Vec<String> =
+            store.list_deliveries(&all(None)).await.unwrap().into_iter().map(|d| d.event_key).collect();
+        left.sort();
+        assert_eq!(left, ["new-done", "old-pending"]);
+        assert_eq!(store.prune(now - chrono::TimeDelta::days(30)).await.unwrap(), 0, "nothing left to prune");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

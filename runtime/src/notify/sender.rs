@@ -58,6 +58,9 @@ pub(super) struct Sender {
     job_events: bool,
 }
 
+/// How often finished deliveries past `notify.keep_days` are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 impl Sender {
     pub(super) fn new(notifier: Notifier) -> Result<Self> {
         let s = &notifier.inner.settings;
@@ -82,7 +85,12 @@ impl Sender {
 
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
         let poll = self.notifier.inner.settings.poll;
+        let mut pruned_at: Option<Instant> = None;
         loop {
+            if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(Instant::now());
+                self.prune().await;
+            }
             if let Err(e) = self.derive().await {
                 tracing::warn!(error = %format!("{e:#}"), "deriving webhook deliveries failed; retrying next pass");
             }
@@ -94,6 +102,17 @@ impl Sender {
                 _ = tokio::time::sleep(poll) => {}
                 _ = self.notifier.inner.wake.notified() => {}
             }
+        }
+    }
+
+    /// Deletes finished deliveries older than `notify.keep_days` (a failure is logged and
+    /// tried again at the next prune).
+    async fn prune(&self) {
+        let Some(keep) = self.notifier.inner.settings.keep else { return };
+        match self.notifier.inner.store.prune(Utc::now() - keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned old webhook deliveries"),
+            Err(e) => tracing::warn!(error = %e, "pruning old webhook deliveries failed"),
         }
     }
 

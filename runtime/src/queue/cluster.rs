@@ -17,7 +17,7 @@ use super::executor::Executor;
 use super::source::{JobSource, Step};
 use super::{Inner, Lane, TriggerError};
 use crate::domain::Job;
-use crate::events::JobEvent;
+use crate::events::{EventKind, JobEvent};
 use crate::store::{ClaimRequest, ClusterNote, ClusterStore, StoreError};
 
 /// How this node takes part in the cluster.
@@ -51,6 +51,9 @@ impl<X: Executor> JobSource<X> for Cluster {
 
     fn publish<'a>(&'a self, inner: &'a Inner<X>, event: JobEvent) -> Step<'a, ()> {
         Either::Right(Box::pin(async move {
+            if event.kind == EventKind::Created && self.store.notifies_created() {
+                return;
+            }
             if let Err(e) = self.store.broadcast(&event).await {
                 tracing::warn!(error = %e, "broadcasting an event failed; publishing locally");
                 inner.events.publish(event);

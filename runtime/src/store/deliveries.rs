@@ -164,4 +164,7 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// Makes a delivered or failed delivery pending again, due at `now`, with a new round of
     /// attempts; false when it is absent or still pending.
     async fn redeliver(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Deletes finished deliveries (delivered or failed) created before `before`, with their
+    /// attempts; pending ones are kept whatever their age. Returns how many were deleted.
+    async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }

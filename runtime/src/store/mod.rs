@@ -302,6 +302,12 @@ pub trait ClusterStore: JobStore {
     async fn queued_count(&self, pipeline: &str) -> StoreResult<u64>;
     /// Sends an event to every node, this one included.
     async fn broadcast(&self, event: &crate::events::JobEvent) -> StoreResult<()>;
+    /// Whether `insert` itself broadcasts the job's `job:created` event, in the transaction
+    /// that commits the row, so no node can see a later event of the job (a claim's
+    /// `job:started`) before it; the queue then does not broadcast it again.
+    fn notifies_created(&self) -> bool {
+        false
+    }
     /// Notes from the cluster.
     fn notes(&self) -> tokio::sync::broadcast::Receiver<ClusterNote>;
 }

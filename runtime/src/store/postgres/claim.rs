@@ -162,23 +162,31 @@ impl ClusterStore for PostgresStore {
     }
 
     async fn broadcast(&self, event: &JobEvent) -> StoreResult<()> {
-        let mut payload = serde_json::to_string(event).map_err(backend)?;
-        if payload.len() > MAX_NOTIFY {
-            // Too big for NOTIFY: send the event without its large fields; clients fetch the job.
-            let mut slim = event.clone();
-            if let Value::Object(map) = &mut slim.payload {
-                map.retain(|k, _| {
-                    matches!(k.as_str(), "status" | "attempt" | "progress" | "completedAt" | "startedAt")
-                });
-                map.insert("truncated".into(), Value::Bool(true));
-            }
-            payload = serde_json::to_string(&slim).map_err(backend)?;
-        }
+        let payload = notify_payload(event)?;
         // Group-committed, not waited for: the writer sends it after what this node wrote before.
         self.writer.event(payload, event).await
+    }
+
+    fn notifies_created(&self) -> bool {
+        true
     }
 
     fn notes(&self) -> broadcast::Receiver<ClusterNote> {
         self.notes.subscribe()
     }
+}
+
+/// An event as a NOTIFY payload; one too big for NOTIFY goes without its large fields
+/// (clients fetch the job).
+pub(super) fn notify_payload(event: &JobEvent) -> StoreResult<String> {
+    let payload = serde_json::to_string(event).map_err(backend)?;
+    if payload.len() <= MAX_NOTIFY {
+        return Ok(payload);
+    }
+    let mut slim = event.clone();
+    if let Value::Object(map) = &mut slim.payload {
+        map.retain(|k, _| matches!(k.as_str(), "status" | "attempt" | "progress" | "completedAt" | "startedAt"));
+        map.insert("truncated".into(), Value::Bool(true));
+    }
+    serde_json::to_string(&slim).map_err(backend)
 }

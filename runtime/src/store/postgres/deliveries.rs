@@ -271,4 +271,13 @@ impl DeliveryStore for PostgresDeliveries {
             .map_err(backend)?;
         Ok(changed == 1)
     }
+
+    async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        // Attempts go with their delivery (ON DELETE CASCADE).
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1", &[&before])
+            .await
+            .map_err(backend)
+    }
 }

@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::json;
 use crate::domain::{Job, LogEntry};
-use crate::events::JobEvent;
+use crate::events::{EventKind, JobEvent};
 use crate::store::{ClusterNote, Finish, StoreError, StoreResult};
 
 /// Most operations written in one batch.
@@ -42,7 +42,10 @@ const INSERT: &str = "WITH ins AS (
             $14::text[], $15::int[], $16::text[], $17::text[])
         ON CONFLICT (id) DO NOTHING
         RETURNING id, pipeline_id)
-    SELECT ins.id FROM ins CROSS JOIN LATERAL pg_notify($18, ins.pipeline_id) AS n";
+    SELECT ins.id FROM ins
+        CROSS JOIN LATERAL pg_notify($18, ins.pipeline_id) AS n
+        CROSS JOIN LATERAL (SELECT pg_notify($20, e.payload) FROM unnest($1::text[], $19::text[]) AS e(id, payload)
+            WHERE e.id = ins.id) AS created";
 
 const FINISH: &str = "WITH logs AS (
         INSERT INTO job_logs (job_id, attempt, ts, level, stream, message, fields)
@@ -184,7 +187,7 @@ impl Batch {
             Ok(client) => {
                 // Both statements go out before either answer is awaited: one round trip.
                 futures::join!(
-                    write_inserts(client, &inserts, &channels.wake),
+                    write_inserts(client, &inserts, channels),
                     write_finishes(client, &finishes, &logs, &events, &channels.events)
                 )
             }
@@ -235,10 +238,12 @@ impl Batch {
     }
 }
 
+/// Inserts the jobs; each inserted row wakes the claimers and broadcasts its `job:created`
+/// in the same transaction (ahead of any later event of the job, on every node).
 async fn write_inserts(
     client: &deadpool_postgres::Object,
     inserts: &[InsertOp],
-    wake: &str,
+    channels: &Channels,
 ) -> anyhow::Result<HashSet<String>> {
     if inserts.is_empty() {
         return Ok(HashSet::new());
@@ -262,12 +267,34 @@ async fn write_inserts(
     let retries: Vec<i32> = jobs.iter().map(|j| j.retry_count as i32).collect();
     let versions: Vec<Option<&str>> = jobs.iter().map(|j| j.worker_version.as_deref()).collect();
     let digests: Vec<Option<&str>> = jobs.iter().map(|j| j.component_digest.as_deref()).collect();
+    let created_events = jobs
+        .iter()
+        .map(|j| super::claim::notify_payload(&JobEvent::of(EventKind::Created, j)))
+        .collect::<StoreResult<Vec<_>>>()?;
     let rows = client
         .query(
             &stmt,
             &[
-                &ids, &pipelines, &statuses, &data, &created, &started, &completed, &attempts, &percents, &messages,
-                &results, &errors, &gits, &retried, &retries, &versions, &digests, &wake,
+                &ids,
+                &pipelines,
+                &statuses,
+                &data,
+                &created,
+                &started,
+                &completed,
+                &attempts,
+                &percents,
+                &messages,
+                &results,
+                &errors,
+                &gits,
+                &retried,
+                &retries,
+                &versions,
+                &digests,
+                &channels.wake,
+                &created_events,
+                &channels.events,
             ],
         )
         .await?;

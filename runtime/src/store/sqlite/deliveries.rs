@@ -366,4 +366,20 @@ impl DeliveryStore for SqliteDeliveries {
         })
         .await
     }
+
+    async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let before = format_ts(&before);
+        self.run(move |c| {
+            immediate(c, |tx| {
+                let old = "SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ?1";
+                tx.execute(&format!("DELETE FROM webhook_attempts WHERE delivery_id IN ({old})"), params![before])?;
+                let deleted = tx.execute(
+                    "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ?1",
+                    params![before],
+                )?;
+                Ok(deleted as u64)
+            })
+        })
+        .await
+    }
 }
