@@ -204,12 +204,12 @@ pub async fn start(opts: ServerOptions, signal: impl Future<Output = ()> + Send 
     let runs = crate::runs::Runs::new(queue.clone(), run_store, &config);
     // Schedules: the configuration's are synced into the store (a bad entry fails the start,
     // naming its key), then the loop fires them: jobs through the queue, runs over inventories.
-    let schedules = Schedules::with_miss_sink(
+    let schedules = Schedules::new(
         schedule_store,
         Arc::new(queue.clone()),
         Arc::new(runs.clone()),
         crate::schedule::clock::from_env()?,
-        Arc::new(notifier.clone()),
+        Some(Arc::new(notifier.clone())),
     );
     schedules.sync_config(&config).await.context("configuring schedules")?;
     schedules.run_on_startup(&config).await;

@@ -112,35 +112,16 @@ impl std::fmt::Debug for Schedules {
 }
 
 impl Schedules {
-    /// Schedules kept in `store`, fired through `jobs` (and `inventories`), timed by `clock`.
+    /// Schedules kept in `store`, fired through `jobs` (and `inventories`), timed by `clock`;
+    /// `misses`, when set, is told of every missed fire (the webhooks' `schedule_missed`).
     pub fn new(
         store: Arc<dyn ScheduleStore>,
         jobs: Arc<dyn JobLauncher>,
         inventories: Arc<dyn InventoryLauncher>,
         clock: Arc<dyn Clock>,
+        misses: Option<Arc<dyn MissSink>>,
     ) -> Self {
-        Self {
-            engine: Arc::new(Engine {
-                store,
-                jobs,
-                inventories,
-                clock,
-                misses: None,
-                wake: tokio::sync::Notify::new(),
-            }),
-        }
-    }
-
-    /// Like `new`, with `misses` told of every missed fire (the webhooks' `schedule_missed`).
-    pub fn with_miss_sink(
-        store: Arc<dyn ScheduleStore>,
-        jobs: Arc<dyn JobLauncher>,
-        inventories: Arc<dyn InventoryLauncher>,
-        clock: Arc<dyn Clock>,
-        misses: Arc<dyn MissSink>,
-    ) -> Self {
-        let wake = tokio::sync::Notify::new();
-        Self { engine: Arc::new(Engine { store, jobs, inventories, clock, misses: Some(misses), wake }) }
+        Self { engine: Arc::new(Engine { store, jobs, inventories, clock, misses, wake: tokio::sync::Notify::new() }) }
     }
 
     /// Checks the configuration's schedules and makes them the stored `config` ones; an

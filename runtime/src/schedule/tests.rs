@@ -135,14 +135,14 @@ fn rig(now: &str) -> Rig {
     clock.set(now);
     let jobs = Arc::new(FakeJobs::default());
     let inventories = Arc::new(FakeInventories::default());
-    let schedules = Schedules::new(store.clone(), jobs.clone(), inventories.clone(), clock.clone());
+    let schedules = Schedules::new(store.clone(), jobs.clone(), inventories.clone(), clock.clone(), None);
     Rig { _dir: dir, store, clock, jobs, inventories, schedules }
 }
 
 impl Rig {
     /// Another process (or node) over the same store, launcher and clock.
     fn second(&self) -> Schedules {
-        Schedules::new(self.store.clone(), self.jobs.clone(), self.inventories.clone(), self.clock.clone())
+        Schedules::new(self.store.clone(), self.jobs.clone(), self.inventories.clone(), self.clock.clone(), None)
     }
     async fn at(&self, now: &str) {
         self.clock.set(now);
